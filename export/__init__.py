@@ -1,0 +1,1 @@
+"""Export: tf2onnx conversion, parity check, quantization and metadata (needs the `train` extra)."""

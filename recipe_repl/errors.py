@@ -1,0 +1,13 @@
+"""Errors a user can cause; the CLI turns them into one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem with what the user gave us (a path, an argument, a file); printed as one line."""
+
+    exit_code = 2
+
+
+class ModelError(UserError):
+    """A model file that cannot be loaded or does not follow the ONNX contract."""
