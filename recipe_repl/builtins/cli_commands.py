@@ -1,0 +1,89 @@
+"""Built-in subcommands, added through the same `register_cli_commands` hook as plugins' ones:
+`generate`, `plugins`, and the lazily imported `train`, `export` and `eval`."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Any
+
+import click
+
+from recipe_repl.hookspecs import hookimpl
+
+
+@click.command()
+@click.argument("prompt")
+@click.option("--raw", is_flag=True, help="print the model's tokens instead of readable text")
+@click.pass_context
+def generate(ctx: click.Context, prompt: str, raw: bool, **opts: Any) -> None:
+    """Write a recipe that starts with PROMPT, e.g. recipe-repl generate "recipe for roast"."""
+    from recipe_repl.batch import BatchFrontend
+    from recipe_repl.cli import _make_session
+
+    plugins = ctx.find_root().obj
+    frontend = BatchFrontend(sys.stdout, sys.stderr, json_lines=bool(opts.get("json_out")))
+    session = _make_session(plugins, frontend, opts, keep_transcript=False)
+    if raw:
+        session.update(raw=True)
+    samples = session.prompt(prompt)
+    if not opts.get("json_out"):
+        for s in samples:
+            frontend.message(f"[{len(s.token_ids)} tokens · {s.stop_reason.value}]")
+
+
+def _add_sampling_options(command: click.Command) -> click.Command:
+    from recipe_repl.cli import sampling_options
+
+    return sampling_options(command)  # type: ignore[return-value]
+
+
+@click.command("plugins")
+@click.option("--json", "json_out", is_flag=True, help="machine-readable output")
+@click.pass_context
+def plugins_command(ctx: click.Context, json_out: bool) -> None:
+    """List loaded plugins with their version and what each registered."""
+    plugins = ctx.find_root().obj
+    infos = plugins.listing()
+    if json_out:
+        click.echo(json.dumps([i.as_dict() for i in infos], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="recipe-repl plugins")
+    for col in ("plugin", "version", "source", "registered"):
+        table.add_column(col)
+    for info in infos:
+        parts = [
+            ", ".join(f":{c}" for c in info.commands),
+            ", ".join(info.processors),
+            ", ".join(f"loader {n}" for n in info.loaders),
+            ", ".join(h for h in info.hooks if h.startswith("on_") or h == "register_cli_commands"),
+        ]
+        table.add_row(info.name, info.version or "-", info.source, "; ".join(p for p in parts if p) or "-")
+    Console(highlight=False).print(table)
+    for problem in plugins.problems:
+        click.echo(f"problem: {problem}", err=True)
+
+
+# The heavy subcommands live in subpackages that import TensorFlow only when they run.
+_LAZY = (
+    ("recipe_repl.train.commands", "train_command"),
+    ("recipe_repl.export.commands", "export_command"),
+    ("recipe_repl.export.commands", "eval_command"),
+)
+
+
+@hookimpl
+def register_cli_commands(cli: Any) -> None:
+    """generate, plugins, train, export, eval."""
+    cli.add_command(_add_sampling_options(generate))
+    cli.add_command(plugins_command)
+    for module, attr in _LAZY:
+        try:
+            command = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            continue  # an installation without that subpackage simply lacks the subcommand
+        cli.add_command(command)

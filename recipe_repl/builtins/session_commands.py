@@ -1,0 +1,178 @@
+"""Built-in session commands: :quit/:exit, :help, :model, :provider, :continue, :save, :preset."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from recipe_repl.commands import split_args
+from recipe_repl.config import atomic_write_text
+from recipe_repl.engine import PROVIDERS
+from recipe_repl.errors import UserError
+from recipe_repl.generation import StopReason
+from recipe_repl.hookspecs import hookimpl
+from recipe_repl.session import Session
+from recipe_repl.settings import Settings
+
+
+def _quit(session: Session, args: str) -> None:
+    session.quit_requested = True
+
+
+def _help(session: Session, args: str) -> None:
+    from rich.table import Table
+
+    name = args.strip().lstrip(":").lower()
+    if name:
+        spec = session.plugins.commands.lookup(name)
+        lines = [f"{spec.synopsis} — {spec.help}"]
+        if spec.aliases:
+            lines.append("aliases: " + ", ".join(f":{a}" for a in spec.aliases))
+        if spec.details:
+            lines.append(spec.details)
+        if spec.plugin != "builtin" and not spec.plugin.startswith("builtin:"):
+            lines.append(f"from plugin {spec.plugin}")
+        for line in lines:
+            session.say(line)
+        return
+    table = Table(title="commands (anything else is a prompt)", show_header=False, title_style="bold")
+    table.add_column(style="cyan", no_wrap=True)
+    table.add_column()
+    for spec in session.plugins.commands.specs():
+        if spec.interactive_only and not session.frontend.interactive:
+            continue
+        table.add_row(spec.synopsis, spec.help)
+    session.frontend.show(table)
+
+
+def _help_complete(session: Session, text: str) -> Iterable[str]:
+    return session.plugins.commands.names()
+
+
+def _model(session: Session, args: str) -> None:
+    if not args:
+        info = session.engine.info
+        session.say(f"model {info.path} ({info.kind}, vocab {info.vocab_size}, {info.provider})")
+        return
+    path = Path(os.path.expanduser(args.strip()))
+    engine = session.switch_model(path=path)
+    session.say(f"model {engine.info.path} loaded ({engine.info.kind}, vocab {engine.info.vocab_size}, "
+                f"{engine.info.provider})")
+
+
+def _model_complete(session: Session, text: str) -> Iterable[str]:
+    base = Path(os.path.expanduser(text or "."))
+    folder = base if text.endswith("/") or not text else base.parent
+    try:
+        return sorted(str(p) + ("/" if p.is_dir() else "") for p in folder.iterdir()
+                      if p.is_dir() or p.suffix == ".onnx")
+    except OSError:
+        return []
+
+
+def _provider(session: Session, args: str) -> None:
+    word = args.strip().lower()
+    if word not in PROVIDERS:
+        raise UserError(f"usage: :provider {'|'.join(PROVIDERS)}")
+    engine = session.switch_model(provider=word)
+    note = " (no CUDA here: using the CPU)" if word == "auto" and engine.info.provider == "cpu" else ""
+    session.say(f"provider {engine.info.provider}{note}")
+
+
+def _continue(session: Session, args: str) -> None:
+    samples = session.last_samples
+    if not samples:
+        raise UserError("nothing to continue yet: type a prompt first")
+    resumable = [s for s in samples if s.resume is not None and s.stop_reason != StopReason.STOP_TOKEN]
+    if not resumable:
+        raise UserError("nothing to continue: the last sample ended at the stop token (type a new prompt)")
+    session.run_requests([s.prompt for s in resumable], [s.resume for s in resumable])
+
+
+def _transcript_markdown(session: Session) -> str:
+    lines = ["# recipe-repl session", ""]
+    info = session.engine.info
+    lines += [f"Model: `{info.path}` ({info.kind}, vocabulary {info.vocab_size}, {info.provider})", ""]
+    for entry in session.transcript:
+        if entry.kind == "command":
+            lines += [f"`{entry.text}`", ""]
+            continue
+        s = entry.settings
+        lines += [
+            f"## {entry.text}",
+            "",
+            f"temperature {s['temperature']}, top-k {s['top_k']}, top-p {s['top_p']}, seed {s['seed']}",
+            "",
+        ]
+        for sample in entry.samples:
+            lines += [f"> {sample['text']}", "", f"*{len(sample['tokens'])} tokens, {sample['stop_reason']}*", ""]
+    return "\n".join(lines)
+
+
+def _save(session: Session, args: str) -> None:
+    parts = split_args(args)
+    if len(parts) != 1:
+        raise UserError("usage: :save FILE.md|FILE.json")
+    path = Path(os.path.expanduser(parts[0]))
+    if path.suffix.lower() == ".json":
+        data = {
+            "model": session.engine.info.path,
+            "entries": [entry.__dict__ for entry in session.transcript],
+        }
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    elif path.suffix.lower() in (".md", ".markdown", ".txt"):
+        text = _transcript_markdown(session)
+    else:
+        raise UserError("save as .md (Markdown) or .json")
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+    session.say(f"saved {len(session.transcript)} entries to {path}")
+
+
+def _preset(session: Session, args: str) -> None:
+    parts = split_args(args)
+    presets = session.config.presets
+    if not parts or parts == ["list"]:
+        session.say("presets: " + (", ".join(sorted(presets)) or "none yet (:preset save NAME)"))
+        return
+    if parts[0] == "save":
+        if len(parts) != 2:
+            raise UserError("usage: :preset save NAME")
+        try:
+            session.config.save_preset(parts[1], session.settings)
+        except OSError as exc:
+            raise UserError(f"cannot write {session.config.path}: {exc.strerror}") from None
+        session.say(f"preset {parts[1]!r} saved to {session.config.path}")
+        return
+    if len(parts) != 1:
+        raise UserError("usage: :preset NAME | save NAME | list")
+    if parts[0] not in presets:
+        raise UserError(f"no preset {parts[0]!r} (presets: {', '.join(sorted(presets)) or 'none'})")
+    session.settings = Settings.from_mapping(presets[parts[0]])
+    session.say(f"preset {parts[0]!r} loaded")
+
+
+def _preset_complete(session: Session, text: str) -> Iterable[str]:
+    return ["save", "list", *sorted(session.config.presets)]
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    """The session commands."""
+    register("quit", _quit, help="leave (Ctrl-D works too)", aliases=("exit", "q"), essential=True)
+    register("help", _help, usage=":help [COMMAND]", help="list commands, or explain one",
+             complete=_help_complete, essential=True)
+    register("model", _model, usage=":model [PATH]", help="show the model, or switch to another .onnx file",
+             complete=_model_complete)
+    register("provider", _provider, usage=":provider cpu|cuda|auto", help="run the model on the CPU or CUDA",
+             complete=lambda s, t: PROVIDERS)
+    register("continue", _continue, help="keep generating from where the last sample stopped",
+             aliases=("c",))
+    register("save", _save, usage=":save FILE.md|FILE.json", help="save this session's prompts and samples")
+    register("preset", _preset, usage=":preset NAME | save NAME | list",
+             help="named settings kept in the config file", complete=_preset_complete)

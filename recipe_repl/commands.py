@@ -1,0 +1,122 @@
+"""The `:command` registry and parser shared by the REPL and batch mode."""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from recipe_repl.errors import UserError
+
+if TYPE_CHECKING:
+    from recipe_repl.session import Session
+
+# A handler gets the session and the raw argument text (everything after the name, stripped).
+Handler = Callable[["Session", str], None]
+# A completer gets the session and the argument text typed so far; it returns candidate arguments.
+Completer = Callable[["Session", str], Iterable[str]]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A `:name` command as registered through the `register_commands` hook."""
+
+    name: str
+    handler: Handler
+    help: str = ""  # one line, shown by `:help`
+    usage: str = ""  # e.g. ":temp T"; defaults to ":name"
+    details: str = ""  # longer text for `:help NAME`
+    complete: Completer | None = None
+    aliases: tuple[str, ...] = ()
+    interactive_only: bool = False  # e.g. `:pick`, which needs a person at the keyboard
+    essential: bool = False  # a built-in that no plugin may override (`:quit`, `:help`)
+    plugin: str = "builtin"
+
+    @property
+    def synopsis(self) -> str:
+        """Usage text for help listings."""
+        return self.usage or f":{self.name}"
+
+
+def is_command(line: str) -> bool:
+    """Whether an input line is a `:command` rather than a prompt."""
+    return line.lstrip().startswith(":")
+
+
+def parse_command(line: str) -> tuple[str, str]:
+    """Split ':name args…' into ('name', 'args…'); the name is lower-cased."""
+    body = line.strip()
+    if not body.startswith(":"):
+        raise UserError("commands start with ':'")
+    name, _, args = body[1:].partition(" ")
+    name = name.strip().lower()
+    if not name:
+        raise UserError("empty command: type :help for the list")
+    return name, args.strip()
+
+
+def split_args(args: str) -> list[str]:
+    """Shell-like split of an argument string; a stray quote is a UserError, not a crash."""
+    try:
+        return shlex.split(args)
+    except ValueError as exc:
+        raise UserError(f"cannot read the arguments: {exc}") from None
+
+
+class CommandTable:
+    """Commands by name and alias, with closest-name suggestions."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, CommandSpec] = {}
+        self._alias: dict[str, str] = {}
+
+    def add(self, spec: CommandSpec, override: bool = False) -> None:
+        """Add a command; a clash with an existing name raises ValueError unless `override`."""
+        names = (spec.name, *spec.aliases)
+        for n in names:
+            current = self.get(n)
+            if current is None:
+                continue
+            if current.essential:
+                raise ValueError(f":{n} is an essential built-in and cannot be replaced")
+            if not override:
+                raise ValueError(f":{n} is already registered by {current.plugin} (ask for override to replace it)")
+        for n in names:
+            existing = self.get(n)
+            if existing is not None:
+                self._remove(existing)
+        self._by_name[spec.name] = spec
+        for a in spec.aliases:
+            self._alias[a] = spec.name
+
+    def _remove(self, spec: CommandSpec) -> None:
+        self._by_name.pop(spec.name, None)
+        for a in spec.aliases:
+            self._alias.pop(a, None)
+
+    def get(self, name: str) -> CommandSpec | None:
+        """The command for a name or alias, or None."""
+        return self._by_name.get(self._alias.get(name, name))
+
+    def names(self) -> list[str]:
+        """Every command name (no aliases), sorted."""
+        return sorted(self._by_name)
+
+    def all_names(self) -> list[str]:
+        """Names and aliases, sorted: what completion offers."""
+        return sorted([*self._by_name, *self._alias])
+
+    def specs(self) -> list[CommandSpec]:
+        """Every command, sorted by name."""
+        return [self._by_name[n] for n in self.names()]
+
+    def lookup(self, name: str) -> CommandSpec:
+        """The command for a name, or a UserError naming the closest one."""
+        spec = self.get(name)
+        if spec is not None:
+            return spec
+        close = difflib.get_close_matches(name, self.all_names(), n=1, cutoff=0.5)
+        hint = f" — did you mean :{close[0]}?" if close else " — type :help for the list"
+        raise UserError(f"unknown command :{name}{hint}")

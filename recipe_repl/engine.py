@@ -1,0 +1,308 @@
+"""The engine interface and its ONNX Runtime implementation.
+
+An `Engine` turns token ids plus a state into next-word logits plus a new state. A stateful model
+(the contract in `contract.py`) carries the LSTM's (h, c), so each generated token costs one step.
+A stateless model (tokens → probabilities, as the lecture's own export gives) keeps the prefix as its
+"state" and re-feeds it every step: slower, but any such file runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from recipe_repl import contract
+from recipe_repl.errors import ModelError, UserError
+from recipe_repl.vocab import Vocabulary
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+PROVIDERS = ("auto", "cpu", "cuda")
+_CUDA = "CUDAExecutionProvider"
+_CPU = "CPUExecutionProvider"
+
+
+class State(Protocol):
+    """Per-row generation state; rows can be selected and concatenated."""
+
+    @property
+    def batch_size(self) -> int: ...
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> State: ...
+
+
+class Engine(Protocol):
+    """What the generation loop needs from a model."""
+
+    vocab: Vocabulary
+    info: ModelInfo
+
+    def start(self, batch_size: int) -> State:
+        """A fresh state for `batch_size` rows."""
+        ...
+
+    def forward(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """Feed tokens [batch, time]; return logits float32 [batch, time, vocab] and the new state."""
+        ...
+
+    def concat(self, states: Sequence[State]) -> State:
+        """Stack the rows of several states into one."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What is known about a loaded model, for `:settings`, the toolbar and `--json`."""
+
+    path: str
+    kind: str  # "stateful" or "stateless"
+    provider: str  # "cpu" or "cuda"
+    vocab_size: int
+    config: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The file name, for display."""
+        return Path(self.path).name
+
+
+@dataclass(frozen=True)
+class RecurrentState:
+    """The LSTM state: one array per state input, batch axis first."""
+
+    arrays: tuple[np.ndarray, ...]
+
+    @property
+    def batch_size(self) -> int:
+        """Number of rows."""
+        return int(self.arrays[0].shape[0])
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> RecurrentState:
+        """Keep only the given rows, in that order."""
+        idx = np.asarray(rows, dtype=np.intp)
+        return RecurrentState(tuple(a[idx] for a in self.arrays))
+
+
+@dataclass(frozen=True)
+class PrefixState:
+    """A stateless model's "state": every row's tokens so far."""
+
+    prefixes: tuple[np.ndarray, ...]
+
+    @property
+    def batch_size(self) -> int:
+        """Number of rows."""
+        return len(self.prefixes)
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> PrefixState:
+        """Keep only the given rows, in that order."""
+        return PrefixState(tuple(self.prefixes[int(i)] for i in rows))
+
+
+def available_providers() -> list[str]:
+    """ONNX Runtime execution providers this installation offers."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def _session_options(threads: int) -> ort.SessionOptions:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # ORT warnings would land in the user's terminal mid-REPL
+    if threads > 0:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    return opts
+
+
+def open_session(path: Path, provider: str = "auto", threads: int = 0) -> tuple[ort.InferenceSession, str]:
+    """Open an ONNX Runtime session on the asked provider; return it with the provider really used.
+
+    ONNX Runtime silently falls back from CUDA to CPU with only a log line, so the providers the
+    session really got are checked here and a failed explicit `cuda` request is an error.
+    """
+    import onnxruntime as ort
+
+    if provider not in PROVIDERS:
+        raise UserError(f"unknown provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
+    offered = ort.get_available_providers()
+    if provider == "cuda" and _CUDA not in offered:
+        raise UserError(
+            "CUDA was asked for, but this onnxruntime offers no CUDAExecutionProvider "
+            "(install recipe-repl[cuda], which replaces onnxruntime with onnxruntime-gpu)"
+        )
+    wanted = [_CUDA, _CPU] if provider in ("cuda", "auto") and _CUDA in offered else [_CPU]
+    try:
+        session = ort.InferenceSession(str(path), sess_options=_session_options(threads), providers=wanted)
+    except Exception as exc:  # ORT raises its own exception types for corrupt or foreign files
+        raise ModelError(f"cannot load model {path}: {_first_line(exc)}") from None
+    used = session.get_providers()
+    got = "cuda" if used and used[0] == _CUDA else "cpu"
+    if provider == "cuda" and got != "cuda":
+        raise UserError("CUDA was asked for, but ONNX Runtime could not use it (check the CUDA/cuDNN libraries)")
+    return session, got
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def _read_vocab(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read vocabulary {path}: {exc.strerror}") from None
+    if path.suffix == ".json":
+        try:
+            words = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"vocabulary {path} is not valid JSON: {exc}") from None
+        if not isinstance(words, list):
+            raise UserError(f"vocabulary {path} must be a JSON list of words")
+        return [str(w) for w in words]
+    return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
+
+
+def _meta_json(meta: dict[str, str], key: str, path: Path) -> Any:
+    raw = meta.get(key)
+    if raw is None:
+        return {}
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        raise ModelError(f"model {path} has corrupt metadata {key!r}") from None
+
+
+class OnnxEngine:
+    """An ONNX Runtime session behind the `Engine` interface (stateful or stateless models)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        provider: str = "auto",
+        threads: int = 0,
+        vocab_path: Path | None = None,
+    ) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"model file not found: {path}")
+        self.session, used = open_session(path, provider, threads)
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        if vocab_path is not None:
+            words = _read_vocab(vocab_path)
+        elif contract.META_VOCAB in meta:
+            words = _meta_json(meta, contract.META_VOCAB, path)
+        else:
+            raise ModelError(f"model {path} carries no vocabulary: pass --vocab FILE")
+        try:
+            self.vocab = Vocabulary.from_list(words, lowercase=meta.get(contract.META_LOWERCASE, "ascii"))
+        except ValueError as exc:
+            raise ModelError(f"model {path}: {exc}") from None
+        self._inputs = [i.name for i in self.session.get_inputs()]
+        self._outputs = [o.name for o in self.session.get_outputs()]
+        self._state_inputs = [n for n in self._inputs if n != self._token_input()]
+        self.stateful = bool(self._state_inputs)
+        self._token_dtype = _numpy_dtype(self.session.get_inputs()[0].type)
+        if self.stateful:
+            self._bind_stateful(path)
+        self._probs = meta.get(contract.META_OUTPUT_KIND) == "probs" or (
+            not self.stateful and contract.META_OUTPUT_KIND not in meta and self._looks_like_probs()
+        )
+        self.info = ModelInfo(
+            path=str(path),
+            kind="stateful" if self.stateful else "stateless",
+            provider=used,
+            vocab_size=len(self.vocab),
+            config=_meta_json(meta, contract.META_CONFIG, path),
+            training=_meta_json(meta, contract.META_TRAINING, path),
+            parity=_meta_json(meta, contract.META_PARITY, path),
+        )
+
+    def _token_input(self) -> str:
+        return contract.TOKENS_INPUT if contract.TOKENS_INPUT in self._inputs else self._inputs[0]
+
+    def _bind_stateful(self, path: Path) -> None:
+        self._logits_name = contract.LOGITS_OUTPUT if contract.LOGITS_OUTPUT in self._outputs else self._outputs[0]
+        try:
+            self._state_outputs = [contract.state_output_name(n) for n in self._state_inputs]
+        except ValueError as exc:
+            raise ModelError(f"model {path} does not follow the state naming contract: {exc}") from None
+        missing = [n for n in self._state_outputs if n not in self._outputs]
+        if missing:
+            raise ModelError(f"model {path} lacks state outputs {missing} for inputs {self._state_inputs}")
+        self._state_shapes = []
+        for inp in self.session.get_inputs()[1:]:
+            dims = inp.shape[1:]
+            if not all(isinstance(d, int) for d in dims):
+                raise ModelError(f"model {path}: state input {inp.name} needs fixed non-batch dims, got {inp.shape}")
+            self._state_shapes.append(tuple(int(d) for d in dims))
+        self._fetch = [self._logits_name, *self._state_outputs]
+
+    def _looks_like_probs(self) -> bool:
+        probe = np.ones((1, 1), dtype=self._token_dtype)
+        out = self.session.run(None, {self._token_input(): probe})[0]
+        last = np.asarray(out, dtype=np.float64).reshape(-1, out.shape[-1])
+        return bool(np.all(last >= 0) and np.allclose(last.sum(-1), 1.0, atol=1e-3))
+
+    def start(self, batch_size: int) -> State:
+        """A zero LSTM state (stateful) or empty prefixes (stateless) for `batch_size` rows."""
+        if self.stateful:
+            return RecurrentState(tuple(np.zeros((batch_size, *s), dtype=np.float32) for s in self._state_shapes))
+        return PrefixState(tuple(np.zeros(0, dtype=np.int64) for _ in range(batch_size)))
+
+    def concat(self, states: Sequence[State]) -> State:
+        """Stack the rows of several states of this engine."""
+        if self.stateful:
+            parts = [s.arrays for s in states if isinstance(s, RecurrentState)]
+            return RecurrentState(tuple(np.concatenate(col, axis=0) for col in zip(*parts, strict=True)))
+        return PrefixState(tuple(p for s in states if isinstance(s, PrefixState) for p in s.prefixes))
+
+    def forward(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """Feed tokens [batch, time] and return logits [batch, time, vocab] with the new state."""
+        if self.stateful:
+            assert isinstance(state, RecurrentState)
+            feed = {self._token_input(): tokens.astype(self._token_dtype, copy=False)}
+            feed.update(zip(self._state_inputs, state.arrays, strict=True))
+            logits, *new = self.session.run(self._fetch, feed)
+            return logits, RecurrentState(tuple(new))
+        assert isinstance(state, PrefixState)
+        return self._forward_stateless(tokens, state)
+
+    def _forward_stateless(self, tokens: np.ndarray, state: PrefixState) -> tuple[np.ndarray, State]:
+        prefixes = [np.concatenate([p, t.astype(np.int64)]) for p, t in zip(state.prefixes, tokens, strict=True)]
+        steps = tokens.shape[1]
+        out = np.empty((len(prefixes), steps, len(self.vocab)), dtype=np.float32)
+        # Rows of equal length run together; the model has no mask, so padding would change them.
+        by_len: dict[int, list[int]] = {}
+        for row, p in enumerate(prefixes):
+            by_len.setdefault(len(p), []).append(row)
+        for length, rows in by_len.items():
+            batch = np.stack([prefixes[r] for r in rows]).astype(self._token_dtype)
+            res = np.asarray(self.session.run(None, {self._token_input(): batch})[0], dtype=np.float32)
+            if res.ndim == 2:  # a model returning only the last position
+                res = res[:, None, :]
+            tail = res[:, -steps:, :] if res.shape[1] >= steps else np.repeat(res[:, -1:, :], steps, axis=1)
+            if self._probs:
+                tail = np.log(np.maximum(tail, 1e-30))
+            out[rows] = tail[:, :, : len(self.vocab)]
+        return out, PrefixState(tuple(prefixes))
+
+
+def _numpy_dtype(onnx_type: str) -> type[np.generic]:
+    return {
+        "tensor(int32)": np.int32,
+        "tensor(int64)": np.int64,
+        "tensor(float)": np.float32,
+        "tensor(double)": np.float64,
+    }.get(onnx_type, np.int32)

@@ -1,0 +1,158 @@
+"""Sampling: a chain of logits processors, then softmax, then a seeded draw — all in float64.
+
+    logits ─► ban [UNK] ─► repetition penalty ─► (plugins) ─► ÷ temperature ─► top-k ─► top-p ─► min-p
+           ─► softmax ─► draw with the row's own numpy Generator (or argmax when temperature is 0)
+
+Each processor is a plain function `(logits [batch, vocab], context) -> logits`. Which ones run is
+decided once per generation by `build_chain`, so the per-token path only calls the active ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recipe_repl.errors import UserError
+from recipe_repl.settings import Settings
+from recipe_repl.vocab import Vocabulary
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a processor may look at besides the logits."""
+
+    settings: Settings
+    vocab: Vocabulary
+    history: Sequence[Sequence[int]]  # per row: prompt ids then generated ids so far
+
+
+Processor = Callable[[np.ndarray, StepContext], np.ndarray]
+# A factory sees the settings and its `:use` arguments and returns a processor, or None when it has
+# nothing to do for these settings (e.g. top-k with k = 0). Bad arguments raise UserError.
+ProcessorFactory = Callable[[Settings, tuple[str, ...], Vocabulary], Processor | None]
+
+
+@dataclass(frozen=True)
+class ProcessorSpec:
+    """A named processor as registered through the `register_processors` hook."""
+
+    name: str
+    factory: ProcessorFactory
+    help: str = ""
+    order: int = 25  # position in the chain; temperature is 30, so lower runs on raw logits
+    automatic: bool = False  # built-ins driven by settings run always; others only when `:use`d
+    plugin: str = "builtin"
+
+
+def build_chain(specs: Sequence[ProcessorSpec], settings: Settings, vocab: Vocabulary) -> list[Processor]:
+    """The active processors for these settings, in chain order."""
+    used = dict(settings.use)
+    by_name = {s.name: s for s in specs}
+    for name in used:
+        if name not in by_name:
+            raise UserError(f"unknown processor {name!r} (known: {', '.join(sorted(by_name))})")
+    chain: list[Processor] = []
+    for spec in sorted(specs, key=lambda s: s.order):
+        if spec.automatic:
+            proc = spec.factory(settings, (), vocab)
+        elif spec.name in used:
+            proc = spec.factory(settings, used[spec.name], vocab)
+        else:
+            continue
+        if proc is not None:
+            chain.append(proc)
+    return chain
+
+
+# --- the built-in processors (registered as plugins in recipe_repl.builtins.processors) -----------
+
+
+def ban_tokens(logits: np.ndarray, token_ids: Sequence[int]) -> np.ndarray:
+    """Make some tokens impossible."""
+    logits[:, list(token_ids)] = -np.inf
+    return logits
+
+
+def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Divide by T: the same distribution as the lecture's `probs ** (1 / T)` renormalised."""
+    return logits / temperature
+
+
+def apply_top_k(logits: np.ndarray, k: int) -> np.ndarray:
+    """Keep the k largest logits of each row (ties at the k-th value are kept too)."""
+    if k >= logits.shape[-1]:
+        return logits
+    kth = np.partition(logits, -k, axis=-1)[:, -k][:, None]
+    return np.where(logits < kth, -np.inf, logits)
+
+
+def apply_top_p(logits: np.ndarray, p: float) -> np.ndarray:
+    """Keep the smallest set of most likely words whose probability reaches p."""
+    order = np.argsort(-logits, axis=-1)
+    sorted_probs = softmax(np.take_along_axis(logits, order, axis=-1))
+    before = np.cumsum(sorted_probs, axis=-1) - sorted_probs  # mass of the words ranked above
+    drop_sorted = before >= p
+    drop = np.zeros_like(drop_sorted)
+    np.put_along_axis(drop, order, drop_sorted, axis=-1)
+    return np.where(drop, -np.inf, logits)
+
+
+def apply_min_p(logits: np.ndarray, min_p: float) -> np.ndarray:
+    """Drop words whose probability is below min_p times the most likely word's."""
+    # p_i < min_p * p_max  ⇔  logit_i < logit_max + log(min_p)
+    cutoff = logits.max(axis=-1, keepdims=True) + np.log(min_p)
+    return np.where(logits < cutoff, -np.inf, logits)
+
+
+def apply_repetition_penalty(logits: np.ndarray, history: Sequence[Sequence[int]], penalty: float) -> np.ndarray:
+    """CTRL-style penalty: divide positive logits of seen words by R, multiply negative ones."""
+    for row, seen in enumerate(history):
+        if len(seen) == 0:
+            continue
+        ids = np.unique(np.asarray(seen, dtype=np.intp))
+        vals = logits[row, ids]
+        logits[row, ids] = np.where(vals > 0, vals / penalty, vals * penalty)
+    return logits
+
+
+# --- from logits to a word -------------------------------------------------------------------------
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64; rows that are all -inf are not allowed."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def distribution(
+    logits: np.ndarray, chain: Sequence[Processor], context: StepContext
+) -> np.ndarray:
+    """Run the processor chain on float32 logits [batch, vocab] and return probabilities (float64)."""
+    x = np.array(logits, dtype=np.float64)  # a copy: processors may write in place
+    for proc in chain:
+        x = proc(x, context)
+    if context.settings.temperature == 0:
+        probs = np.zeros_like(x)
+        probs[np.arange(x.shape[0]), np.argmax(x, axis=-1)] = 1.0
+        return probs
+    return softmax(x)
+
+
+def draw(probs: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+    """One token per row, each row drawn with its own generator (so batch size never matters)."""
+    out = np.empty(len(rngs), dtype=np.int64)
+    for row, rng in enumerate(rngs):
+        cdf = np.cumsum(probs[row])
+        idx = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+        out[row] = min(idx, len(cdf) - 1)
+    return out
+
+
+def row_rng(seed: int | None, row_key: int) -> np.random.Generator:
+    """The generator for one sample: seeded by (seed, sample number) so it is batch-independent."""
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng([seed, row_key])

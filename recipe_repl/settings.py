@@ -1,0 +1,89 @@
+"""Generation settings: one frozen dataclass, changed only through `dataclasses.replace`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from recipe_repl.errors import UserError
+
+PROBS_MODES = ("off", "first", "every")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that shapes a sample; shown by `:settings`, saved by `:preset save`."""
+
+    temperature: float = 1.0  # 0 = greedy; logits are divided by it
+    top_k: int = 0  # keep the k most likely words; 0 = off
+    top_p: float = 1.0  # keep the smallest set with this much probability; 1 = off
+    min_p: float = 0.0  # drop words below min_p × the top word's probability; 0 = off
+    repetition_penalty: float = 1.0  # >1 discourages words already generated; 1 = off
+    max_tokens: int = 100  # generated tokens only (the lecture's max_tokens counts the prompt too)
+    seed: int | None = None  # None = fresh randomness each run
+    n: int = 1  # samples per prompt
+    allow_unk: bool = True  # let the model emit [UNK] (visible, for teaching); False bans it
+    stop: str | None = None  # a stop string: the sample ends once its text contains it
+    probs: str = "off"  # probability tables during generation: off | first | every
+    probs_n: int = 5  # rows in those tables
+    raw: bool = False  # show raw tokens instead of readable text
+    use: tuple[tuple[str, tuple[str, ...]], ...] = ()  # extra processors by name, with their arguments
+
+    def validate(self) -> Settings:
+        """Raise UserError for an out-of-range value; return self so it chains."""
+        checks = [
+            (0 <= self.temperature <= 5, "temperature must be between 0 and 5"),
+            (self.top_k >= 0, "top-k must be 0 (off) or a positive count"),
+            (0 < self.top_p <= 1, "top-p must be in (0, 1]"),
+            (0 <= self.min_p < 1, "min-p must be in [0, 1)"),
+            (0 < self.repetition_penalty <= 10, "repetition penalty must be in (0, 10]"),
+            (1 <= self.max_tokens <= 100_000, "max tokens must be between 1 and 100000"),
+            (self.seed is None or 0 <= self.seed < 2**63, "seed must be a non-negative integer"),
+            (1 <= self.n <= 10_000, "n must be between 1 and 10000"),
+            (self.probs in PROBS_MODES, f"probs must be one of {', '.join(PROBS_MODES)}"),
+            (1 <= self.probs_n <= 100, "probability tables show 1 to 100 rows"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+        return self
+
+    def replace(self, **changes: Any) -> Settings:
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes).validate()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for JSON, TOML and display."""
+        data = dataclasses.asdict(self)
+        data["use"] = [[name, list(args)] for name, args in self.use]
+        return data
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], base: Settings | None = None) -> Settings:
+        """Settings from a config table; unknown keys and wrong types are a UserError."""
+        base = base or cls()
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        changes: dict[str, Any] = {}
+        for key, value in data.items():
+            name = key.replace("-", "_")
+            if name not in fields:
+                raise UserError(f"unknown setting {key!r}")
+            current = getattr(base, name)
+            if name == "use":
+                try:
+                    changes[name] = tuple((str(n), tuple(str(a) for a in args)) for n, args in value)
+                except (TypeError, ValueError):
+                    raise UserError("setting 'use' must be a list of [name, [args...]]") from None
+            elif name in ("seed", "stop"):
+                changes[name] = None if value in (None, "off", "") else (int(value) if name == "seed" else str(value))
+            elif isinstance(current, bool):
+                if not isinstance(value, bool):
+                    raise UserError(f"setting {key!r} must be true or false")
+                changes[name] = value
+            else:
+                try:
+                    changes[name] = type(current)(value)
+                except (TypeError, ValueError):
+                    raise UserError(f"setting {key!r} has a bad value {value!r}") from None
+        return dataclasses.replace(base, **changes).validate()

@@ -1,0 +1,85 @@
+"""Build small stateful LSTM ONNX files with random weights, without TensorFlow (fast test models)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from recipe_repl import contract
+
+
+def build_random_lstm(
+    path: Path,
+    words: list[str],
+    embedding_dim: int = 8,
+    units: int = 16,
+    seed: int = 0,
+    scale: float = 1.0,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write a stateful tokens/h0/c0 → logits/h/c model that follows the runtime contract."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    vocab = len(words)
+    H, D = units, embedding_dim
+
+    def init(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    inits = [
+        init("E", (vocab, D)),
+        init("W", (1, 4 * H, D)),
+        init("R", (1, 4 * H, H)),
+        init("B", (1, 8 * H)),
+        init("Wd", (H, vocab)),
+        init("bd", (vocab,)),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "ax0"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "ax1"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["E", "tokens"], ["emb"]),
+        helper.make_node("Transpose", ["emb"], ["x"], perm=[1, 0, 2]),
+        helper.make_node("Unsqueeze", ["h0", "ax0"], ["h0u"]),
+        helper.make_node("Unsqueeze", ["c0", "ax0"], ["c0u"]),
+        helper.make_node("LSTM", ["x", "W", "R", "B", "", "h0u", "c0u"], ["Y", "Yh", "Yc"], hidden_size=H),
+        helper.make_node("Squeeze", ["Y", "ax1"], ["ys"]),
+        helper.make_node("Transpose", ["ys"], ["yb"], perm=[1, 0, 2]),
+        helper.make_node("MatMul", ["yb", "Wd"], ["mm"]),
+        helper.make_node("Add", ["mm", "bd"], ["logits"]),
+        helper.make_node("Squeeze", ["Yh", "ax0"], ["h"]),
+        helper.make_node("Squeeze", ["Yc", "ax0"], ["c"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "random_lstm",
+        [
+            helper.make_tensor_value_info("tokens", TensorProto.INT32, ["batch", "time"]),
+            helper.make_tensor_value_info("h0", TensorProto.FLOAT, ["batch", H]),
+            helper.make_tensor_value_info("c0", TensorProto.FLOAT, ["batch", H]),
+        ],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "time", vocab]),
+            helper.make_tensor_value_info("h", TensorProto.FLOAT, ["batch", H]),
+            helper.make_tensor_value_info("c", TensorProto.FLOAT, ["batch", H]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = {
+        contract.META_FORMAT: contract.FORMAT_VERSION,
+        contract.META_VOCAB: json.dumps(words),
+        contract.META_CONFIG: json.dumps({"vocab_size": vocab, "embedding_dim": D, "units": H}),
+        contract.META_TRAINING: json.dumps({"corpus": "random weights (test)"}),
+        contract.META_OUTPUT_KIND: "logits",
+    }
+    meta.update(metadata or {})
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+    return path
