@@ -287,7 +287,7 @@ class OnnxEngine:
         by_len: dict[int, list[int]] = {}
         for row, p in enumerate(prefixes):
             by_len.setdefault(len(p), []).append(row)
-        for length, rows in by_len.items():
+        for _length, rows in by_len.items():
             batch = np.stack([prefixes[r] for r in rows]).astype(self._token_dtype)
             res = np.asarray(self.session.run(None, {self._token_input(): batch})[0], dtype=np.float32)
             if res.ndim == 2:  # a model returning only the last position

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from itertools import islice
 from typing import Protocol
 
@@ -23,7 +23,7 @@ from recipe_repl.settings import Settings
 from recipe_repl.vocab import PAD_ID, detokenize
 
 
-class StopReason(str, Enum):
+class StopReason(StrEnum):
     """Why a sample ended; always reported."""
 
     STOP_TOKEN = "stop token"
