@@ -1,0 +1,45 @@
+"""Shared fixtures: pinned environment, small ONNX models, a plugin manager without third parties."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.onnx_builder import build_random_lstm
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+EPICURIOUS_SAMPLE = SHARED / "data" / "epicurious-sample.json"
+
+WORDS = ["", "[UNK]"] + (
+    "recipe for roast chicken the a and , . | mix salt pepper 1 / 2 cup oven bake until golden "
+    "brown minutes in with heat add stir serve [bold] ( ) - ' ; : to of"
+).split()
+
+
+@pytest.fixture(autouse=True)
+def pinned_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No user config, history or plugins leak in; rich renders at a fixed width without colour."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("RECIPE_REPL_CONFIG", raising=False)
+    monkeypatch.delenv("RECIPE_REPL_PLUGINS", raising=False)
+    monkeypatch.delenv("RECIPE_REPL_NO_PLUGINS", raising=False)
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stateful LSTM ONNX file with random weights over a small vocabulary (no TensorFlow needed)."""
+    return build_random_lstm(tmp_path_factory.mktemp("models") / "random.onnx", WORDS, scale=1.5)
+
+
+@pytest.fixture()
+def plugins():
+    """Built-ins only: whatever is installed on the machine must not change the tests."""
+    from recipe_repl.plugins import Plugins
+
+    return Plugins(load_third_party=False)
