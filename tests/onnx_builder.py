@@ -18,8 +18,13 @@ def build_random_lstm(
     seed: int = 0,
     scale: float = 1.0,
     metadata: dict[str, str] | None = None,
+    stateless: bool = False,
 ) -> Path:
-    """Write a stateful tokens/h0/c0 → logits/h/c model that follows the runtime contract."""
+    """Write a stateful tokens/h0/c0 → logits/h/c model that follows the runtime contract.
+
+    With `stateless=True` the same weights make a lecture-style file instead: int64 tokens → softmax
+    probabilities, no state inputs, no metadata but the vocabulary (as `--vocab` would give it).
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -53,6 +58,8 @@ def build_random_lstm(
         helper.make_node("Squeeze", ["Yh", "ax0"], ["h"]),
         helper.make_node("Squeeze", ["Yc", "ax0"], ["c"]),
     ]
+    if stateless:
+        return _stateless(path, nodes, inits, words, H, vocab, metadata)
     graph = helper.make_graph(
         nodes,
         "random_lstm",
@@ -79,6 +86,38 @@ def build_random_lstm(
     }
     meta.update(metadata or {})
     for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def _stateless(path, nodes, inits, words, H, vocab, metadata) -> Path:  # type: ignore[no-untyped-def]
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    zeros = numpy_helper.from_array(np.zeros((1, 1, H), dtype=np.float32), "z")
+    nodes = [n for n in nodes if n.op_type != "Unsqueeze" and not (n.op_type == "Squeeze" and n.input[0] != "Y")]
+    for n in nodes:
+        if n.op_type == "LSTM":
+            del n.input[5:]  # no initial state: zeros
+        if n.op_type == "Gather":
+            n.input[1] = "tok32"
+    nodes = [
+        helper.make_node("Cast", ["input_1"], ["tok32"], to=TensorProto.INT32),
+        *nodes,
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "lecture_style",
+        [helper.make_tensor_value_info("input_1", TensorProto.INT64, ["batch", "time"])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", "time", vocab])],
+        [i for i in inits if i.name not in ("ax0",)] + [zeros],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for k, v in (metadata or {}).items():
         model.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())

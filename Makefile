@@ -1,0 +1,50 @@
+# One task runner that matches the README: `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: run test lint bench model svg clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	touch $@ $(RUN_STAMP)
+
+## run: start the REPL on the shipped model (creates .venv on first use)
+run: $(RUN_STAMP)
+	$(BIN)/recipe-repl
+
+## test: lint and run the whole test suite (installs dev + train extras into .venv)
+test: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy recipe_repl
+
+## bench: speed ratios measured in one run on this machine
+bench: $(DEV_STAMP)
+	$(BIN)/python benchmarks/bench_generation.py
+	$(BIN)/python benchmarks/bench_batch.py
+	$(BIN)/python benchmarks/bench_train.py
+
+## model: retrain the shipped model from scratch and re-export it (about ten minutes or more on 2 CPU cores)
+model: $(DEV_STAMP)
+	$(BIN)/recipe-repl train --data builtin --out runs/shipped --fresh
+	$(BIN)/recipe-repl export runs/shipped --out models/recipes.onnx
+
+svg: $(DEV_STAMP)
+	$(BIN)/python examples/record_session.py --model models/recipes.onnx --out docs/session.svg
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
