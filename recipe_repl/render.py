@@ -1,0 +1,161 @@
+"""Rich renderables for the REPL and the teaching commands: safe text, probability tables, footers.
+
+Nothing the model or the user wrote is ever read as rich markup or sent as a terminal escape:
+every such string goes through `safe()` (control characters become visible escapes such as `\\x1b`)
+and into a `rich.text.Text`, which rich never parses for markup. Imports rich only, never
+prompt-toolkit, so batch mode can use the tables too.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+import numpy as np
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from recipe_repl.vocab import PAD_ID, UNK_TOKEN, Vocabulary
+
+END_MARKER = "⏹ [end]"  # the stop token, shown as a marker, never as text
+STYLE_UNK = "bold magenta"
+STYLE_END = "dim"
+STYLE_PROMPT = "bold"
+STYLE_FOOTER = "dim"
+STYLE_CHOSEN = "bold green"
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}  # controls, format (bidi…), line/paragraph separators
+
+
+def safe(text: str) -> str:
+    """`text` with every control or format character replaced by a visible escape (ESC → `\\x1b`)."""
+    if text.isprintable():  # the common case, fast
+        return text
+    out = []
+    for ch in text:
+        if ch != " " and unicodedata.category(ch) in _UNSAFE_CATEGORIES:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def styled(text: str, style: str = "") -> Text:
+    """Safe text with [UNK] picked out, so a reader sees where the model met a word it does not know."""
+    t = Text(safe(text), style=style)
+    t.highlight_words([UNK_TOKEN], STYLE_UNK)
+    return t
+
+
+def word_cell(vocab: Vocabulary, token_id: int) -> Text:
+    """One vocabulary entry for a table cell: the stop token as the end marker, [UNK] styled."""
+    if token_id == PAD_ID:
+        return Text(END_MARKER, style=STYLE_END)
+    return styled(vocab.word(token_id))
+
+
+def bar(fraction: float, width: int) -> str:
+    """A horizontal bar of `width` cells at most, with eighth-block resolution."""
+    eighths = max(0, round(fraction * width * 8))
+    full, part = divmod(eighths, 8)
+    return "█" * full + (" ▏▎▍▌▋▊▉"[part] if part else "")
+
+
+def percent(p: float) -> str:
+    """A probability as a short percentage."""
+    if p >= 0.9995 or p == 0:
+        return f"{p * 100:.0f}%"
+    if p < 0.001:
+        return "<0.1%"
+    return f"{p * 100:.1f}%"
+
+
+def top_ids(probs: np.ndarray, n: int) -> list[int]:
+    """The ids of the `n` most likely words with non-zero probability, most likely first (stable on ties)."""
+    order = np.argsort(-probs, kind="stable")[:n]
+    return [int(i) for i in order if probs[i] > 0]
+
+
+def prob_table(
+    vocab: Vocabulary,
+    probs: np.ndarray,
+    n: int,
+    title: str | Text | None = None,
+    chosen: int | None = None,
+    numbered: bool = False,
+    bar_width: int = 24,
+    caption: str | None = None,
+) -> Group:
+    """The `n` most likely next words with percentages and bars (the lecture's "first tokens" figure).
+
+    Bars are proportional to the probability itself. `chosen` marks the word that was drawn;
+    `numbered` adds the numbers `:pick` answers with. Title and caption sit on their own lines so a
+    narrow table never wraps them.
+    """
+    ids = top_ids(probs, n)
+    table = Table(show_edge=False, box=None, pad_edge=False)
+    table.add_column("#" if numbered else "", justify="right", style="cyan" if numbered else "dim")
+    table.add_column("next word", no_wrap=True, max_width=28, overflow="ellipsis")
+    table.add_column("prob", justify="right")
+    table.add_column("", no_wrap=True, style="blue", min_width=bar_width)
+    for rank, i in enumerate(ids, start=1):
+        p = float(probs[i])
+        word = word_cell(vocab, i)
+        if chosen is not None and i == chosen:
+            word.append("  ◀ drawn", style=STYLE_CHOSEN)
+        table.add_row(str(rank), word, percent(p), bar(p, bar_width))
+    if chosen is not None and chosen not in ids:
+        word = word_cell(vocab, chosen)
+        word.append("  ◀ drawn", style=STYLE_CHOSEN)
+        table.add_row("…", word, percent(float(probs[chosen])), bar(float(probs[chosen]), bar_width))
+    return _framed(table, title, caption)
+
+
+def _framed(table: Table, title: str | Text | None, caption: str | None) -> Group:
+    parts: list[Text | Table] = []
+    if title is not None:
+        parts.append(title if isinstance(title, Text) else Text(safe(title), style="bold"))
+    parts.append(table)
+    if caption:
+        parts.append(Text(safe(caption), style="dim"))
+    return Group(*parts)
+
+
+def compare_table(
+    vocab: Vocabulary,
+    columns: Sequence[tuple[float, np.ndarray]],
+    n: int,
+    title: str | Text | None = None,
+    caption: str | None = None,
+) -> Group:
+    """Top-`n` next words at several temperatures side by side (the lecture's T = 1.0 vs 0.2 figure)."""
+    table = Table(show_edge=False, pad_edge=False)
+    bar_width = max(3, 16 - 3 * len(columns))
+    table.add_column("", justify="right", style="dim")
+    for temperature, _ in columns:
+        table.add_column(f"T = {temperature:g}", no_wrap=True, overflow="ellipsis")
+    tops = [top_ids(probs, n) for _, probs in columns]
+    for rank in range(max((len(t) for t in tops), default=0)):
+        cells: list[Text | str] = [str(rank + 1)]
+        for (_, probs), ids in zip(columns, tops, strict=True):
+            if rank >= len(ids):
+                cells.append("")
+                continue
+            i = ids[rank]
+            p = float(probs[i])
+            cell = word_cell(vocab, i)
+            cell.append(f" {percent(p)} ")
+            cell.append(bar(p, bar_width), style="blue")
+            cells.append(cell)
+        table.add_row(*cells)
+    return _framed(table, title, caption)
+
+
+def footer(tokens: int, stop_reason: str, seconds: float | None = None, label: str = "") -> Text:
+    """The dim line under a sample: tokens generated, words per second, why it stopped."""
+    parts = [f"{tokens} token{'s' if tokens != 1 else ''}"]
+    if seconds is not None and seconds > 0 and tokens:
+        parts.append(f"{tokens / seconds:,.0f} words/s")
+    parts.append(stop_reason)
+    return Text(f"{label}{' · '.join(parts)}", style=STYLE_FOOTER)

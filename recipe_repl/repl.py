@@ -1,0 +1,350 @@
+"""The interactive REPL: a prompt-toolkit prompt, words streamed with rich as the model writes them.
+
+    › recipe for roast chicken            (words the model does not know are underlined: they become [UNK])
+    Recipe for roast chicken | mix salt … ⏹ [end]
+      23 tokens · 410 words/s · stop token
+
+`run_repl(make_session)` is what the CLI calls. `ReplFrontend` is the session's view (the
+`Frontend` protocol); everything it prints goes through one rich `Console` passed in, and all model
+and user text is shown literally (`render.safe` + `rich.text.Text`, never markup).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.input import Input
+from prompt_toolkit.output import Output
+from rich.console import Console
+from rich.text import Text
+
+from recipe_repl import render
+from recipe_repl.config import state_dir
+from recipe_repl.errors import UserError
+from recipe_repl.generation import Request, Sample, StopReason, TokenEvent
+from recipe_repl.repl_completion import STYLE, ReplCompleter, ReplLexer, toolbar
+from recipe_repl.session import Session
+from recipe_repl.settings import Settings
+from recipe_repl.vocab import detokenize
+
+PROMPT = [("class:prompt", "› ")]
+_TAIL = 48  # characters of text shown in the title of a probability table
+
+
+def history_file() -> History:
+    """The persistent history (`state_dir()/history`), or an in-memory one if it cannot be created."""
+    folder = state_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "history"
+        path.touch(exist_ok=True)
+        return FileHistory(str(path))
+    except OSError:
+        return InMemoryHistory()
+
+
+class LiveView:
+    """Streams the first sample of a generation word by word; the others are shown when they finish.
+
+    With `:probs first` a table of the first word's distribution comes before the text; with
+    `:probs every` each step's table is shown (and the text when the sample ends).
+    """
+
+    def __init__(self, frontend: ReplFrontend, session: Session) -> None:
+        self.frontend, self.console = frontend, frontend.console
+        self.vocab = session.engine.vocab
+        self.settings: Settings = session.settings
+        self.main: Request | None = None
+        self.before: list[str] = []  # words the streamed text reads on from (the prompt, or earlier text)
+        self.words: list[str] = []
+        self.printed = ""  # the text of the streamed sample shown so far
+        self.streaming = False
+        self.streamed_keys: set[int] = set()
+        self.numbered = False
+        self.prompts = 0
+        self.started: float | None = None
+        self.ended: dict[int, float] = {}
+        self.column = 0
+
+    # --- the Listener protocol -------------------------------------------------------------------
+
+    def on_prompt(self, request: Request, prompt_ids: Sequence[int], settings: Settings) -> None:
+        """Note the first request: it is the one streamed."""
+        if self.started is None:
+            self.started = time.perf_counter()
+        self.settings = settings
+        self.prompts += 1
+        if self.main is None:
+            self.main = request
+            resume = request.resume
+            self.before = list(resume.words_before) if resume else self.vocab.decode_tokens(prompt_ids)
+            self.numbered = settings.n > 1
+
+    def on_token(self, event: TokenEvent) -> None:
+        """Show the streamed sample's word (and its table when `:probs` asks for it)."""
+        if self.main is None or event.request.key != self.main.key:
+            return
+        if self.prompts > 1:
+            self.numbered = True
+        mode = self.settings.probs
+        if mode == "every" or (mode == "first" and event.step == 0):
+            self._table(event)
+        if mode == "every":
+            self.words.append(event.word)
+            return
+        if not self.streaming:
+            self._begin()
+        if event.word:
+            self.words.append(event.word)
+            self._emit()
+        else:
+            self._flush()
+            self._write(" " + render.END_MARKER, render.STYLE_END)
+
+    def on_sample_end(self, sample: Sample) -> None:
+        """Note when each sample ended (for words per second)."""
+        self.ended[sample.key] = time.perf_counter()
+
+    # --- drawing ---------------------------------------------------------------------------------
+
+    def _table(self, event: TokenEvent) -> None:
+        if self.streaming and self.column:
+            self._newline()
+        words = self.before + self.words
+        text = " ".join(words) if self.settings.raw else detokenize(words, capitalize=False)
+        tail = text if len(text) <= _TAIL else "…" + text[-_TAIL:]
+        title = Text(f"step {event.step + 1}: next word after “", style="bold")
+        title.append(render.styled(tail)).append("”")
+        self.console.print(render.prob_table(self.vocab, event.probs, self.settings.probs_n, title=title,
+                                             chosen=event.token_id))
+        self.column = 0
+
+    def _text(self, words: list[str]) -> str:
+        return " ".join(words) if self.settings.raw else detokenize(words)
+
+    def _begin(self) -> None:
+        self.streaming = True
+        assert self.main is not None
+        self.streamed_keys.add(self.main.key)
+        if self.numbered:
+            self._write(f"#{self.main.index + 1} ", "bold cyan")
+        if self.main.resume is not None:
+            self.printed = self._text(self.before)
+            self._write("…", render.STYLE_END)
+        else:
+            self.printed = self._text(self.before)
+            self._write(self.printed, render.STYLE_PROMPT)
+
+    def _emit(self) -> None:
+        full = self._text(self.before + self.words)
+        if self.words[-1] in ("/", "-", "'") and not self.settings.raw:
+            return  # glued to the next word or not: wait and see
+        if full.startswith(self.printed):
+            new = full[len(self.printed):]
+        else:  # the detokenizer changed earlier text (rare): show the latest word as is
+            new = " " + self.words[-1]
+        self.printed = full
+        self._write(new)
+
+    def _flush(self) -> None:
+        """Show words held back by `_emit` (a trailing "/" waits to see whether it glues)."""
+        full = self._text(self.before + self.words)
+        if self.streaming and full != self.printed and full.startswith(self.printed):
+            self._write(full[len(self.printed):])
+            self.printed = full
+
+    def _write(self, text: str, style: str = "") -> None:
+        """Write words without a newline, wrapping at word boundaries (rich cannot wrap partial lines)."""
+        from rich.cells import cell_len
+
+        width = max(20, self.console.width)
+        for piece in _pieces(text):
+            size = cell_len(piece)
+            if self.column and self.column + size > width:
+                self._newline()
+                piece = piece.lstrip(" ")
+                size = cell_len(piece)
+            if piece:
+                self.console.print(render.styled(piece, style), end="", soft_wrap=True)
+                self.column += size
+
+    def _newline(self) -> None:
+        self.console.print()
+        self.column = 0
+
+    def finish(self) -> None:
+        """End the streamed line."""
+        self._flush()
+        if self.column or self.streaming:
+            self._newline()
+        self.streaming = False
+
+
+def _pieces(text: str) -> list[str]:
+    """Split text into wrap units: each word with the spaces before it."""
+    out: list[str] = []
+    current = ""
+    for ch in text:
+        if ch == " " and current.strip():
+            out.append(current)
+            current = ""
+        current += ch
+    if current:
+        out.append(current)
+    return out
+
+
+class ReplFrontend:
+    """The terminal view of a session: streamed samples, one-line messages, tables, questions."""
+
+    interactive = True
+
+    def __init__(self, console: Console, input: Input | None = None, output: Output | None = None) -> None:
+        self.console = console
+        self.input, self.output = input, output
+        self.session: Session | None = None
+        self.view: LiveView | None = None
+        self._prompt: PromptSession[str] | None = None
+        self._ask: PromptSession[str] | None = None
+
+    def attach(self, session: Session, history: History | None = None) -> None:
+        """Build the prompt once the session exists."""
+        self.session = session
+
+        def session_of() -> Session | None:
+            return self.session
+
+        self._prompt = PromptSession(
+            input=self.input,
+            output=self.output,
+            history=history if history is not None else history_file(),
+            auto_suggest=AutoSuggestFromHistory(),
+            completer=ReplCompleter(session_of),
+            complete_while_typing=False,
+            lexer=ReplLexer(session_of),
+            bottom_toolbar=toolbar(session_of),
+            style=STYLE,
+            enable_history_search=False,  # Up walks history; Ctrl-R searches it
+        )
+
+    def read_line(self) -> str:
+        """One line from the person (KeyboardInterrupt on Ctrl-C, EOFError on Ctrl-D)."""
+        assert self._prompt is not None, "attach() first"
+        return self._prompt.prompt(PROMPT)
+
+    # --- the Frontend protocol -------------------------------------------------------------------
+
+    def live_listener(self, session: Session) -> LiveView:
+        """A fresh live view for this generation."""
+        self.view = LiveView(self, session)
+        return self.view
+
+    def show_samples(self, session: Session, samples: list[Sample]) -> None:
+        """Finish the streamed sample and show the others, numbered, each with its footer."""
+        view = self.view
+        self.view = None
+        numbered = len(samples) > 1 or (view is not None and view.numbered)
+        started = view.started if view is not None else None
+        for k, sample in enumerate(samples, start=1):
+            streamed = view is not None and sample.key in view.streamed_keys
+            if streamed:
+                assert view is not None
+                view.finish()
+            else:
+                self._print_sample(sample, k if numbered else None)
+            ended = view.ended.get(sample.key) if view is not None else None
+            seconds = ended - started if ended is not None and started is not None else None
+            self.console.print(render.footer(len(sample.token_ids), _reason(sample.stop_reason), seconds, "  "))
+
+    def _print_sample(self, sample: Sample, number: int | None) -> None:
+        raw = sample.settings.raw
+        before = " ".join(sample.prompt_words) if raw else detokenize(sample.prompt_words)
+        full = sample.raw if raw else sample.text
+        line = Text()
+        if number is not None:
+            line.append(f"#{number} ", style="bold cyan")
+        if sample.resume is not None and not full.startswith(before):
+            before = ""
+        line.append_text(render.styled(before, render.STYLE_PROMPT))
+        line.append_text(render.styled(full[len(before):]))
+        if sample.stop_reason == StopReason.STOP_TOKEN:
+            line.append(" " + render.END_MARKER, style=render.STYLE_END)
+        self.console.print(line)
+
+    def message(self, text: str, kind: str = "info") -> None:
+        """One line: errors in red, warnings in yellow, info dim; the text itself is shown literally."""
+        line = Text()
+        if kind == "error":
+            line.append("error: ", style="bold red")
+        elif kind == "warning":
+            line.append("warning: ", style="yellow")
+        line.append_text(render.styled(text, "" if kind in ("error", "warning") else "dim"))
+        self.console.print(line)
+
+    def show(self, renderable: Any) -> None:
+        """A rich renderable (tables for :probs, :compare, :settings, :help)."""
+        self.console.print(renderable)
+
+    def ask(self, question: str) -> str:
+        """Ask for one line (used by :pick); Ctrl-C raises KeyboardInterrupt, Ctrl-D EOFError."""
+        if self._ask is None:
+            self._ask = PromptSession(input=self.input, output=self.output, history=InMemoryHistory(), style=STYLE)
+        return self._ask.prompt([("class:prompt", question)])
+
+
+def _reason(reason: StopReason) -> str:
+    return "interrupted (Ctrl-C)" if reason == StopReason.INTERRUPTED else reason.value
+
+
+def banner(frontend: ReplFrontend, session: Session) -> None:
+    """The first lines: which model, and how to begin."""
+    info = session.engine.info
+    frontend.message(f"recipe-repl · model {info.name} ({info.kind}, {info.vocab_size} words, {info.provider})")
+    frontend.message("type a prompt (e.g. recipe for roast chicken), :help for commands, Ctrl-D to leave")
+
+
+def run_repl(
+    make_session: Callable[[ReplFrontend], Session],
+    *,
+    console: Console | None = None,
+    input: Input | None = None,
+    output: Output | None = None,
+    history: History | None = None,
+) -> int:
+    """Run the REPL until Ctrl-D or :quit; return the exit status."""
+    console = console or Console(highlight=False)
+    frontend = ReplFrontend(console, input=input, output=output)
+    session = make_session(frontend)
+    frontend.attach(session, history)
+    banner(frontend, session)
+    while not session.quit_requested:
+        try:
+            line = frontend.read_line()
+        except KeyboardInterrupt:  # Ctrl-C at the prompt clears the line
+            continue
+        except EOFError:  # Ctrl-D
+            break
+        if not line.strip():
+            continue
+        run_line(frontend, session, line)
+    return 0
+
+
+def run_line(frontend: ReplFrontend, session: Session, line: str) -> None:
+    """Run one typed line; whatever goes wrong ends in one line and the prompt comes back."""
+    try:
+        session.handle_line(line)
+    except UserError as exc:
+        frontend.message(str(exc), "error")
+    except KeyboardInterrupt:
+        if frontend.view is not None:
+            frontend.view.finish()
+            frontend.view = None
+        frontend.message("interrupted", "warning")
+    except Exception as exc:  # a bug must not end a class's session; say what it was
+        frontend.message(f"unexpected {type(exc).__name__}: {exc} (please report this)", "error")
