@@ -24,7 +24,7 @@ def test_temperature_matches_the_lectures_power_rule(plugins, t: float) -> None:
     p = sampling.softmax(LOGITS)
     lecture = p ** (1 / t)
     lecture /= lecture.sum()
-    np.testing.assert_allclose(probs_for(Settings(temperature=t), plugins), lecture, rtol=1e-12)
+    np.testing.assert_allclose(probs_for(Settings(temperature=t), plugins), lecture, rtol=1e-6)
 
 
 def test_temperature_zero_is_greedy(plugins) -> None:
