@@ -1,26 +1,34 @@
 """Loading plugins (built-ins first, through the same hooks) and isolating their failures.
 
-Every hook implementation is called on its own, so a plugin that raises is named in one line and
-the others go on. Nothing here is global: the CLI builds one `Plugins` per run.
+Every hook implementation is called on its own, with only the arguments it asks for, so a plugin
+that raises is named in one line and the others go on. Third-party processors and model loaders
+are wrapped the same way. Nothing here is global: the CLI builds one `Plugins` per run.
+
+`RECIPE_REPL_TRACE_HOOKS=1` writes one `trace:` line to stderr per plugin loaded and per hook call.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+import re
+import reprlib
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pluggy
 
 from recipe_repl import hookspecs
 from recipe_repl.commands import CommandSpec, CommandTable
 from recipe_repl.errors import UserError
-from recipe_repl.sampling import ProcessorFactory, ProcessorSpec
+from recipe_repl.sampling import Processor, ProcessorFactory, ProcessorSpec
 
 ENTRY_POINT_GROUP = "recipe_repl"
 ENV_PLUGINS = "RECIPE_REPL_PLUGINS"
@@ -36,6 +44,11 @@ DEFAULT_PLUGINS = (
     "recipe_repl.builtins.loaders",
     "recipe_repl.builtins.cli_commands",
 )
+
+HOOK_NAMES = sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), hookspecs.PROJECT + "_spec"))
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_trace_repr = reprlib.Repr()
+_trace_repr.maxstring = _trace_repr.maxother = 40
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,7 @@ class PluginInfo:
     commands: list[str] = field(default_factory=list)
     processors: list[str] = field(default_factory=list)
     loaders: list[str] = field(default_factory=list)
+    cli_commands: list[str] = field(default_factory=list)
     hooks: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -69,6 +83,7 @@ class PluginInfo:
             "commands": self.commands,
             "processors": self.processors,
             "loaders": self.loaders,
+            "cli_commands": self.cli_commands,
             "hooks": self.hooks,
         }
 
@@ -77,12 +92,20 @@ def _is_builtin(name: str) -> bool:
     return name.startswith("builtin:")
 
 
+def no_plugins_requested() -> bool:
+    """Whether `RECIPE_REPL_NO_PLUGINS` asks for built-ins only."""
+    return os.environ.get(ENV_NO_PLUGINS, "") not in ("", "0")
+
+
 class Plugins:
-    """The loaded plugins and everything they registered."""
+    """The loaded plugins and everything they registered.
+
+    `load_third_party=None` follows `RECIPE_REPL_NO_PLUGINS`; built-ins are always loaded.
+    """
 
     def __init__(
         self,
-        load_third_party: bool = True,
+        load_third_party: bool | None = None,
         modules: Sequence[str] = (),
         report: Callable[[str], None] | None = None,
     ) -> None:
@@ -91,22 +114,23 @@ class Plugins:
         self.infos: dict[str, PluginInfo] = {}
         self.problems: list[str] = []
         self._report = report
+        self._tracing = bool(os.environ.get(ENV_TRACE, "") not in ("", "0"))
         self.commands = CommandTable()
         self.processors: dict[str, ProcessorSpec] = {}
         self.loaders: list[LoaderSpec] = []
-        if os.environ.get(ENV_TRACE):
-            self.pm.trace.root.setwriter(lambda msg: os.write(2, msg.encode()))
-            self.pm.enable_tracing()
+        self._cli_owner: dict[str, str] = {}
+        if load_third_party is None:
+            load_third_party = not no_plugins_requested()
         for mod in DEFAULT_PLUGINS:
             self._register(importlib.import_module(mod), "builtin:" + mod.rsplit(".", 1)[-1], "builtin", "")
         if load_third_party:
             self._load_entry_points()
             env_modules = [m.strip() for m in os.environ.get(ENV_PLUGINS, "").split(",") if m.strip()]
-            for name in [*env_modules, *modules]:
+            for name in dict.fromkeys([*env_modules, *modules]):
                 self._load_module(name)
         self._collect()
 
-    # --- discovery ------------------------------------------------------------------------------
+    # --- reporting -------------------------------------------------------------------------------
 
     def problem(self, message: str) -> None:
         """Record a plugin problem and show it at once (one line)."""
@@ -114,21 +138,45 @@ class Plugins:
         if self._report is not None:
             self._report(message)
 
+    def trace(self, message: str) -> None:
+        """One `trace:` line on stderr when RECIPE_REPL_TRACE_HOOKS is set."""
+        if self._tracing:
+            sys.stderr.write(f"trace: {message}\n")
+            sys.stderr.flush()
+
+    # --- discovery ------------------------------------------------------------------------------
+
     def _register(self, plugin: object, name: str, source: str, version: str) -> None:
+        if self.pm.is_registered(plugin):
+            self.trace(f"{name}: already registered as {self.pm.get_name(plugin)}, skipped")
+            return
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy validates hook names and signatures here
             self.problem(f"plugin {name} not loaded: {_one_line(exc)}")
             return
-        hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
-        self.infos[name] = PluginInfo(name, version, source, hooks=hooks)
+        hooks = []
+        for caller in self.pm.get_hookcallers(plugin) or []:
+            if not caller.has_spec():
+                close = difflib.get_close_matches(caller.name, HOOK_NAMES, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                self.problem(f"plugin {name}: unknown hook {caller.name} ignored{hint}")
+                continue
+            wrappers = [i for i in caller.get_hookimpls() if i.plugin is plugin and (i.wrapper or i.hookwrapper)]
+            if wrappers:
+                self.problem(f"plugin {name}: hook wrappers are not supported, {caller.name} ignored")
+                continue
+            hooks.append(caller.name)
+        self.infos[name] = PluginInfo(name, version, source, hooks=sorted(hooks))
+        self.trace(f"loaded plugin {name} ({source}{', ' + version if version else ''}): {', '.join(hooks) or '-'}")
 
     def _load_entry_points(self) -> None:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if self.pm.get_plugin(ep.name) is not None or ep.name in self.infos:
-                continue
             dist = getattr(ep, "dist", None)
             version = dist.version if dist is not None else ""
+            if ep.name in self.infos:
+                self.problem(f"plugin {ep.name} ({ep.value}) not loaded: the name is already taken")
+                continue
             try:
                 plugin = ep.load()
             except Exception as exc:  # any error in third-party import code must not stop the tool
@@ -147,40 +195,66 @@ class Plugins:
             return
         self._register(plugin, module, "module", str(getattr(plugin, "__version__", "")))
 
-    # --- registration hooks, one implementation at a time ----------------------------------------
+    # --- calling hooks, one implementation at a time ---------------------------------------------
 
-    def _each_impl(self, hook_name: str) -> Iterable[tuple[str, Callable[..., Any]]]:
+    def _each_impl(self, hook_name: str) -> list[pluggy.HookImpl]:
         hook = getattr(self.pm.hook, hook_name)
+        impls = [i for i in hook.get_hookimpls() if not (i.wrapper or i.hookwrapper)]
         # Built-ins first so that a plugin's clash, not the built-in, is the one reported.
-        impls = sorted(hook.get_hookimpls(), key=lambda i: not _is_builtin(i.plugin_name))
-        for impl in impls:
-            yield impl.plugin_name, impl.function
+        return sorted(impls, key=lambda i: not _is_builtin(i.plugin_name))
+
+    def _call(self, impl: pluggy.HookImpl, hook: str, **kwargs: Any) -> bool:
+        """Call one implementation with the arguments it declares; False (reported) if it raised."""
+        args = {k: v for k, v in kwargs.items() if k in impl.argnames or k in impl.kwargnames}
+        if self._tracing:
+            shown = ", ".join(f"{k}={_trace_repr.repr(v)}" if not callable(v) else k for k, v in args.items())
+            self.trace(f"{impl.plugin_name}.{hook}({shown})")
+        try:
+            impl.function(**args)
+        except Exception as exc:
+            self.problem(f"plugin {impl.plugin_name} failed in {hook}: {_one_line(exc)}")
+            return False
+        return True
 
     def _collect(self) -> None:
-        for plugin, func in self._each_impl("register_commands"):
-            self._call(plugin, "register_commands", func, register=self._command_registrar(plugin))
-        for plugin, func in self._each_impl("register_processors"):
-            self._call(plugin, "register_processors", func, register=self._processor_registrar(plugin))
-        for plugin, func in self._each_impl("register_model_loaders"):
-            self._call(plugin, "register_model_loaders", func, register=self._loader_registrar(plugin))
+        for impl in self._each_impl("register_commands"):
+            self._call(impl, "register_commands", register=self._command_registrar(impl.plugin_name))
+        for impl in self._each_impl("register_processors"):
+            self._call(impl, "register_processors", register=self._processor_registrar(impl.plugin_name))
+        for impl in self._each_impl("register_model_loaders"):
+            self._call(impl, "register_model_loaders", register=self._loader_registrar(impl.plugin_name))
 
-    def _call(self, plugin: str, hook: str, func: Callable[..., Any], **kwargs: Any) -> None:
-        try:
-            func(**kwargs)
-        except Exception as exc:
-            self.problem(f"plugin {plugin} failed in {hook}: {_one_line(exc)}")
+    # --- the register(...) callbacks -------------------------------------------------------------
+
+    def _bad_name(self, plugin: str, kind: str, name: Any, handler: Any) -> bool:
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+            self.problem(f"plugin {plugin}: {kind} {name!r} not registered: use lower-case letters, digits, - or _")
+            return True
+        if not callable(handler):
+            self.problem(f"plugin {plugin}: {kind} {name!r} not registered: {handler!r} is not callable")
+            return True
+        return False
 
     def _command_registrar(self, plugin: str) -> Callable[..., None]:
         def register(name: str, handler: Any, *, override: bool = False, **options: Any) -> None:
-            name = name.lstrip(":").lower()
-            spec = CommandSpec(name=name, handler=handler, plugin=plugin, **options)
-            if not _is_builtin(plugin) and spec.essential:
-                spec = CommandSpec(**{**spec.__dict__, "essential": False})
-            try:
-                self.commands.add(spec, override=override)
-            except ValueError as exc:
-                self.problem(f"plugin {plugin}: command not registered: {exc}")
+            name = name.lstrip(":").lower() if isinstance(name, str) else name
+            if self._bad_name(plugin, "command", name, handler):
                 return
+            if not _is_builtin(plugin):
+                options.pop("essential", None)  # only built-ins are essential
+            if isinstance(options.get("aliases"), str):
+                options["aliases"] = (options["aliases"],)
+            try:
+                spec = CommandSpec(name=name, handler=handler, plugin=plugin, **options)
+                replaced = [c for n in (name, *spec.aliases) if (c := self.commands.get(n)) is not None]
+                self.commands.add(spec, override=override)
+            except (TypeError, ValueError) as exc:
+                self.problem(f"plugin {plugin}: command :{name} not registered: {_one_line(exc, bare=True)}")
+                return
+            for old in replaced:
+                if old.plugin in self.infos and old.name in self.infos[old.plugin].commands:
+                    self.infos[old.plugin].commands.remove(old.name)
+                self.trace(f"{plugin}: :{old.name} of {old.plugin} replaced (override=True)")
             self.infos[plugin].commands.append(name)
 
         return register
@@ -195,25 +269,67 @@ class Plugins:
             automatic: bool = False,
             override: bool = False,
         ) -> None:
+            if self._bad_name(plugin, "processor", name, factory):
+                return
             current = self.processors.get(name)
             if current is not None and not override:
-                self.problem(
-                    f"plugin {plugin}: processor {name!r} not registered: already registered by {current.plugin}"
-                )
+                self.problem(f"plugin {plugin}: processor {name!r} not registered: already registered by "
+                             f"{current.plugin} (ask for override to replace it)")
                 return
-            self.processors[name] = ProcessorSpec(name, factory, help, order, automatic and _is_builtin(plugin), plugin)
+            if current is not None and name in self.infos[current.plugin].processors:
+                self.infos[current.plugin].processors.remove(name)
+            if not _is_builtin(plugin):
+                factory = self._guarded_factory(plugin, name, factory)
+            spec = ProcessorSpec(name, factory, help, int(order), automatic and _is_builtin(plugin), plugin)
+            self.processors[name] = spec
             self.infos[plugin].processors.append(name)
 
         return register
 
+    def _guarded_factory(self, plugin: str, name: str, factory: ProcessorFactory) -> ProcessorFactory:
+        """A third-party factory whose crash is a UserError and whose processor cannot stop generation."""
+
+        def guarded(settings: Any, args: tuple[str, ...], vocab: Any) -> Processor | None:
+            try:
+                proc = factory(settings, args, vocab)
+            except UserError:
+                raise
+            except Exception as exc:
+                raise UserError(f"processor {name} (plugin {plugin}) failed: {_one_line(exc)}") from None
+            return None if proc is None else self._guarded_processor(plugin, name, proc)
+
+        return guarded
+
+    def _guarded_processor(self, plugin: str, name: str, proc: Processor) -> Processor:
+        failed = False
+
+        def guarded(logits: np.ndarray, context: Any) -> np.ndarray:
+            nonlocal failed
+            if failed:
+                return logits
+            try:
+                out = proc(logits, context)
+                if not isinstance(out, np.ndarray) or out.shape != logits.shape:
+                    raise TypeError(f"returned {type(out).__name__} {getattr(out, 'shape', '')}, not logits "
+                                    f"of shape {logits.shape}")
+            except Exception as exc:
+                failed = True
+                self.problem(f"plugin {plugin}: processor {name} failed: {_one_line(exc)} "
+                             "(off for the rest of this generation)")
+                return logits
+            return out
+
+        return guarded
+
     def _loader_registrar(self, plugin: str) -> Callable[..., None]:
         def register(name: str, can_load: Callable[[Path], bool], load: Callable[..., Any]) -> None:
+            if self._bad_name(plugin, "loader", name, load) or self._bad_name(plugin, "loader", name, can_load):
+                return
             # Plugins' loaders are tried before the built-in ONNX one, so they can claim a file first.
-            spec = LoaderSpec(name, can_load, load, plugin)
             if _is_builtin(plugin):
-                self.loaders.append(spec)
+                self.loaders.append(LoaderSpec(name, can_load, load, plugin))
             else:
-                self.loaders.insert(0, spec)
+                self.loaders.insert(0, LoaderSpec(name, can_load, _guarded_load(plugin, name, load), plugin))
             self.infos[plugin].loaders.append(name)
 
         return register
@@ -225,9 +341,21 @@ class Plugins:
         return list(self.processors.values())
 
     def add_cli_commands(self, cli: Any) -> None:
-        """Let every plugin add subcommands to the click group."""
-        for plugin, func in self._each_impl("register_cli_commands"):
-            self._call(plugin, "register_cli_commands", func, cli=cli)
+        """Let every plugin add subcommands to the click group; a plugin cannot replace an existing one."""
+        for impl in self._each_impl("register_cli_commands"):
+            plugin = impl.plugin_name
+            before = dict(cli.commands)
+            self._call(impl, "register_cli_commands", cli=cli)
+            for name, command in list(cli.commands.items()):
+                old = before.get(name)
+                if old is None:
+                    self._cli_owner[name] = plugin
+                    if name not in self.infos[plugin].cli_commands:
+                        self.infos[plugin].cli_commands.append(name)
+                elif old is not command:
+                    cli.commands[name] = old
+                    owner = self._cli_owner.get(name, "recipe-repl")
+                    self.problem(f"plugin {plugin}: subcommand {name!r} not registered: already registered by {owner}")
 
     def load_model(self, path: Path, provider: str = "auto", threads: int = 0) -> Any:
         """Open a model with the first loader that claims it."""
@@ -250,55 +378,79 @@ class Plugins:
         return sorted(self.infos.values(), key=lambda i: (not _is_builtin(i.name), i.name))
 
 
-class PluginListener:
-    """Calls plugins' `on_prompt`/`on_token`/`on_sample_end`, isolating each plugin.
+def _guarded_load(plugin: str, name: str, load: Callable[..., Any]) -> Callable[..., Any]:
+    def guarded(path: Path, provider: str, threads: int) -> Any:
+        try:
+            return load(path, provider, threads)
+        except UserError:
+            raise
+        except Exception as exc:
+            raise UserError(f"plugin {plugin}: loader {name} cannot open {path}: {_one_line(exc)}") from None
 
-    A plugin whose `on_token` raises is switched off for the rest of that sample (reported once);
-    generation itself never stops because of it.
+    return guarded
+
+
+class PluginListener:
+    """Calls plugins' `on_prompt`/`on_token`/`on_sample_end` for one generation, isolating each plugin.
+
+    A plugin whose `on_token` raises is switched off for the rest of that sample; generation itself
+    never stops because of it. Each plugin's failure in a hook is reported once per generation.
     """
 
     def __init__(self, plugins: Plugins) -> None:
         self.plugins = plugins
-        self._token_impls = list(plugins._each_impl("on_token"))
-        self._prompt_impls = list(plugins._each_impl("on_prompt"))
-        self._end_impls = list(plugins._each_impl("on_sample_end"))
+        self._token_impls = plugins._each_impl("on_token")
+        self._prompt_impls = plugins._each_impl("on_prompt")
+        self._end_impls = plugins._each_impl("on_sample_end")
         self._muted: set[tuple[int, str]] = set()  # (sample key, plugin)
+        self._reported: set[tuple[str, str]] = set()  # (plugin, hook)
 
     @property
     def active(self) -> bool:
         """Whether any plugin listens at all (the loop can skip building events otherwise)."""
         return bool(self._token_impls or self._prompt_impls or self._end_impls)
 
+    def _call(self, impl: pluggy.HookImpl, hook: str, **kwargs: Any) -> bool:
+        key = (impl.plugin_name, hook)
+        if key not in self._reported:
+            ok = self.plugins._call(impl, hook, **kwargs)
+            if not ok:
+                self._reported.add(key)
+            return ok
+        try:  # already reported in this generation: stay quiet
+            impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames or k in impl.kwargnames})
+        except Exception:
+            return False
+        return True
+
     def on_prompt(self, request: Any, prompt_ids: Sequence[int], settings: Any) -> None:
         """Forward to `on_prompt` hooks."""
-        for plugin, func in self._prompt_impls:
-            self.plugins._call(
-                plugin, "on_prompt", func, prompt=request.prompt, prompt_ids=list(prompt_ids), settings=settings
-            )
+        for impl in self._prompt_impls:
+            self._call(impl, "on_prompt", prompt=request.prompt, prompt_ids=list(prompt_ids), settings=settings,
+                       sample_key=request.key)
 
     def on_token(self, event: Any) -> None:
         """Forward to `on_token` hooks, muting a plugin that raises for the rest of the sample."""
-        for plugin, func in self._token_impls:
-            key = (event.request.key, plugin)
+        for impl in self._token_impls:
+            key = (event.request.key, impl.plugin_name)
             if key in self._muted:
                 continue
-            try:
-                func(token_id=event.token_id, word=event.word, probability=event.prob, step=event.step)
-            except Exception as exc:
+            ok = self._call(impl, "on_token", token_id=event.token_id, word=event.word, probability=event.prob,
+                            step=event.step, sample_key=event.request.key)
+            if not ok:
                 self._muted.add(key)
-                self.plugins.problem(
-                    f"plugin {plugin} failed in on_token: {_one_line(exc)} (off for the rest of this sample)"
-                )
 
     def on_sample_end(self, sample: Any) -> None:
         """Forward to `on_sample_end` hooks and forget this sample's muted plugins."""
-        for plugin, func in self._end_impls:
-            self.plugins._call(plugin, "on_sample_end", func, sample=sample)
+        for impl in self._end_impls:
+            self._call(impl, "on_sample_end", sample=sample)
         self._muted = {k for k in self._muted if k[0] != sample.key}
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, bare: bool = False) -> str:
     text = str(exc).strip().splitlines()
+    if bare and text:
+        return text[0]
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
@@ -306,9 +458,31 @@ def module_from_file(path: Path) -> ModuleType:
     """Import a plugin from a .py file path (for `--plugin path/to/plugin.py`)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if not path.is_file():
+        raise UserError(f"no such file {path}")
+    spec = importlib.util.spec_from_file_location(f"recipe_repl_plugin_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise UserError(f"cannot import plugin file {path}")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[spec.name] = module  # dataclasses and pickling look modules up by name
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(spec.name, None)
+        raise
     return module
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ENV_NO_PLUGINS",
+    "ENV_PLUGINS",
+    "ENV_TRACE",
+    "LoaderSpec",
+    "PluginInfo",
+    "PluginListener",
+    "Plugins",
+    "module_from_file",
+    "no_plugins_requested",
+]
+
