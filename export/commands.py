@@ -1,0 +1,40 @@
+"""`recipe-repl export` and `recipe-repl eval`: click commands. Importing this module does not import TensorFlow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("export")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .onnx file to write (atomically).")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Dynamic int8 quantization.")
+@click.option("--stateless", is_flag=True, help="The lecture's format: tokens → probabilities, no state.")
+@click.option("--tolerance", type=float, default=1e-4, show_default=True, help="Max |Δlogits| allowed.")
+@click.option("--quiet", is_flag=True)
+def export_command(run_dir: Path, out: Path, quantize: str | None, stateless: bool, tolerance: float,
+                   quiet: bool) -> None:
+    """Export a training run folder to one self-describing ONNX file, checking parity with Keras."""
+    from recipe_repl.export.convert import import_export_libs
+
+    import_export_libs()
+    from recipe_repl.export.exporter import export_run
+
+    export_run(run_dir, out, quantize=quantize, stateless=stateless, tolerance=tolerance, quiet=quiet)
+
+
+@click.command("eval")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", default=None, help="Corpus spec (default: the one in the model's training metadata).")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--limit", type=int, default=None, help="Evaluate at most this many held-out recipes.")
+@click.option("--no-ngram", is_flag=True, help="Skip the Kneser–Ney 3-gram baseline.")
+def eval_command(model: Path, data: str | None, batch_size: int, limit: int | None, no_ngram: bool) -> None:
+    """Held-out perplexity and top-1/top-5 accuracy of MODEL.onnx, and of a Kneser–Ney 3-gram baseline."""
+    from recipe_repl.export.evaluate import evaluate, format_report
+
+    report = evaluate(model, data=data, batch_size=batch_size, limit=limit, ngram=not no_ngram)
+    click.echo(format_report(report))

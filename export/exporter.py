@@ -1,0 +1,149 @@
+"""`export_run`: run folder → parity-checked, self-describing .onnx file, written atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from recipe_repl.export import convert, metadata, parity
+from recipe_repl.train import atomic
+
+from recipe_repl.errors import UserError
+from recipe_repl.vocab import Vocabulary
+
+HELD_OUT_RECIPES = 48
+PROMPT = "recipe for"
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    parity: dict
+    quantized: dict = field(default_factory=dict)  # top-1 agreement etc. when --quantize int8
+    bytes: int = 0
+
+
+def held_out_ids(loaded: convert.LoadedRun, vocab: Vocabulary, limit: int = HELD_OUT_RECIPES) -> tuple[list[list[int]], str]:
+    """Token ids of validation recipes (the training split, same seed), cut to seq_len; and their source."""
+    from recipe_repl.train.corpus import load_corpus
+    from recipe_repl.train.preprocess import split_texts
+
+    cfg = loaded.config
+    try:
+        corpus = load_corpus(cfg.data)
+        _, val = split_texts(corpus.texts, cfg.val_split, cfg.seed)
+        source = f"validation split of {corpus.name}"
+    except UserError:
+        val, source = [], ""
+    if not val:  # the corpus moved away: fall back to a fixed text, still parity-meaningful
+        val = ["Recipe for tomato soup | Heat the oil in a pot, add onion and cook 5 minutes. Serve hot."]
+        source = "fixed fallback text"
+    seqs = [ids[: cfg.seq_len] for ids in (vocab.encode(t) for t in val[:limit]) if ids]
+    return seqs, source
+
+
+def training_facts(loaded: convert.LoadedRun) -> dict:
+    """Training JSON for the metadata: training.json, or (for an interrupted run) the log and corpus files."""
+    run = loaded.run
+    facts = run.json(run.training_file)
+    if not facts:
+        rows, corpus = run.log_rows(), run.json(run.corpus_file)
+        last = rows[-1] if rows else {}
+        facts = {
+            "corpus": corpus.get("name"), "corpus_recipes": corpus.get("used"),
+            "train_recipes": corpus.get("train_recipes"), "val_recipes": corpus.get("val_recipes"),
+            "epochs": last.get("epoch", 0), "final_loss": last.get("loss"), "final_val_loss": last.get("val_loss"),
+            "final_val_perplexity": last.get("val_perplexity"), "seed": loaded.config.seed,
+            "val_split": loaded.config.val_split, "data": loaded.config.data, "masked_loss": loaded.config.mask,
+            "date": None,
+        }
+    from recipe_repl.train import checkpoint
+
+    facts["checkpoint_epoch"] = checkpoint.epoch_of(run.checkpoint_file)
+    facts["exported"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return facts
+
+
+def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless: bool = False,
+               tolerance: float = parity.TOLERANCE, stream: IO[str] | None = None, quiet: bool = False,
+               _mutate=None) -> ExportResult:
+    """Convert, check parity, add metadata and write `out` atomically; on any failure no file is left.
+
+    `_mutate(onnx_model)` lets tests damage the graph before the parity check.
+    """
+    stream = stream or sys.stderr
+    out = Path(out)
+    if quantize not in (None, "int8"):
+        raise UserError(f"unknown quantization {quantize!r}; only 'int8' is supported")
+    if stateless and quantize:
+        raise UserError("--stateless and --quantize cannot be combined")
+    if out.exists() and out.is_dir():
+        raise UserError(f"--out must be a file path, {out} is a folder")
+    loaded = convert.load_run(Path(run_dir))
+    vocab = Vocabulary.from_list(loaded.words, lowercase=loaded.lowercase)
+    cfg = loaded.config
+    held_out, source = held_out_ids(loaded, vocab)
+    prompt = vocab.encode(PROMPT)
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, file=stream, flush=True)
+
+    if stateless:
+        model = convert.to_onnx_stateless(loaded.model)
+        if _mutate:
+            _mutate(model)
+        report = _stateless_parity(loaded.model, model.SerializeToString(), held_out, tolerance)
+        kind = "probs"
+    else:
+        step = convert.build_step_model(loaded.model, len(loaded.words), cfg.embedding_dim, cfg.units)
+        model = convert.to_onnx(step, cfg.units)
+        if _mutate:
+            _mutate(model)
+        report = parity.check(loaded.model, model.SerializeToString(), held_out, prompt, tolerance=tolerance)
+        say(report.summary())
+        if not report.ok:
+            raise UserError(f"parity check failed, nothing written: {report.summary()}")
+        report = report.to_dict()
+        kind = "logits"
+    report["held_out_source"] = source
+    quant_report: dict = {}
+    if quantize == "int8":
+        import onnx
+        from recipe_repl.export.quantize import quantize_int8
+
+        float_bytes = model.SerializeToString()
+        q_bytes = quantize_int8(float_bytes)
+        quant_report = parity.top1_agreement(float_bytes, q_bytes, held_out) | {"quantization": "int8 dynamic"}
+        say(f"int8: top-1 agreement with float {quant_report['top1_agreement']:.2%} on "
+            f"{quant_report['positions']} held-out positions, max|Δlogits| {quant_report['max_abs_logit_diff']:.3f}")
+        model = onnx.load_from_string(q_bytes)
+        report["quantized"] = quant_report
+    meta = metadata.build_metadata(
+        loaded.words, loaded.lowercase, cfg.model_config(len(loaded.words)), training_facts(loaded), report, kind)
+    metadata.apply_metadata(model, meta)
+    data = model.SerializeToString()
+    atomic.write_bytes(out, data)
+    say(f"wrote {out} ({len(data) / 2**20:.1f} MiB, output_kind {kind})")
+    return ExportResult(out, report, quant_report, len(data))
+
+
+def _stateless_parity(keras_model, model_bytes: bytes, held_out: list[list[int]], tolerance: float) -> dict:
+    """Probabilities from ONNX vs softmax of the Keras logits on held-out recipes."""
+    import numpy as np
+
+    sess = parity.session(model_bytes)
+    max_diff = 0.0
+    for i in range(0, len(held_out), 16):
+        x = parity.pad_batch(held_out[i : i + 16])
+        logits = np.asarray(keras_model(x, training=False), np.float64)
+        ref = np.exp(logits - logits.max(-1, keepdims=True))
+        ref /= ref.sum(-1, keepdims=True)
+        got = sess.run(None, {"tokens": x})[0]
+        max_diff = max(max_diff, float(np.abs(ref - got).max()))
+    if max_diff > tolerance:
+        raise UserError(f"parity check failed, nothing written: stateless max|Δprobs| {max_diff:.2e} > {tolerance:g}")
+    return {"max_abs_prob_diff": max_diff, "held_out_recipes": len(held_out), "tolerance": tolerance, "ok": True}

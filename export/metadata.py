@@ -1,0 +1,35 @@
+"""The ONNX `metadata_props` that make a model file self-describing (keys from recipe_repl.contract)."""
+
+from __future__ import annotations
+
+import json
+
+from recipe_repl import contract
+
+
+def build_metadata(words: list[str], lowercase: str, model_config: dict, training: dict, parity: dict,
+                   output_kind: str = "logits") -> dict[str, str]:
+    """All metadata values as strings (JSON where structured)."""
+    return {
+        contract.META_FORMAT: contract.FORMAT_VERSION,
+        contract.META_VOCAB: json.dumps(words, ensure_ascii=False),
+        contract.META_LOWERCASE: lowercase,
+        contract.META_CONFIG: json.dumps(model_config, sort_keys=True),
+        contract.META_TRAINING: json.dumps(training, sort_keys=True, ensure_ascii=False),
+        contract.META_PARITY: json.dumps(parity, sort_keys=True),
+        contract.META_OUTPUT_KIND: output_kind,
+    }
+
+
+def apply_metadata(model, meta: dict[str, str]) -> None:
+    """Replace the model's metadata_props with `meta` (other keys are kept)."""
+    existing = {p.key: p.value for p in model.metadata_props}
+    existing.update(meta)
+    del model.metadata_props[:]
+    for key, value in existing.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def read_metadata(model) -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}

@@ -1,0 +1,18 @@
+"""`python -m recipe_repl.train ...` runs the train command without the full CLI."""
+
+import sys
+
+import click
+from recipe_repl.train.commands import train_command
+
+from recipe_repl.errors import UserError
+
+if __name__ == "__main__":
+    try:
+        train_command.main(prog_name="python -m recipe_repl.train", standalone_mode=False)
+    except UserError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)

@@ -1,0 +1,144 @@
+"""What happens around the training loop: progress on stderr, per-epoch samples, checkpoints, CSV log.
+
+Callbacks receive plain numbers; none of them touches TensorFlow except the checkpointer and the
+sampler, which call the Keras model they are given.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO
+
+import numpy as np
+
+from recipe_repl.vocab import Vocabulary, detokenize
+
+
+class Callback:
+    def on_train_begin(self, epochs: int, start_epoch: int) -> None: ...
+    def on_epoch_begin(self, epoch: int, steps: int) -> None: ...
+    def on_step(self, epoch: int, step: int, loss: float, tokens_per_s: float) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict) -> None: ...
+    def on_train_end(self, history: list[dict]) -> None: ...
+
+
+def sample_text(model, vocab: Vocabulary, prompt: str = "recipe for", temperature: float = 1.0,
+                max_tokens: int = 60, seed: int | None = None) -> str:
+    """Generate like the lecture's TextGenerator: re-feed the prefix, sample the last logits, stop on 0."""
+    rng = np.random.default_rng(seed)
+    ids = vocab.encode(prompt)
+    words = vocab.prepare(prompt)
+    for _ in range(max_tokens):
+        logits = np.asarray(model(np.array([ids], np.int32), training=False))[0, -1].astype(np.float64)
+        if temperature <= 0:
+            nxt = int(np.argmax(logits))
+        else:
+            z = logits / temperature
+            p = np.exp(z - z.max())
+            nxt = int(rng.choice(len(p), p=p / p.sum()))
+        if nxt == 0:
+            break
+        ids.append(nxt)
+        words.append(vocab.word(nxt))
+    return detokenize(words)
+
+
+class Progress(Callback):
+    """Epoch/step/loss/val loss/tokens per second/ETA: a rich bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream: IO[str] | None = None, rich: bool | None = None, every: int = 50):
+        self.stream = stream or sys.stderr
+        self.rich = self.stream.isatty() if rich is None else rich
+        self.every = every
+        self._progress = None
+        self._task = None
+        self._epochs = 0
+        self._t0 = 0.0
+        self._steps = 0
+
+    def on_train_begin(self, epochs: int, start_epoch: int) -> None:
+        self._epochs = epochs
+        if start_epoch:
+            self._line(f"resuming after epoch {start_epoch}/{epochs}")
+        if self.rich:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[tps]:,.0f} tok/s"),
+                TimeRemainingColumn(), console=Console(file=self.stream), transient=True,
+            )
+            self._progress.start()
+
+    def on_epoch_begin(self, epoch: int, steps: int) -> None:
+        self._t0, self._steps = time.perf_counter(), steps
+        if self._progress is not None:
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._task = self._progress.add_task("train", total=steps, epoch=f"{epoch}/{self._epochs}",
+                                                 loss=float("nan"), tps=0.0)
+
+    def on_step(self, epoch: int, step: int, loss: float, tokens_per_s: float) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step, loss=loss, tps=tokens_per_s)
+        elif self.every and step % self.every == 0:
+            eta = (time.perf_counter() - self._t0) / step * (self._steps - step)
+            self._line(f"epoch {epoch}/{self._epochs} step {step}/{self._steps} loss {loss:.4f} "
+                       f"{tokens_per_s:,.0f} tok/s ETA {eta:.0f}s")
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        self._line(
+            f"epoch {epoch}/{self._epochs}: loss {logs['loss']:.4f} val_loss {logs['val_loss']:.4f} "
+            f"val_perplexity {logs['val_perplexity']:.1f} (unmasked val_loss {logs['val_loss_unmasked']:.4f}) "
+            f"{logs['tokens_per_s']:,.0f} tok/s {logs['seconds']:.1f}s"
+        )
+
+    def on_train_end(self, history: list[dict]) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def _line(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=self.stream, flush=True)
+
+
+class SamplePrinter(Callback):
+    """After each epoch, a sample from "recipe for" at temperature 1.0 (the lecture's TextGenerator)."""
+
+    def __init__(self, model, vocab: Vocabulary, stream: IO[str] | None = None, every: int = 1,
+                 max_tokens: int = 60, seed: int = 0):
+        self.model, self.vocab, self.every, self.max_tokens, self.seed = model, vocab, every, max_tokens, seed
+        self.stream = stream or sys.stderr
+        self.samples: list[str] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        if self.every and epoch % self.every == 0:
+            text = sample_text(self.model, self.vocab, "recipe for", 1.0, self.max_tokens, self.seed + epoch)
+            self.samples.append(text)
+            print(f"sample (T=1.0): {text}", file=self.stream, flush=True)
+
+
+def plot_loss_curve(history: list[dict], path) -> None:
+    """Train and validation loss per epoch, as a PNG (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from recipe_repl.train import atomic
+
+    epochs = [r["epoch"] for r in history]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot(epochs, [r["loss"] for r in history], marker="o", label="train (masked)")
+    ax.plot(epochs, [r["val_loss"] for r in history], marker="o", label="validation (masked)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic.atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

@@ -1,0 +1,50 @@
+"""`recipe-repl train`: a click command. Importing this module does not import TensorFlow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from recipe_repl.train.config import TrainConfig
+
+_D = TrainConfig()
+
+
+@click.command("train")
+@click.option("--data", default=_D.data, show_default=True,
+              help="builtin, builtin:ru, epicurious:PATH, text:PATH (one recipe a line), jsonl:PATH (a 'text' field).")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder: checkpoint, vocabulary, config, log, loss curve.")
+@click.option("--vocab-size", type=int, default=_D.vocab_size, show_default=True)
+@click.option("--embedding-dim", type=int, default=_D.embedding_dim, show_default=True)
+@click.option("--units", type=int, default=_D.units, show_default=True)
+@click.option("--seq-len", type=int, default=_D.seq_len, show_default=True)
+@click.option("--batch-size", type=int, default=_D.batch_size, show_default=True)
+@click.option("--epochs", type=int, default=_D.epochs, show_default=True)
+@click.option("--seed", type=int, default=_D.seed, show_default=True)
+@click.option("--val-split", type=float, default=_D.val_split, show_default=True)
+@click.option("--learning-rate", type=float, default=_D.learning_rate, show_default=True)
+@click.option("--no-mask", is_flag=True, help="Count padding after the stop token in the loss (the lecture).")
+@click.option("--no-bucketing", is_flag=True, help="Fixed seq_len batches instead of length buckets.")
+@click.option("--dropout", type=float, default=_D.dropout, show_default=True)
+@click.option("--lowercase", type=click.Choice(["auto", "ascii", "unicode"]), default="auto", show_default=True,
+              help="ascii = tf.strings.lower; unicode lowers in Python first (auto: unicode for builtin:ru).")
+@click.option("--mixed-precision", is_flag=True, help="bfloat16 compute on CPU, float16 on GPU.")
+@click.option("--jit-compile", is_flag=True, help="XLA-compile the train step.")
+@click.option("--strategy", type=click.Choice(["default", "mirrored", "multi-worker"]), default="default",
+              show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out after its last completed epoch.")
+@click.option("--quiet", is_flag=True, help="No progress or samples.")
+def train_command(out: Path, no_mask: bool, no_bucketing: bool, resume: bool, quiet: bool, **kw) -> None:
+    """Train the recipe LSTM (Keras) into a run folder that `recipe-repl export` turns into ONNX."""
+    from recipe_repl.train.loop import import_tensorflow
+
+    import_tensorflow()  # a UserError naming the extra when TensorFlow is missing
+    from recipe_repl.train.loop import train
+
+    cfg = TrainConfig(mask=not no_mask, bucketing=not no_bucketing, **kw)
+    result = train(cfg, out, resume=resume, quiet=quiet)
+    if result.history:
+        last = result.history[-1]
+        click.echo(f"trained {last['epoch']} epochs: loss {last['loss']:.4f}, val_loss {last['val_loss']:.4f}, "
+                   f"val perplexity {last['val_perplexity']:.1f}; run folder {out}", err=True)

