@@ -203,7 +203,7 @@ class Plugins:
         # Built-ins first so that a plugin's clash, not the built-in, is the one reported.
         return sorted(impls, key=lambda i: not _is_builtin(i.plugin_name))
 
-    def _call(self, impl: pluggy.HookImpl, hook: str, **kwargs: Any) -> bool:
+    def _call(self, impl: pluggy.HookImpl, hook: str, _note: str = "", _quiet: bool = False, **kwargs: Any) -> bool:
         """Call one implementation with the arguments it declares; False (reported) if it raised."""
         args = {k: v for k, v in kwargs.items() if k in impl.argnames or k in impl.kwargnames}
         if self._tracing:
@@ -212,7 +212,8 @@ class Plugins:
         try:
             impl.function(**args)
         except Exception as exc:
-            self.problem(f"plugin {impl.plugin_name} failed in {hook}: {_one_line(exc)}")
+            if not _quiet:
+                self.problem(f"plugin {impl.plugin_name} failed in {hook}: {_one_line(exc)}{_note}")
             return False
         return True
 
@@ -410,18 +411,13 @@ class PluginListener:
         """Whether any plugin listens at all (the loop can skip building events otherwise)."""
         return bool(self._token_impls or self._prompt_impls or self._end_impls)
 
-    def _call(self, impl: pluggy.HookImpl, hook: str, **kwargs: Any) -> bool:
+    def _call(self, impl: pluggy.HookImpl, hook: str, _note: str = "", **kwargs: Any) -> bool:
         key = (impl.plugin_name, hook)
-        if key not in self._reported:
-            ok = self.plugins._call(impl, hook, **kwargs)
-            if not ok:
-                self._reported.add(key)
-            return ok
-        try:  # already reported in this generation: stay quiet
-            impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames or k in impl.kwargnames})
-        except Exception:
-            return False
-        return True
+        quiet = key in self._reported  # already reported in this generation
+        ok = self.plugins._call(impl, hook, _note, quiet, **kwargs)
+        if not ok:
+            self._reported.add(key)
+        return ok
 
     def on_prompt(self, request: Any, prompt_ids: Sequence[int], settings: Any) -> None:
         """Forward to `on_prompt` hooks."""
@@ -435,7 +431,7 @@ class PluginListener:
             key = (event.request.key, impl.plugin_name)
             if key in self._muted:
                 continue
-            ok = self._call(impl, "on_token", token_id=event.token_id, word=event.word, probability=event.prob,
+            ok = self._call(impl, "on_token", " (off for the rest of this sample)", token_id=event.token_id, word=event.word, probability=event.prob,
                             step=event.step, sample_key=event.request.key)
             if not ok:
                 self._muted.add(key)
@@ -448,7 +444,9 @@ class PluginListener:
 
 
 def _one_line(exc: BaseException, bare: bool = False) -> str:
-    text = str(exc).strip().splitlines()
+    text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if isinstance(exc, pluggy.PluginValidationError) and len(text) > 1:
+        text = ["; ".join(text[1:])]  # pluggy's first line only names the plugin and the hook
     if bare and text:
         return text[0]
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -39,8 +39,15 @@ def _count(text: str, what: str) -> int:
     return n
 
 
+def last_prompt(session: Session) -> str | None:
+    """The last prompt typed (batch mode sets no `last_prompt`: there the last samples' prompt)."""
+    if session.last_prompt:
+        return session.last_prompt
+    return session.last_samples[-1].prompt if session.last_samples else None
+
+
 def _last_prompt_ids(session: Session, command: str) -> tuple[str, list[int]]:
-    prompt = session.last_prompt
+    prompt = last_prompt(session)
     if not prompt:
         raise UserError(f"no prompt yet: type a prompt (e.g. recipe for roast), then :{command}")
     ids = session.engine.vocab.encode(prompt)
@@ -164,7 +171,7 @@ def _pick(session: Session, args: str) -> None:
         raise UserError("usage: :pick [N]")
     n = _count(parts[0], "the number of choices") if parts else session.settings.probs_n
     vocab = session.engine.vocab
-    prompt = session.last_prompt
+    prompt = last_prompt(session)
     if not prompt:
         prompt = session.frontend.ask("prompt to start from: ").strip()
         if not prompt:
