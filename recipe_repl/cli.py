@@ -70,7 +70,7 @@ def _model_spec(config: Any, opts: dict[str, Any]) -> Any:
     if not opts.get("model") and not config.model and not DEFAULT_MODEL.is_file():
         raise UserError(f"the shipped model is missing ({DEFAULT_MODEL}): run `make model` or pass --model FILE")
     provider = opts.get("provider") or config.provider or "auto"
-    threads = opts.get("threads") if opts.get("threads") is not None else (config.threads or 0)
+    threads: int = opts["threads"] if opts.get("threads") is not None else (config.threads or 0)
     return ModelSpec(Path(path), provider, threads)
 
 

@@ -300,9 +300,10 @@ class OnnxEngine:
 
 
 def _numpy_dtype(onnx_type: str) -> type[np.generic]:
-    return {
+    table: dict[str, type[np.generic]] = {
         "tensor(int32)": np.int32,
         "tensor(int64)": np.int64,
         "tensor(float)": np.float32,
         "tensor(double)": np.float64,
-    }.get(onnx_type, np.int32)
+    }
+    return table.get(onnx_type, np.int32)
