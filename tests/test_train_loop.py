@@ -1,0 +1,211 @@
+"""Training on the real 29-record sample: run-folder contents, checkpoints, resume, masked loss, strategies."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from recipe_repl.train import atomic, checkpoint
+from recipe_repl.train.commands import train_command
+from recipe_repl.train.rundir import RunDir
+
+from recipe_repl.errors import UserError
+from tests.tiny import EPICURIOUS_SAMPLE, REPO, TINY, cached_tiny_run, tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory) -> Path:
+    return cached_tiny_run(tmp_path_factory)
+
+
+def test_run_folder_holds_everything_for_export(tiny_run_dir: Path):
+    run = RunDir(tiny_run_dir)
+    for f in (run.config_file, run.vocab_file, run.checkpoint_file, run.optimizer_file, run.log_file,
+              run.corpus_file, run.training_file, run.curve_file):
+        assert f.exists(), f.name
+    assert run.curve_file.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cfg = run.config()
+    assert (cfg.vocab_size, cfg.embedding_dim, cfg.units, cfg.seq_len) == (300, 16, 32, 40)
+    words, lowercase = run.vocab()
+    assert words[:2] == ["", "[UNK]"] and len(words) == 300 and lowercase == "ascii"
+    rows = run.log_rows()
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for r in rows:
+        assert math.isclose(r["val_perplexity"], math.exp(r["val_loss"]), rel_tol=1e-4)
+        assert r["tokens_per_s"] > 0
+    assert checkpoint.epoch_of(run.checkpoint_file) == 2
+    corpus = json.loads(run.corpus_file.read_text())
+    assert (corpus["read"], corpus["used"], corpus["train_recipes"], corpus["val_recipes"]) == (29, 29, 26, 3)
+    training = json.loads(run.training_file.read_text())
+    assert training["epochs"] == 2 and training["corpus"] == "epicurious:epicurious-sample.json"
+    assert set(training["first_epoch_losses"]) == {"train_masked", "train_unmasked", "val_masked", "val_unmasked"}
+    assert not [p for p in tiny_run_dir.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_run_dir: Path, tmp_path: Path):
+    from recipe_repl.train.loop import train
+
+    run_dir = tmp_path / "run"
+    steps_per_epoch = math.ceil(26 / TINY["batch_size"])
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(), run_dir, quiet=True, stop_after_steps=steps_per_epoch + 2)
+    run = RunDir(run_dir)
+    assert checkpoint.epoch_of(run.checkpoint_file) == 1  # only the half-done epoch is lost
+    assert [r["epoch"] for r in run.log_rows()] == [1]
+    result = train(tiny_config(), run_dir, resume=True, quiet=True)
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    reference = RunDir(tiny_run_dir).log_rows()
+    for got, want in zip(result.history, reference, strict=True):
+        assert got["loss"] == pytest.approx(want["loss"], abs=1e-4)
+        assert got["val_loss"] == pytest.approx(want["val_loss"], abs=1e-4)
+    # a finished run can be extended
+    more = train(tiny_config(epochs=3), run_dir, resume=True, quiet=True)
+    assert [r["epoch"] for r in more.history] == [1, 2, 3]
+    assert [r["epoch"] for r in run.log_rows()] == [1, 2, 3]
+
+
+def test_run_folder_refuses_a_second_run_and_empty_resume(tiny_run_dir: Path, tmp_path: Path):
+    from recipe_repl.train.loop import train
+
+    with pytest.raises(UserError, match="already holds a training run"):
+        train(tiny_config(), tiny_run_dir, quiet=True)
+    with pytest.raises(UserError, match="nothing to resume"):
+        train(tiny_config(), tmp_path / "empty", resume=True, quiet=True)
+
+
+def test_masked_loss_matches_a_numpy_computation(tiny_run_dir: Path):
+    import keras
+    import tensorflow as tf
+    from recipe_repl.export.convert import load_run
+    from recipe_repl.train import preprocess
+    from recipe_repl.train.loop import _Steps
+
+    loaded = load_run(tiny_run_dir)
+    cfg = loaded.config
+    layer = preprocess.make_vectorizer(cfg.vocab_size, 120, loaded.words)  # long: padding after the text
+    texts = ["Recipe for toast | Toast the bread.", "Recipe for tea | Boil water, add tea, wait 3 minutes."]
+    ids = preprocess.vectorize(layer, texts)
+    opt = keras.optimizers.Adam()
+    opt.build(loaded.model.trainable_variables)
+    steps = _Steps(tf, keras, loaded.model, opt, tf.distribute.get_strategy(), False)
+    masked, unmasked = steps.evaluate(ids, batch_size=2)
+    logits = np.asarray(loaded.model(ids[:, :-1]), np.float64)
+    logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(
+        -1, keepdims=True)
+    nll = -np.take_along_axis(logp, ids[:, 1:, None].astype(np.int64), -1)[..., 0]
+    lengths = (ids != 0).sum(1)  # the text, then the first stop token is target number `length`
+    expected_masked = np.mean(np.concatenate([nll[r, : lengths[r]] for r in range(2)]))
+    assert masked == pytest.approx(expected_masked, rel=1e-5)
+    assert unmasked == pytest.approx(nll.mean(), rel=1e-5)
+    assert masked != pytest.approx(unmasked, rel=1e-3)
+
+
+def test_no_mask_keeps_the_lecture_loss_and_reports_both(tmp_path: Path):
+    from recipe_repl.train.loop import train
+
+    result = train(tiny_config(epochs=1, mask=False, seq_len=300), tmp_path / "lecture", quiet=True)
+    cfg = RunDir(tmp_path / "lecture").config()
+    assert cfg.mask is False and cfg.bucketing is False  # the lecture's fixed-length batches
+    both = result.first_epoch_losses
+    assert both["val_masked"] != pytest.approx(both["val_unmasked"], rel=1e-3)  # padding is in play at 300
+
+
+def test_progress_and_samples_go_to_the_stream(tmp_path: Path):
+    from recipe_repl.train.loop import train
+
+    out = io.StringIO()
+    train(tiny_config(epochs=1, sample_every=1, sample_tokens=10), tmp_path / "r", stream=out)
+    text = out.getvalue()
+    assert "corpus epicurious:epicurious-sample.json: read 29, used 29, skipped 0" in text
+    assert "epoch 1/1: loss" in text and "val_perplexity" in text and "tok/s" in text
+    assert "epoch 1 loss both ways: masked" in text
+    assert "sample (T=1.0): Recipe for" in text
+
+
+def test_cli_errors_are_user_errors(tmp_path: Path):
+    runner = CliRunner()
+    r = runner.invoke(train_command, ["--data", f"epicurious:{tmp_path / 'nope.json'}", "--out", str(tmp_path / "o")])
+    assert isinstance(r.exception, UserError) and "not found" in str(r.exception)
+    r = runner.invoke(train_command, ["--out", str(tmp_path / "o"), "--resume"])
+    assert isinstance(r.exception, UserError) and "nothing to resume" in str(r.exception)
+    r = runner.invoke(train_command, ["--out", str(tmp_path / "o"), "--val-split", "1.5",
+                                      "--data", f"epicurious:{EPICURIOUS_SAMPLE}"])
+    assert isinstance(r.exception, UserError) and "val-split" in str(r.exception)
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path):
+    target = tmp_path / "log.csv"
+    atomic.write_text(target, "old\n")
+    with pytest.raises(RuntimeError), atomic.atomic_path(target) as tmp:
+        tmp.write_text("half a new fi")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["log.csv"]
+
+
+def test_checkpoint_save_failure_keeps_the_previous_checkpoint(tiny_run_dir: Path, tmp_path: Path):
+    import shutil
+
+    run = RunDir(tiny_run_dir)
+    weights = tmp_path / "checkpoint.weights.h5"
+    opt_file = tmp_path / "optimizer.npz"
+    shutil.copy(run.checkpoint_file, weights)
+    before = weights.read_bytes()
+
+    class Broken:
+        variables: list = []
+
+        def save_weights(self, path):
+            Path(path).write_bytes(b"partial")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        checkpoint.save(Broken(), Broken(), 3, weights, opt_file)
+    assert weights.read_bytes() == before
+    assert checkpoint.epoch_of(weights) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.weights.h5", "optimizer.npz"]
+
+
+def test_log_csv_has_one_row_per_epoch(tiny_run_dir: Path):
+    with (tiny_run_dir / "log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert {"loss", "val_loss", "val_perplexity", "val_loss_unmasked", "tokens_per_s"} <= set(rows[0])
+
+
+MIRRORED = textwrap.dedent("""
+    import io, json, sys
+    import tensorflow as tf
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    from recipe_repl.train.loop import train
+    from recipe_repl.train.strategy import make_strategy
+    from tests.tiny import tiny_config
+    out = {"replicas": make_strategy("mirrored").num_replicas_in_sync}
+    for name in ("default", "mirrored"):
+        r = train(tiny_config(epochs=1, strategy=name), sys.argv[1] + "/" + name, quiet=True)
+        out[name] = r.history[-1]["loss"]
+    print(json.dumps(out))
+""")
+
+
+def test_mirrored_strategy_over_two_logical_cpus_matches_default(tmp_path: Path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2
+    assert out["mirrored"] == pytest.approx(out["default"], abs=2e-3)
