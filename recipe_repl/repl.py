@@ -163,15 +163,20 @@ class LiveView:
         from rich.cells import cell_len
 
         width = max(20, self.console.width)
+        line = ""
         for piece in _pieces(text):
             size = cell_len(piece)
             if self.column and self.column + size > width:
+                if line:
+                    self.console.print(render.styled(line, style), end="", soft_wrap=True)
+                    line = ""
                 self._newline()
                 piece = piece.lstrip(" ")
                 size = cell_len(piece)
-            if piece:
-                self.console.print(render.styled(piece, style), end="", soft_wrap=True)
-                self.column += size
+            line += piece
+            self.column += size
+        if line:
+            self.console.print(render.styled(line, style), end="", soft_wrap=True)
 
     def _newline(self) -> None:
         self.console.print()

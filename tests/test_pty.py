@@ -1,0 +1,57 @@
+"""One real pseudo-terminal session: the installed CLI on a random model, driven with pexpect.
+
+Start, `:temp 0.2`, `:topk 5`, a prompt whose words stream, Ctrl-C mid-generation (the words stay,
+the footer says "interrupted"), the prompt comes back, `:quit`, exit status 0.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+pexpect = pytest.importorskip("pexpect")
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+
+TIMEOUT = 30  # generous: a loaded CI machine may take seconds to import onnxruntime
+
+
+@pytest.mark.parametrize("term", ["xterm-256color", "dumb"])
+def test_real_terminal_session(random_model, tmp_path, term):
+    env = dict(os.environ, TERM=term, COLUMNS="100", LINES="30", PYTHONUNBUFFERED="1")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-c", "from recipe_repl.cli import main; main()", "--model", str(random_model), "--seed", "1",
+         "--no-plugins"],
+        env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100),
+    )
+    log = tmp_path / "pty.log"
+    with log.open("w") as child.logfile_read:
+        try:
+            child.expect("Ctrl-D to leave")
+            child.expect("› ")
+            child.sendline(":temp 0.2")
+            child.expect("temperature = 0.2")
+            child.sendline(":topk 5")
+            child.expect("top-k = 5")
+            child.sendline(":max 100000")
+            child.expect("max tokens = 100000")
+            child.sendline("recipe for roast")
+            child.expect("Recipe for roast")  # the prompt echo, then words stream in
+            child.expect("salt")
+            time.sleep(0.3)
+            child.sendintr()
+            child.expect(r"\d+ tokens · [\d,]+ words/s · interrupted")
+            child.expect("› ")
+            child.sendline(":quit")
+            child.expect(pexpect.EOF)
+        except (pexpect.TIMEOUT, pexpect.EOF):  # show what the terminal saw
+            child.logfile_read.flush()
+            pytest.fail(f"terminal session went wrong; it showed:\n{log.read_text()[-3000:]}")
+    child.close()
+    assert child.exitstatus == 0, log.read_text()[-2000:]
+    assert "Traceback" not in log.read_text()
+    assert (tmp_path / "state" / "recipe-repl" / "history").read_text().count(":temp 0.2") == 1
