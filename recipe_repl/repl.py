@@ -209,9 +209,11 @@ class ReplFrontend:
 
     interactive = True
 
-    def __init__(self, console: Console, input: Input | None = None, output: Output | None = None) -> None:
+    def __init__(self, console: Console, input: Input | None = None, output: Output | None = None,
+                 echo: bool = False) -> None:
         self.console = console
         self.input, self.output = input, output
+        self.echo = echo  # repeat typed lines on the console (for recordings, where no terminal shows them)
         self.session: Session | None = None
         self.view: LiveView | None = None
         self._prompt: PromptSession[str] | None = None
@@ -240,7 +242,13 @@ class ReplFrontend:
     def read_line(self) -> str:
         """One line from the person (KeyboardInterrupt on Ctrl-C, EOFError on Ctrl-D)."""
         assert self._prompt is not None, "attach() first"
-        return self._prompt.prompt(PROMPT)
+        line = self._prompt.prompt(PROMPT)
+        self._echo("› ", line)
+        return line
+
+    def _echo(self, prompt: str, line: str) -> None:
+        if self.echo:
+            self.console.print(Text(prompt, style="bold cyan").append_text(render.styled(line)))
 
     # --- the Frontend protocol -------------------------------------------------------------------
 
@@ -264,7 +272,7 @@ class ReplFrontend:
                 self._print_sample(sample, k if numbered else None)
             ended = view.ended.get(sample.key) if view is not None else None
             seconds = ended - started if ended is not None and started is not None else None
-            self.console.print(render.footer(len(sample.token_ids), _reason(sample.stop_reason), seconds, "  "))
+            self.console.print(render.footer(len(sample.token_ids), sample.stop_reason.value, seconds, "  "))
 
     def _print_sample(self, sample: Sample, number: int | None) -> None:
         raw = sample.settings.raw
@@ -299,11 +307,9 @@ class ReplFrontend:
         """Ask for one line (used by :pick); Ctrl-C raises KeyboardInterrupt, Ctrl-D EOFError."""
         if self._ask is None:
             self._ask = PromptSession(input=self.input, output=self.output, history=InMemoryHistory(), style=STYLE)
-        return self._ask.prompt([("class:prompt", question)])
-
-
-def _reason(reason: StopReason) -> str:
-    return "interrupted (Ctrl-C)" if reason == StopReason.INTERRUPTED else reason.value
+        answer = self._ask.prompt([("class:prompt", question)])
+        self._echo(question, answer)
+        return answer
 
 
 def banner(frontend: ReplFrontend, session: Session) -> None:
@@ -320,10 +326,15 @@ def run_repl(
     input: Input | None = None,
     output: Output | None = None,
     history: History | None = None,
+    echo: bool = False,
 ) -> int:
-    """Run the REPL until Ctrl-D or :quit; return the exit status."""
+    """Run the REPL until Ctrl-D or :quit; return the exit status.
+
+    `console`, `input`, `output` and `history` are for tests and recordings (pipe input, DummyOutput);
+    `echo` repeats each typed line on the console.
+    """
     console = console or Console(highlight=False)
-    frontend = ReplFrontend(console, input=input, output=output)
+    frontend = ReplFrontend(console, input=input, output=output, echo=echo)
     session = make_session(frontend)
     frontend.attach(session, history)
     banner(frontend, session)

@@ -218,7 +218,7 @@ def test_interrupted_generation_keeps_its_words(random_model, plugins):
     session.listener = lambda extra=None: listener(Interrupter())  # type: ignore[method-assign]
     samples = session.prompt("recipe for roast")
     assert samples[0].stop_reason == StopReason.INTERRUPTED
-    assert "interrupted (Ctrl-C)" in buf.getvalue()
+    assert "tokens · " in buf.getvalue() and buf.getvalue().rstrip().endswith("interrupted")
     assert samples[0].continuation.split()[0] in buf.getvalue()
 
 
@@ -292,3 +292,17 @@ def test_toolbar_shows_live_settings(session):
     session.update(temperature=0.2, top_k=5, seed=7)
     text = "".join(t for _, t in bar())
     assert "T 0.2" in text and "top-k 5" in text and "seed 7" in text
+
+
+def test_record_session_example_writes_an_svg(random_model, tmp_path):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "record_session.py"
+    spec = importlib.util.spec_from_file_location("record_session", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.record(random_model, tmp_path / "session.svg")
+    svg = (tmp_path / "session.svg").read_text()
+    assert svg.startswith("<svg") and "recipe-repl" in svg
+    assert "› recipe for roast chicken" in text and "T = 0.2" in text and "[UNK]" in text

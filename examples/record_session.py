@@ -1,0 +1,80 @@
+"""Record a real recipe-repl session as an SVG picture (the one in the README, docs/session.svg).
+
+It shows what the lecture is about, on a real model through ONNX Runtime: a prompt written at
+temperature 1.0, the table of the most likely next words (`:probs`), the same table at 1.0 and 0.2
+side by side (`:compare`), a colder sample, a prompt with a word the model does not know ([UNK]),
+and choosing words by hand (`:pick`), with the stop token shown as ⏹ [end].
+
+The REPL is driven exactly as a person would drive it, but through prompt-toolkit pipe input, and a
+rich `Console(record=True)` keeps what was shown:
+
+    .venv/bin/python examples/record_session.py --model models/recipes.onnx --out docs/session.svg
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
+
+from recipe_repl.plugins import Plugins
+from recipe_repl.repl import ReplFrontend, run_repl
+from recipe_repl.session import ModelSpec, Session
+from recipe_repl.settings import Settings
+
+SCRIPT = [
+    ":max 40",
+    "recipe for roast chicken",
+    ":probs 6",
+    ":compare 1.0 0.2",
+    ":temp 0.2",
+    "recipe for roast chicken",
+    "recipe for zucchini bread",
+    ":pick 4",
+    "1",
+    "",
+    "s",
+]
+
+
+def record(model: Path, out: Path, seed: int = 42, width: int = 100, script: list[str] | None = None) -> str:
+    """Run the script on `model`, save the SVG to `out` and return the session's plain text."""
+    console = Console(record=True, width=width, file=io.StringIO(), force_terminal=True, color_system="truecolor",
+                      highlight=False)
+    plugins = Plugins(load_third_party=False)
+
+    def make_session(frontend: ReplFrontend) -> Session:
+        return Session(plugins, frontend, ModelSpec(model, provider="cpu"), Settings(seed=seed))
+
+    with create_pipe_input() as keys:
+        keys.send_text("".join(line + "\r" for line in script or SCRIPT) + "\x04")
+        run_repl(make_session, console=console, input=keys, output=DummyOutput(), history=InMemoryHistory(),
+                 echo=True)
+    text = console.export_text(clear=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    console.save_svg(str(out), title=f"recipe-repl · {model.name}")
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=Path("models/recipes.onnx"), help="the .onnx model to run")
+    parser.add_argument("--out", type=Path, default=Path("docs/session.svg"), help="where to write the SVG")
+    parser.add_argument("--seed", type=int, default=42, help="sampler seed, so the recording is reproducible")
+    args = parser.parse_args()
+    if not args.model.is_file():
+        print(f"error: no model at {args.model} (pass --model FILE)", file=sys.stderr)
+        return 2
+    print(record(args.model, args.out, args.seed))
+    print(f"saved {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
