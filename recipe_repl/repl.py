@@ -17,6 +17,7 @@ from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
@@ -32,7 +33,7 @@ from recipe_repl.session import Session
 from recipe_repl.settings import Settings
 from recipe_repl.vocab import detokenize
 
-PROMPT = [("class:prompt", "› ")]
+PROMPT = FormattedText([("class:prompt", "› ")])
 _TAIL = 48  # characters of text shown in the title of a probability table
 
 
@@ -307,7 +308,7 @@ class ReplFrontend:
         """Ask for one line (used by :pick); Ctrl-C raises KeyboardInterrupt, Ctrl-D EOFError."""
         if self._ask is None:
             self._ask = PromptSession(input=self.input, output=self.output, history=InMemoryHistory(), style=STYLE)
-        answer = self._ask.prompt([("class:prompt", question)])
+        answer = self._ask.prompt(FormattedText([("class:prompt", question)]))
         self._echo(question, answer)
         return answer
 

@@ -69,7 +69,8 @@ def next_word_probs(session: Session, settings: Settings, history: list[int], lo
     """The sampler's distribution [vocab] for these logits under `settings` and the plugins' processors."""
     vocab = session.engine.vocab
     chain = build_chain(session.plugins.processor_specs(), settings, vocab)
-    return distribution(logits[None, :], chain, StepContext(settings, vocab, [history]))[0]
+    probs: np.ndarray = distribution(logits[None, :], chain, StepContext(settings, vocab, [history]))[0]
+    return probs
 
 
 def _after(text: str, limit: int = 48) -> Text:
