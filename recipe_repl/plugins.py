@@ -100,7 +100,9 @@ def no_plugins_requested() -> bool:
 class Plugins:
     """The loaded plugins and everything they registered.
 
-    `load_third_party=None` follows `RECIPE_REPL_NO_PLUGINS`; built-ins are always loaded.
+    Built-ins are always loaded. `load_third_party=False` stops everything else (None follows
+    `RECIPE_REPL_NO_PLUGINS`); `entry_points=False` skips installed plugins but still loads
+    `modules` and `RECIPE_REPL_PLUGINS` (what a plugin's own tests want).
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class Plugins:
         load_third_party: bool | None = None,
         modules: Sequence[str] = (),
         report: Callable[[str], None] | None = None,
+        entry_points: bool = True,
     ) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
@@ -124,7 +127,8 @@ class Plugins:
         for mod in DEFAULT_PLUGINS:
             self._register(importlib.import_module(mod), "builtin:" + mod.rsplit(".", 1)[-1], "builtin", "")
         if load_third_party:
-            self._load_entry_points()
+            if entry_points:
+                self._load_entry_points()
             env_modules = [m.strip() for m in os.environ.get(ENV_PLUGINS, "").split(",") if m.strip()]
             for name in dict.fromkeys([*env_modules, *modules]):
                 self._load_module(name)

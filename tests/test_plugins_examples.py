@@ -48,13 +48,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "site"
 
 
-@pytest.fixture()
-def env(installed: Path, tmp_path: Path) -> dict[str, str]:
-    """The environment of a user who installed both plugins, with private config and log."""
+def user_env(site: Path, tmp_path: Path) -> dict[str, str]:
+    """The environment of a user whose plugins are installed in `site`, with private config and state."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECIPE_REPL_")}
-    env.update(PYTHONPATH=f"{installed}{os.pathsep}{REPO}", XDG_CONFIG_HOME=str(tmp_path / "config"),
+    env.update(PYTHONPATH=f"{site}{os.pathsep}{REPO}", XDG_CONFIG_HOME=str(tmp_path / "config"),
                XDG_STATE_HOME=str(tmp_path / "state"), COLUMNS="100")
     return env
+
+
+@pytest.fixture()
+def env(installed: Path, tmp_path: Path) -> dict[str, str]:
+    """A user who installed both example plugins."""
+    return user_env(installed, tmp_path)
 
 
 def recipe_repl(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
