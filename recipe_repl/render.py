@@ -27,13 +27,16 @@ STYLE_CHOSEN = "bold green"
 _UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}  # controls, format (bidi…), line/paragraph separators
 
 
-def safe(text: str) -> str:
-    """`text` with every control or format character replaced by a visible escape (ESC → `\\x1b`)."""
+def safe(text: str, keep: str = "") -> str:
+    """`text` with every control or format character replaced by a visible escape (ESC → `\\x1b`).
+
+    Characters in `keep` (e.g. "\\n" for already rendered lines) are left alone.
+    """
     if text.isprintable():  # the common case, fast
         return text
     out = []
     for ch in text:
-        if ch != " " and unicodedata.category(ch) in _UNSAFE_CATEGORIES:
+        if ch not in keep and unicodedata.category(ch) in _UNSAFE_CATEGORIES:
             code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
         else:

@@ -22,6 +22,7 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 from rich.console import Console
+from rich.segment import Segment, Segments
 from rich.text import Text
 
 from recipe_repl import render
@@ -301,8 +302,18 @@ class ReplFrontend:
         self.console.print(line)
 
     def show(self, renderable: Any) -> None:
-        """A rich renderable (tables for :probs, :compare, :settings, :help)."""
-        self.console.print(renderable)
+        """A rich renderable (tables for :probs, :compare, :settings, :help), made safe to print.
+
+        Other commands' tables may hold plain strings with user text (a stop string, a path):
+        rendering them without markup and escaping control characters in what comes out keeps
+        `[red]` literal and ESC off the terminal.
+        """
+        options = self.console.options.update(markup=False)
+        segments = [
+            seg if seg.control else Segment(render.safe(seg.text, keep="\n"), seg.style)
+            for seg in self.console.render(renderable, options)
+        ]
+        self.console.print(Segments(segments))
 
     def ask(self, question: str) -> str:
         """Ask for one line (used by :pick); Ctrl-C raises KeyboardInterrupt, Ctrl-D EOFError."""

@@ -306,3 +306,10 @@ def test_record_session_example_writes_an_svg(random_model, tmp_path):
     svg = (tmp_path / "session.svg").read_text()
     assert svg.startswith("<svg") and "recipe-repl" in svg
     assert "› recipe for roast chicken" in text and "T = 0.2" in text and "[UNK]" in text
+
+
+def test_other_commands_tables_are_shown_literally(random_model, plugins):
+    run = run_script(random_model, plugins, lines(paste(":stop [red]x \x1b[31m"), ":settings"))
+    row = [ln for ln in run.out.splitlines() if ln.strip().startswith("│ stop") or " stop " in ln and "[red]" in ln]
+    assert row and "[red]x \\x1b[31m" in row[0]
+    assert "\x1b" not in run.out

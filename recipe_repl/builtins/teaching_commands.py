@@ -268,14 +268,16 @@ def _pick_complete(session: Session, text: str) -> Iterable[str]:
 @hookimpl
 def register_commands(register: Any) -> None:
     """The teaching commands."""
-    register("probs", _probs, usage=":probs [N] | every|first|off [N]",
-             help="the N most likely next words after the last prompt; every/first/off: tables while generating",
-             details="The table uses the current temperature, top-k/top-p and plugin processors, so it shows "
-                     "exactly what the sampler draws from. The stop token appears as ⏹ [end].",
+    register("probs", _probs, usage=":probs [N|every|first|off]",
+             help="the N most likely next words; every/first/off: tables while generating",
+             details="`:probs N` shows the N most likely words after the last prompt, at the current temperature, "
+                     "top-k/top-p and plugin processors: exactly what the sampler draws from. `:probs every [N]` "
+                     "shows such a table at every step of a generation, `:probs first [N]` for the first word "
+                     "only, `:probs off` none. The stop token appears as ⏹ [end].",
              complete=_probs_complete)
     register("compare", _compare, usage=":compare T1 T2 …",
-             help="the most likely next words at several temperatures side by side (default 1.0 0.2)",
+             help="next-word tables at several temperatures side by side (default 1.0 0.2)",
              complete=_compare_complete)
     register("pick", _pick, usage=":pick [N]", interactive_only=True,
-             help="choose each next word yourself from the N most likely (Enter = sampler, s = stop)",
+             help="choose each next word yourself from the N most likely",
              details=PICK_HELP, complete=_pick_complete)
