@@ -122,6 +122,7 @@ class Plugins:
         self.processors: dict[str, ProcessorSpec] = {}
         self.loaders: list[LoaderSpec] = []
         self._cli_owner: dict[str, str] = {}
+        self._entry_points: dict[str, str] = {}  # name → value, to tell a duplicate from a clash
         if load_third_party is None:
             load_third_party = not no_plugins_requested()
         for mod in DEFAULT_PLUGINS:
@@ -179,8 +180,10 @@ class Plugins:
             dist = getattr(ep, "dist", None)
             version = dist.version if dist is not None else ""
             if ep.name in self.infos:
-                self.problem(f"plugin {ep.name} ({ep.value}) not loaded: the name is already taken")
+                if self._entry_points.get(ep.name) != ep.value:  # not the same package seen twice on sys.path
+                    self.problem(f"plugin {ep.name} ({ep.value}) not loaded: the name is already taken")
                 continue
+            self._entry_points[ep.name] = ep.value
             try:
                 plugin = ep.load()
             except Exception as exc:  # any error in third-party import code must not stop the tool
@@ -285,7 +288,10 @@ class Plugins:
                 self.infos[current.plugin].processors.remove(name)
             if not _is_builtin(plugin):
                 factory = self._guarded_factory(plugin, name, factory)
-            spec = ProcessorSpec(name, factory, help, int(order), automatic and _is_builtin(plugin), plugin)
+            # Only built-ins run without `:use`, and a plugin that overrides one of them (say,
+            # "temperature") takes its place in the chain, driven by the settings.
+            automatic = (automatic and _is_builtin(plugin)) or (current is not None and current.automatic)
+            spec = ProcessorSpec(name, factory, help, int(order), automatic, plugin)
             self.processors[name] = spec
             self.infos[plugin].processors.append(name)
 

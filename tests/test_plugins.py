@@ -19,6 +19,7 @@ from recipe_repl.generation import NullListener, StopReason
 from recipe_repl.plugins import Plugins
 from recipe_repl.session import ModelSpec, Session
 from recipe_repl.settings import Settings
+from tests.conftest import WORDS
 
 HEADER = "from recipe_repl.hookspecs import hookimpl\nfrom recipe_repl.errors import UserError\n"
 
@@ -113,6 +114,32 @@ def test_entry_point_that_fails_to_import_is_one_line(tmp_path: Path, monkeypatc
     assert reported == ["plugin broken failed to import: ModuleNotFoundError: No module named "
                         "'a_module_that_is_not_there'"]
     assert "broken" not in plugins.infos and "quit" in plugins.commands.names()
+
+
+def _dist(site: Path, dist: str, entry: str, module: str, body: str) -> None:
+    info = site / f"{dist}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[recipe_repl]\n{entry} = {module}\n")
+    (site / f"{module}.py").write_text(HEADER + textwrap.dedent(body))
+
+
+def test_entry_point_name_clash_and_duplicates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = """
+        @hookimpl
+        def register_commands(register):
+            register("greet", lambda session, args: session.say("hi"))
+    """
+    _dist(tmp_path / "a", "greeter", "greet", "greeter_a", body)
+    _dist(tmp_path / "b", "greeter_b", "greet", "greeter_b", body)
+    monkeypatch.syspath_prepend(str(tmp_path / "a"))
+    monkeypatch.syspath_prepend(str(tmp_path / "a"))  # the same package twice on sys.path: no complaint
+    plugins, reported = make_plugins()
+    assert reported == [] and plugins.infos["greet"].version == "1.0"
+    monkeypatch.syspath_prepend(str(tmp_path / "b"))
+    plugins, reported = make_plugins()
+    assert len(reported) == 1 and reported[0].endswith("not loaded: the name is already taken")
+    assert plugins.commands.get("greet") is not None
 
 
 def test_plugin_file_that_fails_to_import(tmp_path: Path, random_model: Path) -> None:
@@ -344,6 +371,35 @@ def test_processor_by_name_from_use_and_config(tmp_path: Path, random_model: Pat
     session.settings = config_settings
     run_lines(session, frontend, "recipe for roast")
     assert frontend.samples[-1].words == ["salt"] * 3
+
+
+def test_overriding_a_settings_driven_processor_keeps_it_automatic(tmp_path: Path, random_model: Path) -> None:
+    path = write_plugin(tmp_path, "greedy", """
+        import numpy as np
+
+        def _topk(settings, args, vocab):
+            k = settings.top_k
+            if k == 0:
+                return None
+            def last_ids(logits, context):  # "top-k" now keeps the k highest ids that are possible
+                out = np.full_like(logits, -np.inf)
+                for row in range(logits.shape[0]):
+                    ids = np.flatnonzero(~np.isinf(logits[row]))[-k:]
+                    out[row, ids] = logits[row, ids]
+                return out
+            return last_ids
+
+        @hookimpl
+        def register_processors(register):
+            register("top-k", _topk, order=40, override=True)
+    """)
+    plugins, reported = make_plugins(path)
+    assert reported == [] and plugins.processors["top-k"].automatic
+    assert plugins.infos[str(path)].processors == ["top-k"]
+    assert "top-k" not in plugins.infos["builtin:processors"].processors
+    session, frontend = make_session(plugins, random_model, max_tokens=6)
+    run_lines(session, frontend, ":topk 1", "recipe for")
+    assert frontend.samples[0].words == [WORDS[-1]] * 6
 
 
 def test_broken_processor_is_reported_and_switched_off(tmp_path: Path, random_model: Path) -> None:
