@@ -55,3 +55,42 @@ def test_real_terminal_session(random_model, tmp_path, term):
     assert child.exitstatus == 0, log.read_text()[-2000:]
     assert "Traceback" not in log.read_text()
     assert (tmp_path / "state" / "recipe-repl" / "history").read_text().count(":temp 0.2") == 1
+
+
+def test_ctrl_r_tab_and_suggestion_in_a_terminal(random_model, tmp_path):
+    """Keys a person uses: Ctrl-R finds an old line, Tab completes a command, → takes the grey suggestion."""
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-c", "from recipe_repl.cli import main; main()", "--model", str(random_model), "--no-plugins"],
+        env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100),
+    )
+
+    def keys(*parts: str) -> None:
+        for part in parts:  # one by one, as typed: the prompt redraws in between
+            child.send(part)
+            time.sleep(0.2)
+
+    log = tmp_path / "pty.log"
+    with log.open("w") as child.logfile_read:
+        try:
+            child.expect("› ")
+            child.sendline(":temp 0.4")
+            child.expect("temperature = 0.4")
+            child.sendline(":max 3")
+            child.expect("max tokens = 3")
+            keys("\x12", "temp", "\r", "\r")  # Ctrl-R temp, Enter ends the search, Enter runs it
+            child.expect("temperature = 0.4")
+            keys(":topk 7\r")
+            child.expect("top-k = 7")
+            keys(":to", "\t", "\t", " 3\r")  # Tab opens the menu of :topk/:topp, Tab again picks :topp
+            child.expect(r"top-p = 0\.3")
+            keys(":te", "\x1b[C", "\r")  # → accepts the suggestion from history (:temp 0.4)
+            child.expect("temperature = 0.4")
+            child.sendline(":quit")
+            child.expect(pexpect.EOF)
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            child.logfile_read.flush()
+            pytest.fail(f"terminal session went wrong; it showed:\n{log.read_text()[-3000:]}")
+    child.close()
+    assert child.exitstatus == 0
