@@ -206,3 +206,51 @@ def test_examples_in_a_session_as_the_repl_uses_them(installed: Path, random_mod
     rows = log.last_entries(tmp_path / "session.db", 10)
     assert [r["continuation"] for r in rows] == [s.continuation for s in frontend.samples]
     log.close_all()
+
+
+def test_examples_in_the_real_repl(installed: Path, random_model: Path, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The REPL itself (prompt-toolkit pipe input, rich on a StringIO), with both plugins installed."""
+    import io
+
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+    from prompt_toolkit.history import InMemoryHistory
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+    from rich.console import Console
+
+    from recipe_repl.repl import ReplFrontend, run_repl
+    from recipe_repl.repl_completion import ReplCompleter
+
+    monkeypatch.syspath_prepend(str(installed))
+    monkeypatch.setenv("RECIPE_REPL_LOG_DB", "off")
+    plugins = Plugins(load_third_party=True)
+    buf = io.StringIO()
+    made: list[Session] = []
+
+    def make_session(frontend: ReplFrontend) -> Session:
+        made.append(Session(plugins, frontend, ModelSpec(random_model, "cpu"), Settings(seed=1, max_tokens=6)))
+        return made[0]
+
+    typed = [":use boost chicken 40", "recipe for roast", ":ingredients", ":help ingredients", ":use banwords nope"]
+    with create_pipe_input() as inp:
+        inp.send_text("".join(t + "\r" for t in typed) + "\x04")
+        status = run_repl(make_session, console=Console(file=buf, width=100, color_system=None, highlight=False),
+                          input=inp, output=DummyOutput(), history=InMemoryHistory())
+    out = buf.getvalue()
+    assert status == 0
+    assert "using boost chicken 40" in out
+    assert "roast chicken chicken chicken" in out.lower()
+    assert "chicken (6)" in out
+    assert ":ingredients [prompt] — list the ingredients the last sample mentions" in out
+    assert "from plugin ingredients" in out
+    assert "'nope' is not in the model's vocabulary" in out
+
+    def complete(text: str) -> list[str]:
+        completer = ReplCompleter(lambda: made[0])
+        return [c.text for c in completer.get_completions(Document(text), CompleteEvent(completion_requested=True))]
+
+    assert complete(":ingr") == [":ingredients"]
+    assert complete(":ingredients p") == ["prompt"]
+    assert {"banwords", "boost"} <= set(complete(":use b"))
