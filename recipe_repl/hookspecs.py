@@ -8,9 +8,18 @@ below; a test keeps the two in step.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pluggy
+
+if TYPE_CHECKING:  # annotations only: importing these here would pull in the engine
+    import click
+
+    from recipe_repl.generation import Sample
+    from recipe_repl.settings import Settings
+
+Register = Callable[..., None]
 
 PROJECT = "recipe_repl"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -18,7 +27,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_commands(register: Any) -> None:
+def register_commands(register: Register) -> None:
     """Add `:name` commands: `register(name, handler, help=, usage=, details=, complete=, aliases=,
     interactive_only=, override=)`; `handler(session, args)` raises UserError for bad arguments,
     `complete(session, text)` returns candidate arguments; a clash with an existing command is an
@@ -26,26 +35,26 @@ def register_commands(register: Any) -> None:
 
 
 @hookspec
-def register_processors(register: Any) -> None:
+def register_processors(register: Register) -> None:
     """Add logits processors usable with `:use NAME ARGS` or the config's `use` setting:
     `register(name, factory, help=, order=, override=)`; `factory(settings, args, vocab)` returns
     `processor(logits, context) -> logits` or None, and raises UserError for bad arguments."""
 
 
 @hookspec
-def register_cli_commands(cli: Any) -> None:
+def register_cli_commands(cli: click.Group) -> None:
     """Add `recipe-repl SUBCOMMAND`s to the click group `cli` (`cli.add_command(...)`); an existing
     subcommand is never replaced."""
 
 
 @hookspec
-def register_model_loaders(register: Any) -> None:
+def register_model_loaders(register: Register) -> None:
     """Open other model files behind the engine interface: `register(name, can_load, load)` with
     `can_load(path) -> bool` and `load(path, provider, threads) -> Engine`; tried before ONNX."""
 
 
 @hookspec
-def on_prompt(prompt: str, prompt_ids: list[int], settings: Any, sample_key: int) -> None:
+def on_prompt(prompt: str, prompt_ids: list[int], settings: Settings, sample_key: int) -> None:
     """A sample is about to be generated from `prompt` (already tokenized as `prompt_ids`);
     `sample_key` numbers the sample within the run, as `sample.key` does in `on_sample_end`."""
 
@@ -57,6 +66,6 @@ def on_token(token_id: int, word: str, probability: float, step: int, sample_key
 
 
 @hookspec
-def on_sample_end(sample: Any) -> None:
+def on_sample_end(sample: Sample) -> None:
     """A sample finished: `sample.text`, `sample.stop_reason`, `sample.settings`, `sample.token_ids`,
     `sample.probs`, `sample.prompt`, `sample.key`."""

@@ -100,8 +100,10 @@ def write(path: Path, row: dict[str, Any]) -> None:
             conn.execute(
                 f"INSERT INTO samples ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
             )
-    except sqlite3.Error as exc:
-        _connections.pop(path, None)
+    except (sqlite3.Error, OSError) as exc:
+        conn = _connections.pop(path, None)
+        if conn is not None:
+            conn.close()
         raise RuntimeError(f"cannot write the sample log {path}: {exc}") from None
 
 
