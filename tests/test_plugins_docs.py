@@ -6,6 +6,8 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -55,10 +57,11 @@ def tutorial_files() -> dict[str, str]:
 
 def test_tutorial_plugin_installs_and_works(tmp_path: Path, random_model: Path) -> None:
     files = tutorial_files()
-    assert set(files) == {"pyproject.toml", "recipe_repl_tally.py"}
+    assert set(files) == {"pyproject.toml", "recipe_repl_tally.py", "test_recipe_repl_tally.py"}
     project = tmp_path / "recipe-repl-tally"
     project.mkdir()
     for name, body in files.items():
+        body = body.replace('Path("model.onnx")', f"Path({str(random_model)!r})")
         (project / name).write_text(textwrap.dedent(body), encoding="utf-8")
     pip_install_target([project], tmp_path / "site")
     env = user_env(tmp_path / "site", tmp_path)
@@ -73,7 +76,13 @@ def test_tutorial_plugin_installs_and_works(tmp_path: Path, random_model: Path) 
     words = sum(len(s["tokens"]) for s in samples)
     err = done.stderr.splitlines()
     assert err[:2] == ["line 1: no samples yet", "line 2: using stop-bias 3"]
-    assert err[2].startswith(f"line 5: 2 samples, {words} words (")
+    assert err[2].startswith("line 5: ") and err[2].endswith(f"; {words} words in all")
     assert all(f"{s['stop_reason']}: " in err[2] for s in samples)
     assert err[3].startswith("line 6: error: usage: :use stop-bias B")
     assert len(err) == 4
+
+    # the tutorial's own test passes against the installed plugin
+    tested = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(project),
+                             str(project / "test_recipe_repl_tally.py")], capture_output=True, text=True, env=env,
+                            cwd=project, timeout=120)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
