@@ -250,11 +250,16 @@ class Plugins:
                 return
             if not _is_builtin(plugin):
                 options.pop("essential", None)  # only built-ins are essential
-            if isinstance(options.get("aliases"), str):
-                options["aliases"] = (options["aliases"],)
+            aliases = options.pop("aliases", ())
+            aliases = (aliases,) if isinstance(aliases, str) else tuple(aliases)
+            options["aliases"] = tuple(a.lstrip(":").lower() for a in aliases if isinstance(a, str))
+            if any(not _NAME_RE.fullmatch(a) for a in options["aliases"]) or len(options["aliases"]) < len(aliases):
+                self.problem(f"plugin {plugin}: command :{name} not registered: bad alias in {aliases!r}")
+                return
             try:
                 spec = CommandSpec(name=name, handler=handler, plugin=plugin, **options)
-                replaced = [c for n in (name, *spec.aliases) if (c := self.commands.get(n)) is not None]
+                found = (self.commands.get(n) for n in (name, *spec.aliases))
+                replaced = list({id(c): c for c in found if c is not None}.values())
                 self.commands.add(spec, override=override)
             except (TypeError, ValueError) as exc:
                 self.problem(f"plugin {plugin}: command :{name} not registered: {_one_line(exc, bare=True)}")

@@ -232,16 +232,19 @@ def test_bad_registrations_are_reported_and_the_rest_registered(tmp_path: Path) 
             register("two words", lambda session, args: None)
             register("nohandler", "not a function")
             register("typo", lambda session, args: None, halp="misspelt option")
-            register("good", lambda session, args: None)
+            register("badalias", lambda session, args: None, aliases=("two words",))
+            register(":Good", lambda session, args: None, aliases=":GD")
             raise RuntimeError("oops after registering")
     """)
     plugins, reported = make_plugins(path)
-    assert len(reported) == 4
+    assert len(reported) == 5
     assert "'two words' not registered" in reported[0]
     assert "is not callable" in reported[1]
     assert "halp" in reported[2]
-    assert reported[3] == f"plugin {path} failed in register_commands: RuntimeError: oops after registering"
+    assert "command :badalias not registered: bad alias in ('two words',)" in reported[3]
+    assert reported[4] == f"plugin {path} failed in register_commands: RuntimeError: oops after registering"
     assert plugins.infos[str(path)].commands == ["good"]
+    assert plugins.commands.get("gd") is plugins.commands.get("good") is not None
 
 
 def test_raising_command_is_an_error_and_the_session_goes_on(tmp_path: Path, random_model: Path) -> None:
