@@ -134,12 +134,14 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
 def _stateless_parity(keras_model, model_bytes: bytes, held_out: list[list[int]], tolerance: float) -> dict:
     """Probabilities from ONNX vs softmax of the Keras logits on held-out recipes."""
     import numpy as np
+    from recipe_repl.train.model import compiled_forward
 
+    forward = compiled_forward(keras_model)
     sess = parity.session(model_bytes)
     max_diff = 0.0
     for i in range(0, len(held_out), 16):
         x = parity.pad_batch(held_out[i : i + 16])
-        logits = np.asarray(keras_model(x, training=False), np.float64)
+        logits = forward(x).astype(np.float64)
         ref = np.exp(logits - logits.max(-1, keepdims=True))
         ref /= ref.sum(-1, keepdims=True)
         got = sess.run(None, {"tokens": x})[0]

@@ -78,13 +78,16 @@ def pad_batch(seqs: list[list[int]]) -> np.ndarray:
 def check(keras_model, model_bytes: bytes, held_out: list[list[int]], prompt: list[int],
           greedy_tokens: int = 100, tolerance: float = TOLERANCE) -> Parity:
     """Measure parity; `held_out` are token-id sequences, `prompt` the ids of e.g. "recipe for"."""
+    from recipe_repl.train.model import compiled_forward
+
+    forward = compiled_forward(keras_model)
     sess = session(model_bytes)
     # 1. held-out logits, a batch at a time (padding included: both graphs see the same ids)
     max_diff = 0.0
     n_tokens = 0
     for i in range(0, len(held_out), 16):
         x = pad_batch(held_out[i : i + 16])
-        ref = np.asarray(keras_model(x, training=False), np.float32)
+        ref = forward(x)
         got, _ = onnx_logits(sess, x)
         max_diff = max(max_diff, float(np.abs(ref - got).max()))
         n_tokens += int(sum(len(s) for s in held_out[i : i + 16]))
@@ -100,7 +103,7 @@ def check(keras_model, model_bytes: bytes, held_out: list[list[int]], prompt: li
     # 3. greedy: Keras re-feeds the prefix, ONNX carries the state
     k_ids = list(prompt)
     for _ in range(greedy_tokens):
-        lg = np.asarray(keras_model(np.array([k_ids], np.int32), training=False))[0, -1]
+        lg = forward(np.array([k_ids], np.int32))[0, -1]
         k_ids.append(int(np.argmax(lg)))
     o_ids = list(prompt)
     lg, state = onnx_logits(sess, np.array([prompt], np.int32))

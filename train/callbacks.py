@@ -23,14 +23,14 @@ class Callback:
     def on_train_end(self, history: list[dict]) -> None: ...
 
 
-def sample_text(model, vocab: Vocabulary, prompt: str = "recipe for", temperature: float = 1.0,
+def sample_text(forward, vocab: Vocabulary, prompt: str = "recipe for", temperature: float = 1.0,
                 max_tokens: int = 60, seed: int | None = None) -> str:
     """Generate like the lecture's TextGenerator: re-feed the prefix, sample the last logits, stop on 0."""
     rng = np.random.default_rng(seed)
     ids = vocab.encode(prompt)
     words = vocab.prepare(prompt)
     for _ in range(max_tokens):
-        logits = np.asarray(model(np.array([ids], np.int32), training=False))[0, -1].astype(np.float64)
+        logits = forward(np.array([ids], np.int32))[0, -1].astype(np.float64)
         if temperature <= 0:
             nxt = int(np.argmax(logits))
         else:
@@ -111,13 +111,16 @@ class SamplePrinter(Callback):
 
     def __init__(self, model, vocab: Vocabulary, stream: IO[str] | None = None, every: int = 1,
                  max_tokens: int = 60, seed: int = 0):
+        from recipe_repl.train.model import compiled_forward
+
+        self.forward = compiled_forward(model)
         self.model, self.vocab, self.every, self.max_tokens, self.seed = model, vocab, every, max_tokens, seed
         self.stream = stream or sys.stderr
         self.samples: list[str] = []
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if self.every and epoch % self.every == 0:
-            text = sample_text(self.model, self.vocab, "recipe for", 1.0, self.max_tokens, self.seed + epoch)
+            text = sample_text(self.forward, self.vocab, "recipe for", 1.0, self.max_tokens, self.seed + epoch)
             self.samples.append(text)
             print(f"sample (T=1.0): {text}", file=self.stream, flush=True)
 

@@ -1,0 +1,99 @@
+"""`recipe-repl eval`: ONNX perplexity/accuracy on the seeded held-out split, and the Kneser–Ney 3-gram."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from recipe_repl.export.commands import eval_command
+from recipe_repl.export.kneser_ney import BOS, KneserNey3
+
+from recipe_repl.errors import UserError
+from tests.tiny import cached_tiny_onnx, cached_tiny_run, cached_tiny_stateless_onnx
+
+CORPUS = [[2, 3, 4, 5, 0], [2, 3, 6, 5, 0], [2, 7, 4, 5, 3, 0], [2, 3, 4, 8, 0]]
+
+
+def test_kneser_ney_distributions_sum_to_one():
+    kn = KneserNey3(vocab_size=12).fit(CORPUS)
+    for u, v in [(2, 3), (3, 4), (BOS, 2), (9, 9), (11, 3), (BOS, BOS)]:  # seen, unseen and start contexts
+        p = kn.distribution(u, v)
+        assert p.shape == (12,)
+        assert p.sum() == pytest.approx(1.0, abs=1e-12)
+        assert (p > 0).all()  # unseen words keep some mass
+
+
+def test_kneser_ney_prefers_what_it_saw():
+    kn = KneserNey3(vocab_size=12).fit(CORPUS)
+    p = kn.distribution(2, 3)
+    assert int(np.argmax(p)) == 4  # "2 3 → 4" twice, "2 3 → 6" once
+    assert p[4] > p[6] > p[10]
+    # continuation counts: 5 follows many contexts, so it beats a word seen as often in one context
+    assert kn.p1[5] >= kn.p1[8]
+
+
+def test_kneser_ney_score_counts_targets_after_the_first():
+    kn = KneserNey3(vocab_size=12).fit(CORPUS)
+    r = kn.score([[2, 3, 4, 5, 0]])
+    assert r["tokens"] == 4
+    expected = -np.mean([math.log(kn.distribution(*ctx)[w]) for ctx, w in
+                         [((BOS, 2), 3), ((2, 3), 4), ((3, 4), 5), ((4, 5), 0)]])
+    assert r["nll"] == pytest.approx(expected)
+    assert r["perplexity"] == pytest.approx(math.exp(expected))
+    assert 0 <= r["top1"] <= r["top5"] <= 1
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory) -> Path:
+    return cached_tiny_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory) -> Path:
+    return cached_tiny_onnx(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_stateless_onnx(tmp_path_factory) -> Path:
+    return cached_tiny_stateless_onnx(tmp_path_factory)
+
+
+@pytest.mark.slow
+def test_eval_reproduces_the_training_validation_perplexity(tiny_onnx: Path, tiny_run_dir: Path):
+    from recipe_repl.export.evaluate import evaluate
+
+    report = evaluate(tiny_onnx)
+    assert report["held_out_recipes"] == 3 and report["train_recipes"] == 26  # the training split, same seed
+    val_loss = json.loads((tiny_run_dir / "training.json").read_text())["final_val_loss"]
+    assert report["lstm"]["nll"] == pytest.approx(val_loss, rel=1e-4)
+    kn = report["kneser_ney_3gram"]
+    assert kn["tokens"] == report["lstm"]["tokens"] > 0
+    assert report["perplexity_ratio"] == pytest.approx(report["lstm"]["perplexity"] / kn["perplexity"])
+    for r in (report["lstm"], kn):
+        assert 0 <= r["top1"] <= r["top5"] <= 1
+
+
+@pytest.mark.slow
+def test_eval_of_the_stateless_format_agrees(tiny_onnx: Path, tiny_stateless_onnx: Path):
+    from recipe_repl.export.evaluate import evaluate
+
+    a = evaluate(tiny_onnx, ngram=False)["lstm"]
+    b = evaluate(tiny_stateless_onnx, ngram=False)["lstm"]
+    assert b["perplexity"] == pytest.approx(a["perplexity"], rel=1e-4)
+    assert (a["top1"], a["top5"]) == (b["top1"], b["top5"])
+
+
+@pytest.mark.slow
+def test_eval_command_output_and_errors(tiny_onnx: Path, tmp_path: Path):
+    r = CliRunner().invoke(eval_command, [str(tiny_onnx), "--batch-size", "2"])
+    assert r.exit_code == 0, r.output
+    assert "LSTM (ONNX)" in r.output and "Kneser-Ney 3-gram" in r.output and "perplexity ratio" in r.output
+    r = CliRunner().invoke(eval_command, [str(tmp_path / "missing.onnx")])
+    assert isinstance(r.exception, UserError) and "not found" in str(r.exception)
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    r = CliRunner().invoke(eval_command, [str(tmp_path / "junk.onnx")])
+    assert isinstance(r.exception, UserError) and "not a loadable ONNX model" in str(r.exception)
