@@ -81,7 +81,7 @@ def test_discovered_by_entry_point_and_listed(env: dict[str, str]) -> None:
     assert {"on_prompt", "on_token", "on_sample_end"} <= set(infos["wordbias"]["hooks"])
     table = recipe_repl(["plugins"], env)
     assert table.returncode == 0
-    for text in ("ingredients", "wordbias", "0.1.0", "entry point", ":ingredients", "banwords, boost"):
+    for text in ("ingredients", "wordbias", "0.1.0", "entry point", ":ingredients", "banwords, boost", "recipe-repl log"):
         assert text in table.stdout
 
 

@@ -60,7 +60,8 @@ def plugins_command(ctx: click.Context, json_out: bool) -> None:
             ", ".join(f":{c}" for c in info.commands),
             ", ".join(info.processors),
             ", ".join(f"loader {n}" for n in info.loaders),
-            ", ".join(h for h in info.hooks if h.startswith("on_") or h == "register_cli_commands"),
+            ", ".join(f"recipe-repl {c}" for c in info.cli_commands),
+            ", ".join(h for h in info.hooks if h.startswith("on_")),
         ]
         table.add_row(info.name, info.version or "-", info.source, "; ".join(p for p in parts if p) or "-")
     Console(highlight=False).print(table)
