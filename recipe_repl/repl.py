@@ -36,6 +36,8 @@ from recipe_repl.vocab import detokenize
 
 PROMPT = FormattedText([("class:prompt", "› ")])
 _TAIL = 48  # characters of text shown in the title of a probability table
+_CONTEXT = 16  # words of text before a new word that decide how it joins on (spaces, capitals)
+_GLUE = ("/", "-", "'")  # the detokenizer glues these to the next word or not, depending on it
 
 
 def history_file() -> History:
@@ -62,9 +64,8 @@ class LiveView:
         self.vocab = session.engine.vocab
         self.settings: Settings = session.settings
         self.main: Request | None = None
-        self.before: list[str] = []  # words the streamed text reads on from (the prompt, or earlier text)
-        self.words: list[str] = []
-        self.printed = ""  # the text of the streamed sample shown so far
+        self.words: list[str] = []  # the streamed sample's words: what it reads on from (prompt or earlier
+        self.shown = 0  # text), then the generated ones; `shown` of them are on the screen
         self.streaming = False
         self.streamed_keys: set[int] = set()
         self.numbered = False
@@ -84,7 +85,7 @@ class LiveView:
         if self.main is None:
             self.main = request
             resume = request.resume
-            self.before = list(resume.words_before) if resume else self.vocab.decode_tokens(prompt_ids)
+            self.words = list(resume.words_before) if resume else self.vocab.decode_tokens(prompt_ids)
             self.numbered = settings.n > 1
 
     def on_token(self, event: TokenEvent) -> None:
@@ -105,7 +106,7 @@ class LiveView:
             self.words.append(event.word)
             self._emit()
         else:
-            self._flush()
+            self._emit(final=True)
             self._write(" " + render.END_MARKER, render.STYLE_END)
 
     def on_sample_end(self, sample: Sample) -> None:
@@ -117,11 +118,12 @@ class LiveView:
     def _table(self, event: TokenEvent) -> None:
         if self.streaming and self.column:
             self._newline()
-        words = self.before + self.words
+        words = self.words[-_CONTEXT:]
         text = " ".join(words) if self.settings.raw else detokenize(words, capitalize=False)
-        tail = text if len(text) <= _TAIL else "…" + text[-_TAIL:]
+        if len(text) > _TAIL or len(self.words) > _CONTEXT:
+            text = "…" + text[-_TAIL:]
         title = Text(f"step {event.step + 1}: next word after “", style="bold")
-        title.append(render.styled(tail)).append("”")
+        title.append(render.styled(text)).append("”")
         self.console.print(render.prob_table(self.vocab, event.probs, self.settings.probs_n, title=title,
                                              chosen=event.token_id))
         self.column = 0
@@ -135,30 +137,28 @@ class LiveView:
         self.streamed_keys.add(self.main.key)
         if self.numbered:
             self._write(f"#{self.main.index + 1} ", "bold cyan")
+        self.shown = len(self.words)
         if self.main.resume is not None:
-            self.printed = self._text(self.before)
             self._write("…", render.STYLE_END)
         else:
-            self.printed = self._text(self.before)
-            self._write(self.printed, render.STYLE_PROMPT)
+            self._write(self._text(self.words), render.STYLE_PROMPT)
 
-    def _emit(self) -> None:
-        full = self._text(self.before + self.words)
-        if self.words[-1] in ("/", "-", "'") and not self.settings.raw:
-            return  # glued to the next word or not: wait and see
-        if full.startswith(self.printed):
-            new = full[len(self.printed):]
-        else:  # the detokenizer changed earlier text (rare): show the latest word as is
-            new = " " + self.words[-1]
-        self.printed = full
-        self._write(new)
+    def _emit(self, final: bool = False) -> None:
+        """Show the words not yet on screen, as the detokenizer joins them to the text before.
 
-    def _flush(self) -> None:
-        """Show words held back by `_emit` (a trailing "/" waits to see whether it glues)."""
-        full = self._text(self.before + self.words)
-        if self.streaming and full != self.printed and full.startswith(self.printed):
-            self._write(full[len(self.printed):])
-            self.printed = full
+        Only the last `_CONTEXT` words are re-joined, so each word costs the same however long the
+        text is. A trailing "/", "-" or "'" waits for the next word: it may glue to it (1/2).
+        """
+        words = self.words
+        if self.shown >= len(words) or not self.streaming:
+            return
+        if not final and not self.settings.raw and words[-1] in _GLUE:
+            return
+        start = max(0, self.shown - _CONTEXT)
+        old, new = self._text(words[start:self.shown]), self._text(words[start:])
+        chunk = new[len(old):] if new.startswith(old) else " " + " ".join(words[self.shown:])
+        self.shown = len(words)
+        self._write(chunk)
 
     def _write(self, text: str, style: str = "") -> None:
         """Write words without a newline, wrapping at word boundaries (rich cannot wrap partial lines)."""
@@ -186,7 +186,7 @@ class LiveView:
 
     def finish(self) -> None:
         """End the streamed line."""
-        self._flush()
+        self._emit(final=True)
         if self.column or self.streaming:
             self._newline()
         self.streaming = False
@@ -357,9 +357,9 @@ def run_repl(
             continue
         except EOFError:  # Ctrl-D
             break
-        if not line.strip():
-            continue
-        run_line(frontend, session, line)
+        for part in line.splitlines():  # a pasted block runs line by line, like batch input
+            if part.strip() and not session.quit_requested:
+                run_line(frontend, session, part)
     return 0
 
 

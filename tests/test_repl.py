@@ -313,3 +313,20 @@ def test_other_commands_tables_are_shown_literally(random_model, plugins):
     row = [ln for ln in run.out.splitlines() if ln.strip().startswith("│ stop") or " stop " in ln and "[red]" in ln]
     assert row and "[red]x \\x1b[31m" in row[0]
     assert "\x1b" not in run.out
+
+
+def test_a_pasted_block_runs_line_by_line(random_model, plugins):
+    run = run_script(random_model, plugins, paste(":temp 0.2\n:topk 5\n\n:max 4\nrecipe for roast\n") + "\r" + CTRL_D)
+    s = run.session.settings
+    assert (s.temperature, s.top_k, s.max_tokens) == (0.2, 5, 4)
+    assert "4 tokens" in run.out
+
+
+def test_long_streams_read_as_the_sample_text(random_model, plugins):
+    """Only the last words are re-joined while streaming: the screen still matches the sample's text."""
+    run = run_script(random_model, plugins, lines(":max 300", ":temp 0.5", "1/2 cup", "roast", "chicken , 1/2"))
+    texts = [e.samples[0]["text"] for e in run.session.transcript if e.kind == "prompt"]
+    assert len(texts) == 3 and max(len(t) for t in texts) > 200
+    screen = run.out.replace("\n", " ")
+    for text in texts:
+        assert text in screen
