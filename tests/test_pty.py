@@ -20,13 +20,32 @@ TIMEOUT = 30  # generous: a loaded CI machine may take seconds to import onnxrun
 # pexpect answers no cursor-position request (a real terminal does): without this prompt-toolkit waits for one.
 
 
+# A plugin that makes the stop token impossible, so `:max 100000` is certainly still generating at Ctrl-C.
+NO_STOP_PLUGIN = """
+from recipe_repl.hookspecs import hookimpl
+
+def _factory(settings, args, vocab):
+    def no_stop(logits, context):
+        logits[:, 0] = -float("inf")
+        return logits
+    return no_stop
+
+@hookimpl
+def register_processors(register):
+    register("no-stop", _factory, help="never end at the stop token")
+"""
+
+
 @pytest.mark.parametrize("term", ["xterm-256color", "dumb"])
 def test_real_terminal_session(random_model, tmp_path, term):
+    plugin = tmp_path / "no_stop.py"
+    plugin.write_text(NO_STOP_PLUGIN)
     env = dict(os.environ, TERM=term, COLUMNS="100", LINES="30", PROMPT_TOOLKIT_NO_CPR="1")
+    env.pop("RECIPE_REPL_NO_PLUGINS", None)
     child = pexpect.spawn(
         sys.executable,
         ["-c", "from recipe_repl.cli import main; main()", "--model", str(random_model), "--seed", "1",
-         "--no-plugins"],
+         "--plugin", str(plugin)],
         env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100),
     )
     log = tmp_path / "pty.log"
@@ -40,10 +59,12 @@ def test_real_terminal_session(random_model, tmp_path, term):
             child.expect("top-k = 5")
             child.sendline(":max 100000")
             child.expect("max tokens = 100000")
+            child.sendline(":use no-stop")
+            child.expect("using no-stop")
             child.sendline("recipe for roast")
             child.expect("Recipe for roast")  # the prompt echo, then words stream in
             child.expect("salt")
-            time.sleep(0.3)
+            time.sleep(0.5)
             child.sendintr()
             child.expect(r"\d+ tokens · [\d,]+ words/s · interrupted")
             child.expect("› ")
