@@ -21,6 +21,7 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
+from rich.cells import cell_len
 from rich.console import Console
 from rich.segment import Segment, Segments
 from rich.text import Text
@@ -37,7 +38,8 @@ from recipe_repl.vocab import detokenize
 PROMPT = FormattedText([("class:prompt", "› ")])
 _TAIL = 48  # characters of text shown in the title of a probability table
 _CONTEXT = 16  # words of text before a new word that decide how it joins on (spaces, capitals)
-_GLUE = ("/", "-", "'")  # the detokenizer glues these to the next word or not, depending on it
+_GLUE = ("/", "-", "'")
+_FLUSH_S = 0.03  # streamed words reach the screen at least this often  # the detokenizer glues these to the next word or not, depending on it
 
 
 def history_file() -> History:
@@ -72,7 +74,10 @@ class LiveView:
         self.prompts = 0
         self.started: float | None = None
         self.ended: dict[int, float] = {}
-        self.column = 0
+        self.column = 0  # where the streamed line has got to, for wrapping
+        self._pending = Text()  # words not yet printed (see `_write`)
+        self._flushed = time.perf_counter()
+        self._width = max(20, self.console.width)
 
     # --- the Listener protocol -------------------------------------------------------------------
 
@@ -116,6 +121,7 @@ class LiveView:
     # --- drawing ---------------------------------------------------------------------------------
 
     def _table(self, event: TokenEvent) -> None:
+        self._flush()
         if self.streaming and self.column:
             self._newline()
         words = self.words[-_CONTEXT:]
@@ -161,33 +167,47 @@ class LiveView:
         self._write(chunk)
 
     def _write(self, text: str, style: str = "") -> None:
-        """Write words without a newline, wrapping at word boundaries (rich cannot wrap partial lines)."""
-        from rich.cells import cell_len
+        """Add words to the line, wrapping at word boundaries (rich cannot wrap a line printed in parts).
 
-        width = max(20, self.console.width)
+        Words are printed in bursts (every `_FLUSH_S` seconds at most): one rich print per word
+        would cost more than the model's step.
+        """
+        width = self._width
         line = ""
         for piece in _pieces(text):
             size = cell_len(piece)
             if self.column and self.column + size > width:
                 if line:
-                    self.console.print(render.styled(line, style), end="", soft_wrap=True)
+                    self._pending.append_text(render.styled(line, style))
                     line = ""
-                self._newline()
+                self._pending.append("\n")
+                self.column = 0
                 piece = piece.lstrip(" ")
                 size = cell_len(piece)
             line += piece
             self.column += size
         if line:
-            self.console.print(render.styled(line, style), end="", soft_wrap=True)
+            self._pending.append_text(render.styled(line, style))
+        if time.perf_counter() - self._flushed > _FLUSH_S:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Print the words added since the last flush."""
+        if self._pending:
+            self.console.print(self._pending, end="", soft_wrap=True)
+            self._pending = Text()
+        self._flushed = time.perf_counter()
+        self._width = max(20, self.console.width)  # the terminal may have been resized
 
     def _newline(self) -> None:
+        self._flush()
         self.console.print()
         self.column = 0
 
     def finish(self) -> None:
         """End the streamed line."""
         self._emit(final=True)
-        if self.column or self.streaming:
+        if self.column or self.streaming or self._pending:
             self._newline()
         self.streaming = False
 
