@@ -64,9 +64,7 @@ def plugins_command(ctx: click.Context, json_out: bool) -> None:
             ", ".join(h for h in info.hooks if h.startswith("on_")),
         ]
         table.add_row(info.name, info.version or "-", info.source, "; ".join(p for p in parts if p) or "-")
-    Console(highlight=False).print(table)
-    for problem in plugins.problems:
-        click.echo(f"problem: {problem}", err=True)
+    Console(highlight=False).print(table)  # problems were already reported on stderr while loading
 
 
 # The heavy subcommands live in subpackages that import TensorFlow only when they run.
