@@ -209,3 +209,19 @@ def test_mirrored_strategy_over_two_logical_cpus_matches_default(tmp_path: Path)
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2
     assert out["mirrored"] == pytest.approx(out["default"], abs=2e-3)
+
+
+def test_mixed_precision_jit_and_dropout_train_and_export(tmp_path: Path):
+    from recipe_repl.export.exporter import export_run
+    from recipe_repl.train.loop import train
+
+    result = train(tiny_config(epochs=1, mixed_precision=True, jit_compile=True, dropout=0.3), tmp_path / "r",
+                   quiet=True)
+    assert math.isfinite(result.history[-1]["loss"]) and math.isfinite(result.history[-1]["val_loss"])
+    cfg = RunDir(tmp_path / "r").config()
+    assert cfg.mixed_precision and cfg.jit_compile and cfg.dropout == 0.3
+    import keras
+
+    assert keras.mixed_precision.global_policy().name == "float32"  # the policy is restored afterwards
+    exported = export_run(tmp_path / "r", tmp_path / "m.onnx", quiet=True)
+    assert exported.parity["ok"]
