@@ -225,3 +225,43 @@ def test_mixed_precision_jit_and_dropout_train_and_export(tmp_path: Path):
     assert keras.mixed_precision.global_policy().name == "float32"  # the policy is restored afterwards
     exported = export_run(tmp_path / "r", tmp_path / "m.onnx", quiet=True)
     assert exported.parity["ok"]
+
+
+MULTI_WORKER = textwrap.dedent("""
+    import json, sys
+    from recipe_repl.train.loop import train
+    from tests.tiny import tiny_config
+    r = train(tiny_config(epochs=1, strategy="multi-worker"), sys.argv[1], quiet=True)
+    print(json.dumps({"loss": r.history[-1]["loss"]}))
+""")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_two_processes_on_localhost(tmp_path: Path, tiny_run_dir: Path):
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO),
+                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+        procs.append(subprocess.Popen([sys.executable, "-c", MULTI_WORKER, str(tmp_path / f"w{i}")], env=env,
+                                      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=300)
+        finally:
+            p.kill()
+        assert p.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1])["loss"])
+    # both workers report the global loss, equal to a one-process run of the same first epoch
+    assert results[0] == pytest.approx(results[1], abs=1e-6)
+    assert results[0] == pytest.approx(RunDir(tiny_run_dir).log_rows()[0]["loss"], abs=2e-3)
+    assert (tmp_path / "w0" / "checkpoint.weights.h5").exists()  # only the chief writes a run folder
+    assert not (tmp_path / "w1").exists()
