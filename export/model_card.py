@@ -7,6 +7,7 @@ parity, int8 trade-off, generation speed and samples — every figure measured h
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,14 +74,12 @@ def build_card(model_path: Path, run_dir: Path, make_seconds: float | None = Non
 
     q_bytes = quantize_int8(model_bytes)
     q_sess = parity.session(q_bytes)
-    from recipe_repl.export.exporter import held_out_ids  # noqa: F401  (documented origin of the split)
-
     held = [s[:-1] for s in _held_out(report, vocab, config, training)]
     agree = parity.top1_agreement(model_bytes, q_bytes, held)
-    q_path = Path("/tmp") / "recipe_repl_card_int8.onnx"
-    q_path.write_bytes(q_bytes)
-    q_eval = evaluate(q_path, ngram=False)["lstm"]
-    q_path.unlink()
+    with tempfile.TemporaryDirectory() as tmp:
+        q_path = Path(tmp) / "int8.onnx"
+        q_path.write_bytes(q_bytes)
+        q_eval = evaluate(q_path, ngram=False)["lstm"]
     prompt = vocab.encode("recipe for")
     speed = {
         "float32 stateful": ms_per_token(sess, prompt),

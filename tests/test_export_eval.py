@@ -97,3 +97,18 @@ def test_eval_command_output_and_errors(tiny_onnx: Path, tmp_path: Path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     r = CliRunner().invoke(eval_command, [str(tmp_path / "junk.onnx")])
     assert isinstance(r.exception, UserError) and "not a loadable ONNX model" in str(r.exception)
+
+
+@pytest.mark.slow
+def test_model_card_reports_measured_figures(tiny_onnx: Path, tiny_run_dir: Path, tmp_path: Path):
+    from recipe_repl.export.model_card import main
+
+    out = tmp_path / "MODEL_CARD.md"
+    r = CliRunner().invoke(main, [str(tiny_onnx), "--run", str(tiny_run_dir), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    card = out.read_text()
+    for heading in ("## Data", "## Model", "## Training", "## Held-out evaluation", "## Parity",
+                    "## Generation speed", "## Samples", "## Rebuild"):
+        assert heading in card
+    assert "Perplexity ratio LSTM / 3-gram" in card and "top-1 agreement" in card
+    assert card.count("Recipe for") >= 6  # three samples at each of two temperatures
