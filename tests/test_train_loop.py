@@ -265,3 +265,21 @@ def test_multi_worker_two_processes_on_localhost(tmp_path: Path, tiny_run_dir: P
     assert results[0] == pytest.approx(RunDir(tiny_run_dir).log_rows()[0]["loss"], abs=2e-3)
     assert (tmp_path / "w0" / "checkpoint.weights.h5").exists()  # only the chief writes a run folder
     assert not (tmp_path / "w1").exists()
+
+
+def test_fresh_discards_a_previous_run(tiny_run_dir: Path, tmp_path: Path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run_dir, run_dir)
+    (run_dir / "notes.txt").write_text("mine")
+    args = ["--data", f"epicurious:{EPICURIOUS_SAMPLE}", "--out", str(run_dir), "--vocab-size", "300",
+            "--embedding-dim", "8", "--units", "8", "--seq-len", "20", "--epochs", "1", "--quiet"]
+    r = CliRunner().invoke(train_command, args)
+    assert isinstance(r.exception, UserError) and "already holds" in str(r.exception)
+    r = CliRunner().invoke(train_command, [*args, "--fresh"])
+    assert r.exit_code == 0, r.output
+    assert RunDir(run_dir).config().units == 8 and len(RunDir(run_dir).log_rows()) == 1
+    assert (run_dir / "notes.txt").read_text() == "mine"  # only the run's own files are removed
+    r = CliRunner().invoke(train_command, [*args, "--fresh", "--resume"])
+    assert isinstance(r.exception, UserError) and "contradict" in str(r.exception)

@@ -34,15 +34,26 @@ _D = TrainConfig()
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multi-worker"]), default="default",
               show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --out after its last completed epoch.")
+@click.option("--fresh", is_flag=True, help="Discard a run already in --out and start over.")
 @click.option("--quiet", is_flag=True, help="No progress or samples.")
-def train_command(out: Path, no_mask: bool, no_bucketing: bool, resume: bool, quiet: bool, **kw) -> None:
+def train_command(out: Path, no_mask: bool, no_bucketing: bool, resume: bool, fresh: bool, quiet: bool,
+                  **kw) -> None:
     """Train the recipe LSTM (Keras) into a run folder that `recipe-repl export` turns into ONNX."""
     from recipe_repl.train.loop import import_tensorflow
+
+    from recipe_repl.errors import UserError
+
+    if fresh and resume:
+        raise UserError("--fresh and --resume contradict each other; pick one")
 
     import_tensorflow()  # a UserError naming the extra when TensorFlow is missing
     from recipe_repl.train.loop import train
 
     cfg = TrainConfig(mask=not no_mask, bucketing=not no_bucketing, **kw)
+    if fresh:
+        from recipe_repl.train.rundir import RunDir
+
+        RunDir(out).clear()
     result = train(cfg, out, resume=resume, quiet=quiet)
     if result.history:
         last = result.history[-1]

@@ -87,6 +87,12 @@ class RunDir:
     def json(self, path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
+    def clear(self) -> None:
+        """Remove the files of a previous run (only the names this module writes; nothing else)."""
+        for f in (self.config_file, self.vocab_file, self.checkpoint_file, self.optimizer_file, self.log_file,
+                  self.corpus_file, self.training_file, self.curve_file, self.path / "first_epoch.json"):
+            f.unlink(missing_ok=True)
+
     # --- writing -------------------------------------------------------------------------------
 
     def write_json(self, path: Path, data: dict) -> None:
