@@ -195,3 +195,28 @@ def test_prob_table_marks_a_drawn_word_outside_the_top(random_model, plugins):
     buf = io.StringIO()
     Console(file=buf, width=80, color_system=None).print(prob_table(vocab, probs, 2, title="t", chosen=7))
     assert "…" in buf.getvalue() and "◀ drawn" in buf.getvalue()
+
+
+def test_pick_reports_to_plugin_hooks(random_model):
+    from recipe_repl.hookspecs import hookimpl
+    from recipe_repl.plugins import Plugins
+
+    seen: list[tuple[str, object]] = []
+
+    class Spy:
+        @hookimpl
+        def on_prompt(self, prompt, prompt_ids, settings):
+            seen.append(("prompt", prompt))
+
+        @hookimpl
+        def on_token(self, token_id, word, probability, step):
+            seen.append(("token", (word, step)))
+
+        @hookimpl
+        def on_sample_end(self, sample):
+            seen.append(("end", sample.stop_reason.value))
+
+    plugins = Plugins(load_third_party=False)
+    plugins.pm.register(Spy(), name="spy")
+    run_script(random_model, plugins, lines(":pick 3", "roast", "chicken", "=1", "s"))
+    assert seen == [("prompt", "roast"), ("token", ("chicken", 0)), ("token", ("1", 1)), ("end", "interrupted")]

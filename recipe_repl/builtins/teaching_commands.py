@@ -16,7 +16,7 @@ from rich.text import Text
 
 from recipe_repl import render
 from recipe_repl.errors import UserError
-from recipe_repl.generation import Request, Resume, Sample, StopReason
+from recipe_repl.generation import Request, Resume, Sample, StopReason, TokenEvent
 from recipe_repl.hookspecs import hookimpl
 from recipe_repl.sampling import StepContext, build_chain, distribution, draw, row_rng
 from recipe_repl.session import Session
@@ -187,6 +187,10 @@ def _pick(session: Session, args: str) -> None:
     history = list(ids)
     tokens: list[int] = []
     chosen_probs: list[float] = []
+    request = Request(prompt, key=key)
+    listener = session.plugins.listener()  # plugins' on_* hooks see a picked sample like any other
+    if listener.active:
+        listener.on_prompt(request, ids, settings)
     logits, state = _feed(session, ids)
     reason = StopReason.MAX_TOKENS
     session.say(f"choose the next word: {PICK_HELP}")
@@ -199,6 +203,8 @@ def _pick(session: Session, args: str) -> None:
             reason = StopReason.INTERRUPTED  # stopped by the person: :continue can go on from here
             break
         if picked == [PAD_ID]:
+            if listener.active:
+                listener.on_token(TokenEvent(request, len(tokens), PAD_ID, "", float(probs[PAD_ID]), probs))
             reason = StopReason.STOP_TOKEN
             session.say(f"the stop token ({render.percent(float(probs[PAD_ID]))}) ends the recipe")
             break
@@ -206,6 +212,8 @@ def _pick(session: Session, args: str) -> None:
         for j, tok in enumerate(picked):  # a typed "1/2" is three words: feed them one by one
             if j > 0:
                 probs = next_word_probs(session, settings, history, logits)
+            if listener.active:
+                listener.on_token(TokenEvent(request, len(tokens), tok, vocab.word(tok), float(probs[tok]), probs))
             tokens.append(tok)
             chosen_probs.append(float(probs[tok]))
             history.append(tok)
@@ -216,9 +224,7 @@ def _pick(session: Session, args: str) -> None:
         resume = Resume(state, logits.copy(), (), list(history), rng, prompt_words + words)
     sample = Sample(prompt=prompt, prompt_words=prompt_words, token_ids=tokens, words=words, probs=chosen_probs,
                     stop_reason=reason, settings=settings, index=0, key=key, resume=resume)
-    listener = session.plugins.listener()
     if listener.active:
-        listener.on_prompt(Request(prompt, key=key), ids, settings)
         listener.on_sample_end(sample)
     session.remember(prompt, [sample])
     session.last_prompt = prompt
@@ -253,7 +259,7 @@ def _ask_choice(session: Session, probs: np.ndarray, n: int, rng: np.random.Gene
             session.frontend.message(PICK_HELP, "warning")
             continue
         picked = [vocab.id_of(p) for p in pieces]
-        unknown = [p for p, i in zip(pieces, picked, strict=True) if i == UNK_ID and p != UNK_TOKEN.lower()]
+        unknown = [p for p, i in zip(pieces, picked, strict=True) if i == UNK_ID]
         if unknown:
             session.frontend.message(
                 f"{', '.join(repr(render.safe(u)) for u in unknown)} is not in the vocabulary: "
