@@ -35,7 +35,7 @@ SCRIPT = [
     ":compare 1.0 0.2",
     ":temp 0.2",
     "recipe for roast chicken",
-    "recipe for zucchini bread",
+    "recipe for quokka stew",  # a word no recipe has: the model reads [UNK]
     ":pick 4",
     "1",
     "",
