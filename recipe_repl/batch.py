@@ -52,7 +52,9 @@ class BatchFrontend:
         """Tables go to stderr, rendered without colour when it is not a terminal."""
         from rich.console import Console
 
-        Console(file=self.err, highlight=False, soft_wrap=False).print(renderable)
+        from recipe_repl.render import print_safe
+
+        print_safe(Console(file=self.err, highlight=False, soft_wrap=False), renderable)
 
     def ask(self, question: str) -> str:
         """Batch mode has nobody to ask."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-from rich.console import Group
+from rich.console import Console, Group
+from rich.segment import Segment, Segments
 from rich.table import Table
 from rich.text import Text
 
@@ -42,6 +44,20 @@ def safe(text: str, keep: str = "") -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def print_safe(console: Console, renderable: Any) -> None:
+    """Print any renderable with markup off and control characters escaped in what comes out.
+
+    Commands' tables may hold plain strings with user text (a stop string, a path): this keeps
+    `[red]` literal and ESC off the terminal whatever the renderable holds.
+    """
+    options = console.options.update(markup=False)
+    segments = [
+        seg if seg.control else Segment(safe(seg.text, keep="\n"), seg.style)
+        for seg in console.render(renderable, options)
+    ]
+    console.print(Segments(segments))
 
 
 def styled(text: str, style: str = "") -> Text:

@@ -23,7 +23,6 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 from rich.cells import cell_len
 from rich.console import Console
-from rich.segment import Segment, Segments
 from rich.text import Text
 
 from recipe_repl import render
@@ -322,18 +321,8 @@ class ReplFrontend:
         self.console.print(line)
 
     def show(self, renderable: Any) -> None:
-        """A rich renderable (tables for :probs, :compare, :settings, :help), made safe to print.
-
-        Other commands' tables may hold plain strings with user text (a stop string, a path):
-        rendering them without markup and escaping control characters in what comes out keeps
-        `[red]` literal and ESC off the terminal.
-        """
-        options = self.console.options.update(markup=False)
-        segments = [
-            seg if seg.control else Segment(render.safe(seg.text, keep="\n"), seg.style)
-            for seg in self.console.render(renderable, options)
-        ]
-        self.console.print(Segments(segments))
+        """A rich renderable (tables for :probs, :compare, :settings, :help), made safe to print."""
+        render.print_safe(self.console, renderable)
 
     def ask(self, question: str) -> str:
         """Ask for one line (used by :pick); Ctrl-C raises KeyboardInterrupt, Ctrl-D EOFError."""

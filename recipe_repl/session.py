@@ -173,6 +173,8 @@ class Session:
             index_of[p] = idx + 1
             requests.append(Request(p, key=self._sample_counter, index=idx, resume=resumes[i] if resumes else None))
             self._sample_counter += 1
+        if prompts:
+            self.last_prompt = prompts[0]  # batch mode and :continue too, so :probs has a prompt
         listener = self.listener()
         samples = list(
             generate(self.engine, requests, self.settings, self.plugins.processor_specs(), listener, self.batch_size)

@@ -134,11 +134,11 @@ def test_batch_streams_output_batch_by_batch(random_model: Path) -> None:
     assert proc.returncode == 0
 
 
-def test_no_tensorflow_and_no_prompt_toolkit_in_batch_mode(random_model: Path) -> None:
+def test_no_tensorflow_prompt_toolkit_or_rich_in_batch_mode(random_model: Path) -> None:
     probe = (
         "import sys, atexit\n"
         "atexit.register(lambda: sys.stderr.write('LOADED:' + ','.join(sorted(m for m in "
-        "('tensorflow', 'keras', 'tf2onnx', 'prompt_toolkit') if m in sys.modules)) + '\\n'))\n"
+        "('tensorflow', 'keras', 'tf2onnx', 'prompt_toolkit', 'rich') if m in sys.modules)) + '\\n'))\n"
         "from recipe_repl.cli import main\nmain()\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -159,7 +159,7 @@ def test_help_lists_subcommands_without_tensorflow() -> None:
     probe = (
         "import sys, atexit\n"
         "atexit.register(lambda: sys.stderr.write('LOADED:' + ','.join(sorted(m for m in "
-        "('tensorflow', 'keras', 'tf2onnx', 'prompt_toolkit') if m in sys.modules)) + '\\n'))\n"
+        "('tensorflow', 'keras', 'tf2onnx', 'prompt_toolkit', 'rich') if m in sys.modules)) + '\\n'))\n"
         "from recipe_repl.cli import main\nmain()\n"
     )
     r = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True, text=True,

@@ -183,6 +183,17 @@ def test_batch_mode_tables_go_to_stderr(random_model, plugins):
     assert "probs = every" in err
 
 
+def test_probs_after_batch_prompts_uses_the_last_batch(random_model, plugins):
+    out, err, status = batch(random_model, plugins, "roast chicken\n:probs 2\n")
+    assert status == 0 and "next word after “roast chicken”" in err
+
+
+def test_batch_tables_show_user_text_literally(random_model, plugins):
+    out, err, status = batch(random_model, plugins, ":stop [bold red]x\x1b[31m\n:settings\n")
+    assert status == 0
+    assert "[bold red]x\\x1b[31m" in err and "\x1b" not in err
+
+
 def test_batch_mode_refuses_pick(random_model, plugins):
     out, err, status = batch(random_model, plugins, "roast\n:pick\n")
     assert status == 1 and ":pick needs an interactive terminal" in err

@@ -9,12 +9,10 @@ is exactly what the sampler would draw from.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rich.text import Text
 
-from recipe_repl import render
 from recipe_repl.errors import UserError
 from recipe_repl.generation import Request, Resume, Sample, StopReason, TokenEvent
 from recipe_repl.hookspecs import hookimpl
@@ -22,6 +20,9 @@ from recipe_repl.sampling import StepContext, build_chain, distribution, draw, r
 from recipe_repl.session import Session
 from recipe_repl.settings import PROBS_MODES, Settings
 from recipe_repl.vocab import PAD_ID, UNK_ID, UNK_TOKEN, detokenize
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 MAX_COLUMNS = 6  # temperatures side by side in :compare
 
@@ -74,6 +75,10 @@ def next_word_probs(session: Session, settings: Settings, history: list[int], lo
 
 
 def _after(text: str, limit: int = 48) -> Text:
+    from rich.text import Text
+
+    from recipe_repl import render  # rich loads only when a table is shown
+
     tail = text if len(text) <= limit else "…" + text[-limit:]
     return Text("next word after “", style="bold").append(render.styled(tail)).append("”")
 
@@ -99,6 +104,8 @@ def _shaping(settings: Settings) -> str:
 
 
 def _probs(session: Session, args: str) -> None:
+    from recipe_repl import render  # rich loads only when a table is shown
+
     parts = args.split()
     usage = ":probs [N] | :probs every|first|off [N]"
     if len(parts) > 2:
@@ -134,6 +141,8 @@ def _probs_complete(session: Session, text: str) -> Iterable[str]:
 
 
 def _compare(session: Session, args: str) -> None:
+    from recipe_repl import render  # rich loads only when a table is shown
+
     parts = args.replace(",", " ").split() or ["1.0", "0.2"]
     if len(parts) > MAX_COLUMNS:
         raise UserError(f":compare shows at most {MAX_COLUMNS} temperatures side by side")
@@ -167,6 +176,8 @@ PICK_HELP = "a number picks that word · Enter lets the sampler pick · a word (
 
 
 def _pick(session: Session, args: str) -> None:
+    from recipe_repl import render  # rich loads only when a table is shown
+
     parts = args.split()
     if len(parts) > 1:
         raise UserError("usage: :pick [N]")
@@ -236,6 +247,8 @@ def _ask_choice(session: Session, probs: np.ndarray, n: int, rng: np.random.Gene
 
     Enter draws with the sample's own seeded generator, exactly as the sampler would.
     """
+    from recipe_repl import render  # rich loads only when a table is shown
+
     vocab = session.engine.vocab
     shown = render.top_ids(probs, n)
     while True:
