@@ -297,7 +297,7 @@ class _Batch:
         self.probs[r].append(prob)
         self.history[r].append(token)
         self.listener.on_token(TokenEvent(req, step, token, self.vocab.word(token), prob, probs))
-        if self.settings.stop and _contains_stop(self.vocab.decode_tokens(self.tokens[r]), self.settings.stop):
+        if self.settings.stop and contains_stop(self.vocab.decode_tokens(self.tokens[r]), self.settings.stop):
             self.done[r] = StopReason.STOP_STRING
             return False
         if len(self.tokens[r]) >= self.settings.max_tokens:
@@ -311,6 +311,7 @@ class _Batch:
         return Resume(state, None if pending else logits.copy(), pending, list(self.history[r]), self.rngs[r], words)
 
 
-def _contains_stop(words: list[str], stop: str) -> bool:
+def contains_stop(words: list[str], stop: str) -> bool:
+    """True when the generated words contain the stop string (in raw tokens or in readable text)."""
     needle = stop.lower()
     return needle in " ".join(words) or needle in detokenize(words, capitalize=False).lower()

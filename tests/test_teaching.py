@@ -149,6 +149,13 @@ def test_pick_enter_draws_like_the_sampler(random_model, plugins):
     assert len(picked.token_ids) >= 1
 
 
+def test_pick_ends_at_the_stop_string(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":stop golden", ":max 8", "roast", ":pick", "chicken", "golden"))
+    sample = run.session.last_samples[0]
+    assert sample.words == ["chicken", "golden"] and sample.stop_reason == StopReason.STOP_STRING
+    assert "the stop string “golden” ends the recipe" in run.out
+
+
 def test_pick_number_out_of_range_asks_again(random_model, plugins):
     run = run_script(random_model, plugins, lines("roast", ":pick 3", "9", "2", "s"))
     assert "choose 1 to 3" in run.out

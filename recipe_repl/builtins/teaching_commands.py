@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recipe_repl.errors import UserError
-from recipe_repl.generation import Request, Resume, Sample, StopReason, TokenEvent
+from recipe_repl.generation import Request, Resume, Sample, StopReason, TokenEvent, contains_stop
 from recipe_repl.hookspecs import hookimpl
 from recipe_repl.sampling import StepContext, build_chain, distribution, draw, row_rng
 from recipe_repl.session import Session
@@ -229,6 +229,10 @@ def _pick(session: Session, args: str) -> None:
             chosen_probs.append(float(probs[tok]))
             history.append(tok)
             logits, state = _feed(session, [tok], state)
+        if settings.stop and contains_stop(vocab.decode_tokens(tokens), settings.stop):
+            reason = StopReason.STOP_STRING
+            session.say(f"the stop string “{render.safe(settings.stop)}” ends the recipe")
+            break
     words = vocab.decode_tokens(tokens)
     resume = None
     if reason != StopReason.STOP_TOKEN:
