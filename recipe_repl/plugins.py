@@ -17,7 +17,6 @@ import reprlib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -177,6 +176,10 @@ class Plugins:
         self.trace(f"loaded plugin {name} ({source}{', ' + version if version else ''}): {', '.join(hooks) or '-'}")
 
     def _load_entry_points(self) -> None:
+        if not may_have_entry_points(ENTRY_POINT_GROUP):
+            return
+        from importlib import metadata  # ~20 ms with its email parser: only when a plugin may be there
+
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = getattr(ep, "dist", None)
             version = dist.version if dist is not None else ""
@@ -393,6 +396,34 @@ class Plugins:
     def listing(self) -> list[PluginInfo]:
         """Loaded plugins, built-ins first."""
         return sorted(self.infos.values(), key=lambda i: (not _is_builtin(i.name), i.name))
+
+
+def may_have_entry_points(group: str, paths: Sequence[str] | None = None) -> bool:
+    """False only when no distribution on `paths` (default: sys.path) declares an entry point in `group`.
+
+    A cheap look at each `*.dist-info/entry_points.txt` (or `*.egg-info`) so that start-up pays for
+    importlib.metadata only when a plugin is installed; anything unusual (a zip on the path, an
+    unreadable folder) answers True and the full scan decides.
+    """
+    header = f"[{group}]"
+    for entry in sys.path if paths is None else paths:
+        try:
+            with os.scandir(entry or ".") as it:
+                names = [e.name for e in it if e.name.endswith((".dist-info", ".egg-info"))]
+        except NotADirectoryError:
+            return True  # a zip or wheel on sys.path: let importlib.metadata read it
+        except OSError:
+            continue  # a missing folder holds no distributions
+        for name in names:
+            try:
+                with open(os.path.join(entry or ".", name, "entry_points.txt"), encoding="utf-8") as f:
+                    if any(line.strip() == header for line in f):
+                        return True
+            except FileNotFoundError:
+                continue
+            except (OSError, UnicodeDecodeError):
+                return True
+    return False
 
 
 def _guarded_load(plugin: str, name: str, load: Callable[..., Any]) -> Callable[..., Any]:

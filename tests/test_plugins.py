@@ -142,6 +142,20 @@ def test_entry_point_name_clash_and_duplicates(tmp_path: Path, monkeypatch: pyte
     assert plugins.commands.get("greet") is not None
 
 
+def test_entry_point_precheck(tmp_path: Path) -> None:
+    """The cheap look that lets start-up skip importlib.metadata finds what the full scan would."""
+    from recipe_repl.plugins import may_have_entry_points
+
+    _dist(tmp_path / "a", "greeter", "greet", "greeter_a", "")
+    (tmp_path / "b" / "other-1.0.dist-info").mkdir(parents=True)
+    (tmp_path / "b" / "other-1.0.dist-info" / "entry_points.txt").write_text("[console_scripts]\nx = y:z\n")
+    (tmp_path / "c.zip").write_bytes(b"PK")
+    assert may_have_entry_points("recipe_repl", [str(tmp_path / "a")])
+    assert not may_have_entry_points("recipe_repl", [str(tmp_path / "b"), str(tmp_path / "missing")])
+    assert may_have_entry_points("console_scripts", [str(tmp_path / "b")])
+    assert may_have_entry_points("recipe_repl", [str(tmp_path / "c.zip")])  # unknown: the full scan decides
+
+
 def test_plugin_file_that_fails_to_import(tmp_path: Path, random_model: Path) -> None:
     path = write_plugin(tmp_path, "crashy", "raise RuntimeError('no import for you')\n")
     plugins, reported = make_plugins(path, tmp_path / "missing.py")
