@@ -1,9 +1,10 @@
-"""Sampling: a chain of logits processors, then softmax, then a seeded draw — all in float64.
+"""Sampling: a chain of logits processors, then softmax, then a seeded draw.
 
     logits ─► ban [UNK] ─► repetition penalty ─► (plugins) ─► ÷ temperature ─► top-k ─► top-p ─► min-p
            ─► softmax ─► draw with the row's own numpy Generator (or argmax when temperature is 0)
 
-(The softmax's exp runs in float32 on logits shifted to <= 0: see `_softmax_inplace`.)
+Processors and softmax work in float32 (the model's own precision) with float64 sums; see
+`distribution` for why.
 
 Each processor is a plain function `(logits [batch, vocab], context) -> logits`. Which ones run is
 decided once per generation by `build_chain`, so the per-token path only calls the active ones.
@@ -123,16 +124,10 @@ def apply_repetition_penalty(logits: np.ndarray, history: Sequence[Sequence[int]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64 (a new array); rows that are all -inf are not allowed."""
-    return _softmax_inplace(np.array(logits, dtype=np.float64))
-
-
-def _softmax_inplace(x: np.ndarray) -> np.ndarray:
-    # This runs on every generated token over the whole vocabulary. The shifted logits are <= 0, so
-    # exp() in float32 loses only ~1e-7 relative precision per word while costing a third of the
-    # float64 exp (the hottest line of batch generation); sums and the draw stay in float64.
+    """Row-wise softmax in float64 (a new array), the reference; rows that are all -inf are not allowed."""
+    x = np.array(logits, dtype=np.float64)
     x -= x.max(axis=-1, keepdims=True)
-    x[...] = np.exp(x.astype(np.float32))
+    np.exp(x, out=x)
     x /= x.sum(axis=-1, keepdims=True)
     return x
 
@@ -140,46 +135,56 @@ def _softmax_inplace(x: np.ndarray) -> np.ndarray:
 def distribution(
     logits: np.ndarray, chain: Sequence[Processor], context: StepContext
 ) -> np.ndarray:
-    """Run the processor chain on float32 logits [batch, vocab] and return probabilities (float64)."""
-    x = np.array(logits, dtype=np.float64)  # a copy: processors may write in place
+    """Run the processor chain on logits [batch, vocab] and return probabilities (float32).
+
+    This runs for every generated token over the whole vocabulary. float32 arrays of a batch of
+    rows stay in the CPU cache where float64 ones spill out of it (measured: 4x faster softmax at
+    batch 32 × 10,000 words, equal at batch 1); the row sums are taken in float64, so each
+    probability is within ~1e-6 relative of the float64 reference.
+    """
+    x = np.array(logits, dtype=np.float32)  # a copy: processors may write in place
     for proc in chain:
         x = proc(x, context)
     if context.settings.temperature == 0:
-        probs = np.zeros_like(x)
+        probs = np.zeros(x.shape, dtype=np.float32)
         probs[np.arange(x.shape[0]), np.argmax(x, axis=-1)] = 1.0
         return probs
-    return _softmax_inplace(x)
-
-
-def draw(probs: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
-    """One token per row, each row drawn with its own generator (so batch size never matters)."""
-    out = np.empty(len(rngs), dtype=np.int64)
-    for row, rng in enumerate(rngs):
-        out[row] = _inverse_cdf(probs[row], rng.random())
-    return out
+    x -= x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True, dtype=np.float64)
+    return x
 
 
 _BLOCK = 128
 
 
-def _inverse_cdf(p: np.ndarray, u: float) -> int:
-    """The token where the cumulative probability passes u × total.
+def draw(probs: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+    """One token per row, each row drawn with its own generator (so batch size never matters).
 
-    Two levels (block sums, then one block) instead of a cumulative sum over the whole vocabulary:
-    the same token, at a fraction of the cost for a 10 000-word vocabulary.
+    Inverse CDF in two levels, for all rows at once: sums of blocks of 128 words locate the block
+    where the cumulative probability passes u × total, then a cumulative sum inside that block
+    alone finds the word — the cost of a full cumulative sum over the vocabulary is avoided.
+    Each row's arithmetic depends on that row only, so a row draws the same word in any batch.
     """
-    starts = np.arange(0, len(p), _BLOCK)
-    block_cdf = np.cumsum(np.add.reduceat(p, starts))
-    target = u * block_cdf[-1]
-    b = min(int(np.searchsorted(block_cdf, target, side="right")), len(block_cdf) - 1)
-    lo = b * _BLOCK
-    cdf = np.cumsum(p[lo : lo + _BLOCK]) + (block_cdf[b - 1] if b else 0.0)
-    i = lo + min(int(np.searchsorted(cdf, target, side="right")), len(cdf) - 1)
-    if p[i] > 0:
-        return i
-    # Rounding at a block edge landed on an impossible word: take the last possible one before it.
-    nonzero = np.flatnonzero(p[: i + 1])
-    return int(nonzero[-1]) if len(nonzero) else int(np.flatnonzero(p)[0])
+    rows, vocab = probs.shape
+    u = np.array([rng.random() for rng in rngs], dtype=np.float64)
+    starts = np.arange(0, vocab, _BLOCK)
+    block_cdf = np.cumsum(np.add.reduceat(probs, starts, axis=1), axis=1, dtype=np.float64)
+    target = u * block_cdf[:, -1]
+    block = np.minimum((block_cdf <= target[:, None]).sum(axis=1), len(starts) - 1)
+    before = np.where(block > 0, block_cdf[np.arange(rows), block - 1], 0.0)
+    idx = block[:, None] * _BLOCK + np.arange(_BLOCK)
+    inside = idx < vocab
+    window = np.where(inside, np.take_along_axis(probs, np.minimum(idx, vocab - 1), axis=1), 0)
+    cdf = np.cumsum(window, axis=1, dtype=np.float64) + before[:, None]
+    last = inside.sum(axis=1) - 1
+    offset = np.minimum((cdf <= target[:, None]).sum(axis=1), last)
+    out = (block * _BLOCK + offset).astype(np.int64)
+    for row in np.flatnonzero(probs[np.arange(rows), out] <= 0):
+        # Rounding at a block edge landed on an impossible word: take the last possible one before it.
+        nonzero = np.flatnonzero(probs[row, : out[row] + 1])
+        out[row] = nonzero[-1] if len(nonzero) else np.flatnonzero(probs[row])[0]
+    return out
 
 
 def row_rng(seed: int | None, row_key: int) -> np.random.Generator:

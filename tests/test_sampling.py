@@ -82,6 +82,26 @@ def test_draw_is_seeded_and_never_picks_zero_probability() -> None:
     assert a == b and set(a) == {1, 3}
 
 
+def test_block_draw_is_the_inverse_cdf_and_batch_independent() -> None:
+    """Several blocks of 128 words with a ragged last one: each row gets its plain inverse-CDF word."""
+    gen = np.random.default_rng(0)
+    probs = gen.random((9, 300)).astype(np.float32) ** 4
+    probs[:, gen.random(300) < 0.3] = 0  # impossible words in every block
+    probs[3, :] = 0
+    probs[3, 299] = 1  # all mass on the very last word
+    probs /= probs.sum(axis=1, keepdims=True)
+    for trial in range(50):
+        seeds = [sampling.row_rng(trial, r) for r in range(9)]
+        u = [sampling.row_rng(trial, r).random() for r in range(9)]
+        together = sampling.draw(probs, seeds)
+        alone = [int(sampling.draw(probs[r : r + 1], [sampling.row_rng(trial, r)])[0]) for r in range(9)]
+        assert together.tolist() == alone
+        for r in range(9):
+            cdf = np.cumsum(probs[r].astype(np.float64))
+            expected = int(np.searchsorted(cdf, u[r] * cdf[-1], side="right"))
+            assert together[r] == expected and probs[r, together[r]] > 0
+
+
 @pytest.mark.parametrize("t", [0.5, 1.0, 1.7])
 def test_sampled_frequencies_follow_softmax_of_logits_over_t(plugins, t: float) -> None:
     """A chi-square goodness-of-fit test of 20 000 draws (critical value at p=0.001, 5 dof = 20.5)."""
