@@ -27,8 +27,6 @@ Documented keys (all optional):
 from __future__ import annotations
 
 import os
-import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,11 +71,15 @@ class Config:
         """Read the config file; a missing file is an empty config, a broken one a UserError."""
         path = path or config_path()
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return cls(path)
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"cannot read config {path}: {exc}") from None
+        import tomllib  # only when there is a file: start-up without one skips the parser
+
+        try:
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"config {path} is not valid TOML: {exc}") from None
         settings = data.get("settings", {})
@@ -155,6 +157,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Bytes version of `atomic_write_text`."""
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
