@@ -160,7 +160,8 @@ def build_card(model_path: Path, run_dir: Path, make_seconds: float | None = Non
         f"The trade-off: a larger LSTM lowers perplexity but each token costs a {config['units']}-unit step plus a"
         f" {config['units']}×{config['vocab_size']} output layer; carrying the state keeps a token O(1), while re-feeding"
         " the prefix (the lecture's stateless way) grows with the text. int8 shrinks the file and changes"
-        " few choices (agreement above) but is not faster for a model this small.",
+        f" few choices (agreement above); here it was {speed['float32 stateful'] / speed['int8 stateful']:.2f}x the"
+        " float32 speed, and float32 stays the shipped file because the export's 1e-4 parity check applies to it.",
         "",
         "## Samples (`recipe for`, seeds 1–3; ⏹ = the model emitted the stop token, … = 80-token cap)",
         "",
