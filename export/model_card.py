@@ -145,7 +145,8 @@ def build_card(model_path: Path, run_dir: Path, make_seconds: float | None = Non
         "",
         "## Parity (measured by the export)",
         "",
-        f"- ONNX Runtime vs Keras logits on {par.get('held_out_tokens')} held-out tokens: max|Δ| {par.get('max_abs_logit_diff'):.2e}"
+        f"- ONNX Runtime vs Keras logits on {par.get('held_out_tokens')} held-out tokens (the recipes' own positions, not the padding after them):"
+        f" max|Δ| {par.get('max_abs_logit_diff'):.2e}"
         f" (tolerance {par.get('tolerance')}).",
         f"- Prompt at once vs one token at a time: max|Δ| {par.get('incremental_max_abs_diff'):.2e}.",
         f"- {par.get('greedy_tokens')} greedy tokens Keras vs ONNX: {'identical' if par.get('greedy_identical') else 'differ'}.",

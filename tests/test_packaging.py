@@ -32,8 +32,7 @@ def test_regular_install_maps_subpackages(tmp_path: Path) -> None:
                          env={**os.environ, "PYTHONPATH": str(target)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().startswith(str(target))
-    if (REPO / "models" / "recipes.onnx").is_file():
-        assert (pkg / "models" / "recipes.onnx").is_file()
+    assert (pkg / "models" / "recipes.onnx").is_file() and (pkg / "models" / "MODEL_CARD.md").is_file()
 
 
 def test_editable_install_resolves_subpackages_to_the_source_tree() -> None:
