@@ -155,59 +155,31 @@ def distribution(
     return x
 
 
-_BLOCK = 128
-
-
 def draw(probs: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
     """One token per row, each row drawn with its own generator (so batch size never matters).
 
-    Inverse CDF in two levels, for all rows at once: sums of blocks of 128 words locate the block
-    where the cumulative probability passes u × total, then a cumulative sum inside that block
-    alone finds the word — the cost of a full cumulative sum over the vocabulary is avoided.
-    Each row's arithmetic depends on that row only, so a row draws the same word in any batch.
+    Inverse CDF: the first word whose cumulative probability passes u × total. A cumulative sum is
+    sequential, so a row's sums are the same alone or in a batch, and so is the word; one row (the
+    REPL) takes a scalar path with fewer numpy calls.
     """
     rows, vocab = probs.shape
-    probs = np.ascontiguousarray(probs)
-    u = np.fromiter((rng.random() for rng in rngs), dtype=np.float64, count=rows)
-    starts = np.arange(0, vocab, _BLOCK)
-    block_cdf = np.cumsum(np.add.reduceat(probs, starts, axis=1), axis=1, dtype=np.float64)
     if rows == 1:
-        return np.array([_draw_one(probs[0], block_cdf[0], float(u[0]))], dtype=np.int64)
-    target = u * block_cdf[:, -1]
-    block = np.minimum((block_cdf <= target[:, None]).sum(axis=1), len(starts) - 1)
-    flat_block = block_cdf.ravel()
-    row_base = np.arange(rows) * len(starts)
-    before = np.where(block > 0, flat_block[row_base + block - 1], 0.0)
-    idx = (block * _BLOCK)[:, None] + np.arange(_BLOCK)  # word ids of each row's block
-    inside = idx < vocab
-    window = probs.ravel()[(np.arange(rows) * vocab)[:, None] + np.minimum(idx, vocab - 1)]
-    window[~inside] = 0
-    cdf = np.cumsum(window, axis=1, dtype=np.float64)
-    cdf += before[:, None]
-    offset = np.minimum((cdf <= target[:, None]).sum(axis=1), inside.sum(axis=1) - 1)
-    out: np.ndarray = block * _BLOCK + offset
-    for row in np.flatnonzero(window[np.arange(rows), offset] <= 0):
-        # Rounding at a block edge landed on an impossible word: take the last possible one before it.
-        nonzero = np.flatnonzero(probs[row, : out[row] + 1])
-        out[row] = nonzero[-1] if len(nonzero) else np.flatnonzero(probs[row])[0]
+        row = probs[0]
+        cdf = np.cumsum(row, dtype=np.float64)
+        i = min(int(cdf.searchsorted(rngs[0].random() * cdf[-1], side="right")), vocab - 1)
+        return np.array([i if row[i] > 0 else _possible_before(row, i)], dtype=np.int64)
+    cdf = np.cumsum(probs, axis=1, dtype=np.float64)
+    u = np.fromiter((rng.random() for rng in rngs), dtype=np.float64, count=rows)
+    target = u * cdf[:, -1]
+    out: np.ndarray = np.minimum((cdf <= target[:, None]).sum(axis=1), vocab - 1)
+    for r in np.flatnonzero(probs[np.arange(rows), out] <= 0):
+        out[r] = _possible_before(probs[r], int(out[r]))
     return out
 
 
-def _draw_one(p: np.ndarray, block_cdf: np.ndarray, u: float) -> int:
-    """`draw` for one row with scalar steps (a third of the cost): the same sums, so the same word.
-
-    searchsorted(side="right") on a non-decreasing array is the count of entries <= the target,
-    which is what the batched path computes.
-    """
-    target = u * block_cdf[-1]
-    b = min(int(np.searchsorted(block_cdf, target, side="right")), len(block_cdf) - 1)
-    lo = b * _BLOCK
-    cdf = np.cumsum(p[lo : lo + _BLOCK], dtype=np.float64)
-    cdf += block_cdf[b - 1] if b else 0.0
-    i = lo + min(int(np.searchsorted(cdf, target, side="right")), len(cdf) - 1)
-    if p[i] > 0:
-        return i
-    nonzero = np.flatnonzero(p[: i + 1])  # see `draw`
+def _possible_before(p: np.ndarray, i: int) -> int:
+    """Rounding at the very end landed on an impossible word: the last possible one before it."""
+    nonzero = np.flatnonzero(p[: i + 1])
     return int(nonzero[-1]) if len(nonzero) else int(np.flatnonzero(p)[0])
 
 

@@ -82,8 +82,8 @@ def test_draw_is_seeded_and_never_picks_zero_probability() -> None:
     assert a == b and set(a) == {1, 3}
 
 
-def test_block_draw_is_the_inverse_cdf_and_batch_independent() -> None:
-    """Several blocks of 128 words with a ragged last one: each row gets its plain inverse-CDF word."""
+def test_draw_is_the_inverse_cdf_and_batch_independent() -> None:
+    """Each row gets its plain inverse-CDF word, in a batch (vectorized path) and alone (scalar path)."""
     gen = np.random.default_rng(0)
     probs = gen.random((9, 300)).astype(np.float32) ** 4
     probs[:, gen.random(300) < 0.3] = 0  # impossible words in every block
