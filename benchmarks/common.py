@@ -18,7 +18,7 @@ def bench_model() -> tuple[Path, str]:
 
     if DEFAULT_MODEL.is_file():
         return DEFAULT_MODEL, "shipped model"
-    from tests.onnx_builder import build_random_lstm
+    from recipe_repl.export.random_model import build_random_lstm
 
     words = ["", "[UNK]"] + [f"w{i}" for i in range(9998)]
     path = Path(tempfile.mkdtemp()) / "lecture-size.onnx"

@@ -41,8 +41,12 @@ def generate(sess, vocab: Vocabulary, prompt: str, temperature: float, seed: int
     return detokenize(words) + " …"
 
 
-def ms_per_token(sess, prompt_ids: list[int], n: int = 200, stateful: bool = True) -> float:
-    """Greedy generation speed, batch 1: carrying the state, or re-feeding the whole prefix each token."""
+def ms_per_token(sess, prompt_ids: list[int], n: int = 200, stateful: bool = True, runs: int = 5) -> float:
+    """Greedy generation speed, batch 1 (best of `runs`): carrying the state, or re-feeding the prefix."""
+    return min(_ms_per_token_once(sess, prompt_ids, n, stateful) for _ in range(runs))
+
+
+def _ms_per_token_once(sess, prompt_ids: list[int], n: int, stateful: bool) -> float:
     ids = list(prompt_ids)
     t0 = time.perf_counter()
     logits, state = parity.onnx_logits(sess, np.array([ids], np.int32))
@@ -54,6 +58,16 @@ def ms_per_token(sess, prompt_ids: list[int], n: int = 200, stateful: bool = Tru
         else:
             logits, _ = parity.onnx_logits(sess, np.array([ids], np.int32))
     return (time.perf_counter() - t0) / n * 1000
+
+
+def _lecture_size_ms(vocab: Vocabulary, prompt: list[int]) -> float:
+    """ms per token of a model of the lecture's size over the same vocabulary (weights do not change speed)."""
+    from recipe_repl.export.random_model import build_random_lstm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = build_random_lstm(Path(tmp) / "lecture.onnx", [vocab.word(i) for i in range(len(vocab))],
+                                 embedding_dim=100, units=128, scale=0.1)
+        return ms_per_token(parity.session(path.read_bytes()), prompt)
 
 
 def build_card(model_path: Path, run_dir: Path, make_seconds: float | None = None) -> str:
@@ -86,8 +100,11 @@ def build_card(model_path: Path, run_dir: Path, make_seconds: float | None = Non
         "float32 re-feeding the prefix": ms_per_token(sess, prompt, n=200, stateful=False),
         "int8 stateful": ms_per_token(q_sess, prompt),
     }
+    lecture_ms = _lecture_size_ms(vocab, prompt)
+    speed["float32 stateful, the lecture's size (Embedding 100, LSTM 128, random weights)"] = lecture_ms
     samples = {t: [generate(sess, vocab, "recipe for", t, seed) for seed in (1, 2, 3)] for t in (1.0, 0.2)}
     epoch_s = [r["seconds"] for r in rows]
+    step_cost = speed["float32 stateful"] / lecture_ms
     lines = [
         "# Model card: `recipes.onnx`",
         "",
@@ -158,7 +175,10 @@ def build_card(model_path: Path, run_dir: Path, make_seconds: float | None = Non
         "|---|---:|",
         *[f"| {k} | {v:.2f} |" for k, v in speed.items()],
         "",
-        f"The trade-off: a larger LSTM lowers perplexity but each token costs a {config['units']}-unit step plus a"
+        f"The trade-off: this size costs {step_cost:.1f}x the lecture size's time per token (same vocabulary),"
+        " for the perplexity above (the issue that set the goal measured the lecture size at about 0.79x the"
+        " 3-gram after 23 epochs). Each token costs a"
+        f" {config['units']}-unit step plus a"
         f" {config['units']}×{config['vocab_size']} output layer; carrying the state keeps a token O(1), while re-feeding"
         " the prefix (the lecture's stateless way) grows with the text. int8 shrinks the file and changes"
         f" few choices (agreement above); here it was {speed['float32 stateful'] / speed['int8 stateful']:.2f}x the"

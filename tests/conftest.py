@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from tests.onnx_builder import build_random_lstm
+from recipe_repl.export.random_model import build_random_lstm
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

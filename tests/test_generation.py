@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from recipe_repl.export.random_model import build_random_lstm
 
 from recipe_repl.engine import OnnxEngine
 from recipe_repl.errors import UserError
@@ -13,7 +14,6 @@ from recipe_repl.generation import Request, StopReason, TokenEvent, generate
 from recipe_repl.settings import Settings
 from tests.conftest import WORDS
 from tests.fake_engine import chain_engine
-from tests.onnx_builder import build_random_lstm
 
 CHAIN = ["", "[UNK]", "recipe", "for", "roast", "chicken", "with", "salt", "."]
 

@@ -148,7 +148,7 @@ def test_hostile_input_is_shown_literally(random_model, plugins):
 
 
 def test_hostile_vocabulary_is_shown_literally(plugins, tmp_path):
-    from tests.onnx_builder import build_random_lstm
+    from recipe_repl.export.random_model import build_random_lstm
 
     model = build_random_lstm(tmp_path / "evil.onnx", EVIL_WORDS, scale=2.0, seed=3)
     run = run_script(model, plugins, lines(":max 60", ":probs first 8", "roast chicken", ":probs 8",

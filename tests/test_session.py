@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from recipe_repl.export.random_model import build_random_lstm
 
 from recipe_repl.config import Config
 from recipe_repl.errors import UserError
@@ -15,7 +16,6 @@ from recipe_repl.generation import NullListener, StopReason
 from recipe_repl.session import ModelSpec, Session
 from recipe_repl.settings import Settings
 from tests.conftest import WORDS
-from tests.onnx_builder import build_random_lstm
 
 
 class Recorder:
