@@ -65,7 +65,7 @@ def _lecture_size_ms(vocab: Vocabulary, prompt: list[int]) -> float:
     from recipe_repl.export.random_model import build_random_lstm
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = build_random_lstm(Path(tmp) / "lecture.onnx", [vocab.word(i) for i in range(len(vocab))],
+        path = build_random_lstm(Path(tmp) / "lecture.onnx", list(vocab.words),
                                  embedding_dim=100, units=128, scale=0.1)
         return ms_per_token(parity.session(path.read_bytes()), prompt)
 

@@ -125,10 +125,13 @@ def apply_repetition_penalty(logits: np.ndarray, history: Sequence[Sequence[int]
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float64 (a new array), the reference; rows that are all -inf are not allowed."""
-    x = np.array(logits, dtype=np.float64)
+    return _softmax_inplace(np.array(logits, dtype=np.float64))
+
+
+def _softmax_inplace(x: np.ndarray) -> np.ndarray:
     x -= x.max(axis=-1, keepdims=True)
     np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True)
+    x /= x.sum(axis=-1, keepdims=True, dtype=np.float64)
     return x
 
 
@@ -149,10 +152,7 @@ def distribution(
         probs = np.zeros(x.shape, dtype=np.float32)
         probs[np.arange(x.shape[0]), np.argmax(x, axis=-1)] = 1.0
         return probs
-    x -= x.max(axis=-1, keepdims=True)
-    np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True, dtype=np.float64)
-    return x
+    return _softmax_inplace(x)
 
 
 def draw(probs: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:

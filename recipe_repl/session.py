@@ -160,9 +160,7 @@ class Session:
         text = text.strip()
         if not text:
             return []
-        samples = self.run_requests([text] * (n or self.settings.n))
-        self.last_prompt = text
-        return samples
+        return self.run_requests([text] * (n or self.settings.n))
 
     def run_requests(self, prompts: Sequence[str], resumes: Sequence[Any] | None = None) -> list[Sample]:
         """Generate one sample per prompt (or per resume point), show them, and remember them."""
@@ -173,12 +171,12 @@ class Session:
             index_of[p] = idx + 1
             requests.append(Request(p, key=self._sample_counter, index=idx, resume=resumes[i] if resumes else None))
             self._sample_counter += 1
-        if prompts:
-            self.last_prompt = prompts[0]  # batch mode and :continue too, so :probs has a prompt
         listener = self.listener()
         samples = list(
             generate(self.engine, requests, self.settings, self.plugins.processor_specs(), listener, self.batch_size)
         )
+        if prompts:
+            self.last_prompt = prompts[0]  # batch mode and :continue too, so :probs has a prompt
         self.remember(prompts[0] if prompts else "", samples)
         self.frontend.show_samples(self, samples)
         return samples

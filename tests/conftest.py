@@ -8,8 +8,6 @@ import pytest
 from recipe_repl.export.random_model import build_random_lstm
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-EPICURIOUS_SAMPLE = SHARED / "data" / "epicurious-sample.json"
 
 WORDS = ["", "[UNK]"] + (
     "recipe for roast chicken the a and , . | mix salt pepper 1 / 2 cup oven bake until golden "

@@ -7,10 +7,31 @@ helpers share one run per test session between modules (conftest fixtures can wr
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-EPICURIOUS_SAMPLE = REPO.parent / "shared" / "data" / "epicurious-sample.json"
+SAMPLE = Path("data") / "epicurious-sample.json"
+
+
+def _shared_candidates() -> list[Path]:
+    """Where the project's shared folder may be: $RECIPE_REPL_SHARED, beside this checkout, or beside
+    the repository it was cloned from (a fresh `git clone` into a temporary folder)."""
+    found = [Path(os.environ["RECIPE_REPL_SHARED"])] if os.environ.get("RECIPE_REPL_SHARED") else []
+    found.append(REPO.parent / "shared")
+    try:
+        origin = subprocess.run(["git", "-C", str(REPO), "config", "--get", "remote.origin.url"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        origin = ""
+    if origin and Path(origin).is_dir():  # a local clone: its origin is a folder
+        found.append(Path(origin).resolve().parent / "shared")
+    return found
+
+
+EPICURIOUS_SAMPLE = next((d / SAMPLE for d in _shared_candidates() if (d / SAMPLE).is_file()),
+                         REPO.parent / "shared" / SAMPLE)
 
 TINY = {"vocab_size": 300, "embedding_dim": 16, "units": 32, "seq_len": 40, "epochs": 2, "batch_size": 8,
         "seed": 7, "sample_every": 0}

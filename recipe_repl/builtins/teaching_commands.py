@@ -4,6 +4,9 @@
 `:pick` needs a person at the keyboard. All three read the model directly through the engine
 (`engine.start`, `engine.forward`) and the same processor chain as the sampler, so what they show
 is exactly what the sampler would draw from.
+
+`render` (and with it rich) is imported inside the functions that draw tables, so batch mode,
+which loads these commands at start-up, does not pay for rich unless a table is shown.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def next_word_probs(session: Session, settings: Settings, history: list[int], lo
 def _after(text: str, limit: int = 48) -> Text:
     from rich.text import Text
 
-    from recipe_repl import render  # rich loads only when a table is shown
+    from recipe_repl import render
 
     tail = text if len(text) <= limit else "…" + text[-limit:]
     return Text("next word after “", style="bold").append(render.styled(tail)).append("”")
@@ -104,7 +107,7 @@ def _shaping(settings: Settings) -> str:
 
 
 def _probs(session: Session, args: str) -> None:
-    from recipe_repl import render  # rich loads only when a table is shown
+    from recipe_repl import render
 
     parts = args.split()
     usage = ":probs [N] | :probs every|first|off [N]"
@@ -141,7 +144,7 @@ def _probs_complete(session: Session, text: str) -> Iterable[str]:
 
 
 def _compare(session: Session, args: str) -> None:
-    from recipe_repl import render  # rich loads only when a table is shown
+    from recipe_repl import render
 
     parts = args.replace(",", " ").split() or ["1.0", "0.2"]
     if len(parts) > MAX_COLUMNS:
@@ -176,7 +179,7 @@ PICK_HELP = "a number picks that word · Enter lets the sampler pick · a word (
 
 
 def _pick(session: Session, args: str) -> None:
-    from recipe_repl import render  # rich loads only when a table is shown
+    from recipe_repl import render
 
     parts = args.split()
     if len(parts) > 1:
@@ -251,7 +254,7 @@ def _ask_choice(session: Session, probs: np.ndarray, n: int, rng: np.random.Gene
 
     Enter draws with the sample's own seeded generator, exactly as the sampler would.
     """
-    from recipe_repl import render  # rich loads only when a table is shown
+    from recipe_repl import render
 
     vocab = session.engine.vocab
     shown = render.top_ids(probs, n)
