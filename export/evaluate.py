@@ -79,8 +79,7 @@ def score_onnx(sess, kind: str, sequences: list[list[int]], batch_size: int = 32
 
 def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: int | None = None,
              ngram: bool = True) -> dict:
-    from recipe_repl.train.corpus import load_corpus
-    from recipe_repl.train.preprocess import split_texts
+    from recipe_repl.train.preprocess import load_split
 
     model = Path(model)
     sess = _session(model)
@@ -94,20 +93,28 @@ def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: 
         raise UserError("the model does not say which corpus it was trained on: pass --data")
     seq_len = int(config.get("seq_len", 200))
     seed, val_split = int(training.get("seed", 42)), float(training.get("val_split", 0.1))
-    corpus = load_corpus(spec)
-    train_texts, val_texts = split_texts(corpus.texts, val_split, seed)
-    if limit:
-        val_texts = val_texts[:limit]
+    corpus, split = load_split(spec, val_split, seed)
+    per_val = {name: val[:limit] if limit else val for name, (_, val) in split.per_corpus.items()}
+    val_texts = [t for val in per_val.values() for t in val]
     if not val_texts:
         raise UserError("no held-out recipes to evaluate on (validation split is empty)")
     val_seqs = [target_sequence(vocab, t, seq_len) for t in val_texts]
     report = {"model": str(model), "data": corpus.name, "held_out_recipes": len(val_texts),
-              "train_recipes": len(train_texts), "seed": seed, "val_split": val_split,
+              "train_recipes": len(split.train), "seed": seed, "val_split": val_split,
               "lstm": score_onnx(sess, kind, val_seqs, batch_size)}
-    if ngram:
-        kn = KneserNey3(len(vocab)).fit(target_sequence(vocab, t, seq_len) for t in train_texts)
+    kn = KneserNey3(len(vocab)).fit(target_sequence(vocab, t, seq_len) for t in split.train) if ngram else None
+    if kn is not None:
         report["kneser_ney_3gram"] = kn.score(val_seqs) | {"discounts": [kn.D1, kn.D2, kn.D3]}
         report["perplexity_ratio"] = report["lstm"]["perplexity"] / report["kneser_ney_3gram"]["perplexity"]
+    if len(per_val) > 1:  # each corpus on its own, the 3-gram still fitted on the whole training split
+        report["per_corpus"] = {}
+        for name, val in per_val.items():
+            seqs = [target_sequence(vocab, t, seq_len) for t in val]
+            part: dict = {"held_out_recipes": len(val), "lstm": score_onnx(sess, kind, seqs, batch_size)}
+            if kn is not None:
+                part["kneser_ney_3gram"] = kn.score(seqs)
+                part["perplexity_ratio"] = part["lstm"]["perplexity"] / part["kneser_ney_3gram"]["perplexity"]
+            report["per_corpus"][name] = part
     return report
 
 
@@ -121,4 +128,10 @@ def format_report(report: dict) -> str:
             lines.append(f"{name:<22}{r['tokens']:>8}{r['perplexity']:>12.2f}{r['top1']:>8.1%}{r['top5']:>8.1%}")
     if "perplexity_ratio" in report:
         lines.append(f"perplexity ratio LSTM / 3-gram: {report['perplexity_ratio']:.3f}")
+    for name, part in report.get("per_corpus", {}).items():
+        line = f"  {name}: {part['held_out_recipes']} recipes, LSTM perplexity {part['lstm']['perplexity']:.2f}"
+        if "perplexity_ratio" in part:
+            line += (f", 3-gram {part['kneser_ney_3gram']['perplexity']:.2f}, "
+                     f"ratio {part['perplexity_ratio']:.3f}")
+        lines.append(line)
     return "\n".join(lines)

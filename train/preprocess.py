@@ -7,11 +7,15 @@ with the per-position loss weights of the masked loss.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recipe_repl.vocab import pad_punctuation
+
+if TYPE_CHECKING:
+    from recipe_repl.train.corpus import Corpus
 
 
 def split_texts(texts: Sequence[str], val_split: float, seed: int) -> tuple[list[str], list[str]]:
@@ -25,6 +29,35 @@ def split_texts(texts: Sequence[str], val_split: float, seed: int) -> tuple[list
     train = [t for i, t in enumerate(texts) if i not in val_idx]
     val = [texts[i] for i in sorted(val_idx)]
     return train, val
+
+
+@dataclass
+class Split:
+    """A corpus split into training and validation recipes, each member corpus on its own."""
+
+    train: list[str]
+    val: list[str]
+    per_corpus: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)  # name → (train, val)
+
+    def counts(self) -> str:
+        """'4337 train / 482 validation recipes', per corpus when there are several."""
+        if len(self.per_corpus) <= 1:
+            return f"{len(self.train)} train / {len(self.val)} validation recipes"
+        return "; ".join(f"{name}: {len(t)} train / {len(v)} validation" for name, (t, v) in self.per_corpus.items())
+
+
+def split_corpus(corpus: Corpus, val_split: float, seed: int) -> Split:
+    """Split every member corpus with the same seed, so adding a corpus never changes another's split."""
+    per = {m.name: split_texts(m.texts, val_split, seed) for m in corpus.members()}
+    return Split([t for tr, _ in per.values() for t in tr], [t for _, va in per.values() for t in va], per)
+
+
+def load_split(spec: str, val_split: float, seed: int) -> tuple[Corpus, Split]:
+    """Load a corpus spec and split it as training did (export, eval and the model card use this)."""
+    from recipe_repl.train.corpus import load_corpus
+
+    corpus = load_corpus(spec)
+    return corpus, split_corpus(corpus, val_split, seed)
 
 
 def prepare(text: str, lowercase: str = "ascii") -> str:
