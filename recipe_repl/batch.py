@@ -11,12 +11,15 @@ import io
 import json
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import IO, Any
 
 from recipe_repl.commands import is_command
+from recipe_repl.engine import Engine
 from recipe_repl.errors import UserError
 from recipe_repl.generation import Listener, NullListener, Sample
-from recipe_repl.session import Session, sample_record
+from recipe_repl.session import ModelSpec, Session, sample_record
+from recipe_repl.settings import Settings
 
 
 class BatchFrontend:
@@ -59,6 +62,20 @@ class BatchFrontend:
     def ask(self, question: str) -> str:
         """Batch mode has nobody to ask."""
         raise UserError("this command needs an interactive terminal")
+
+
+def generate_samples(engine: Engine, prompt: str, settings: Settings) -> list[Sample]:
+    """What `recipe-repl generate PROMPT` writes, as samples (built-in plugins only).
+
+    The per-epoch samples in training and the model card's samples come from here, so they are
+    the very samples `recipe-repl generate` prints for the same settings and seed.
+    """
+    from recipe_repl.plugins import Plugins
+
+    frontend = BatchFrontend(io.StringIO(), io.StringIO())
+    session = Session(Plugins(load_third_party=False), frontend, ModelSpec(Path(engine.info.path)), settings,
+                      engine=engine, keep_transcript=False)
+    return session.prompt(prompt)
 
 
 def read_lines(stream: IO[bytes]) -> Iterator[str]:

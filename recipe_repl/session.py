@@ -15,7 +15,17 @@ from recipe_repl.commands import is_command, parse_command
 from recipe_repl.config import Config
 from recipe_repl.engine import Engine
 from recipe_repl.errors import UserError
-from recipe_repl.generation import FanOut, Listener, NullListener, Request, Sample, generate
+from recipe_repl.generation import (
+    MAX_PROMPT_TOKENS,
+    Chooser,
+    FanOut,
+    Listener,
+    NullListener,
+    Request,
+    Sample,
+    draw_chooser,
+    generate,
+)
 from recipe_repl.plugins import Plugins
 from recipe_repl.settings import Settings
 
@@ -99,6 +109,7 @@ class Session:
         batch_size: int = 32,
         engine: Engine | None = None,
         keep_transcript: bool = True,
+        max_prompt_tokens: int = MAX_PROMPT_TOKENS,
     ) -> None:
         self.plugins = plugins
         self.frontend = frontend
@@ -106,6 +117,7 @@ class Session:
         self.settings = settings or Settings()
         self.config = config or Config(Path("/nonexistent/config.toml"))
         self.batch_size = batch_size
+        self.max_prompt_tokens = max_prompt_tokens
         self._engine = engine
         self.keep_transcript = keep_transcript  # batch mode keeps none: its input may be endless
         self.last_prompt: str | None = None
@@ -162,8 +174,13 @@ class Session:
             return []
         return self.run_requests([text] * (n or self.settings.n))
 
-    def run_requests(self, prompts: Sequence[str], resumes: Sequence[Any] | None = None) -> list[Sample]:
-        """Generate one sample per prompt (or per resume point), show them, and remember them."""
+    def run_requests(self, prompts: Sequence[str], resumes: Sequence[Any] | None = None,
+                     chooser: Chooser = draw_chooser, live: bool = True) -> list[Sample]:
+        """Generate one sample per prompt (or per resume point), show them, and remember them.
+
+        `chooser` picks each next word (default: the sampler draws); `live=False` skips the live view
+        (`:pick` shows its own tables), the plugins' hooks still see every event.
+        """
         requests = []
         index_of: dict[str, int] = {}
         for i, p in enumerate(prompts):
@@ -171,25 +188,26 @@ class Session:
             index_of[p] = idx + 1
             requests.append(Request(p, key=self._sample_counter, index=idx, resume=resumes[i] if resumes else None))
             self._sample_counter += 1
-        listener = self.listener()
-        samples = list(
-            generate(self.engine, requests, self.settings, self.plugins.processor_specs(), listener, self.batch_size)
-        )
+        listener = self.listener(live=live)
+        samples = list(generate(self.engine, requests, self.settings, self.plugins.processor_specs(), listener,
+                                self.batch_size, chooser, self.max_prompt_tokens))
         if prompts:
             self.last_prompt = prompts[0]  # batch mode and :continue too, so :probs has a prompt
         self.remember(prompts[0] if prompts else "", samples)
         self.frontend.show_samples(self, samples)
         return samples
 
-    def listener(self, extra: Listener | None = None) -> Listener:
-        """The live view plus the plugins' hooks (plus `extra`)."""
-        parts: list[Listener] = [self.frontend.live_listener(self)]
+    def listener(self, extra: Listener | None = None, live: bool = True) -> Listener:
+        """The live view (unless `live` is False) plus the plugins' hooks (plus `extra`)."""
+        parts: list[Listener] = [self.frontend.live_listener(self)] if live else []
         plugin_listener = self.plugins.listener()
         if plugin_listener.active:
             parts.append(plugin_listener)
         if extra is not None:
             parts.append(extra)
         parts = [p for p in parts if not isinstance(p, NullListener)]
+        if not parts:
+            return NullListener()
         return parts[0] if len(parts) == 1 else FanOut(*parts)
 
     def remember(self, prompt: str, samples: list[Sample]) -> None:
