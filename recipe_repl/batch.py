@@ -112,7 +112,7 @@ class BatchRunner:
                 if self.session.quit_requested:
                     break
                 continue
-            self.pending.extend([stripped] * self.session.settings.n)
+            self.pending.extend([stripped] * self.session.copies())
             if len(self.pending) >= self.session.batch_size:
                 self.flush()
         self.flush()

@@ -12,6 +12,7 @@ events and resume points come from this loop alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -76,6 +77,25 @@ class Sample:
     index: int = 0
     key: int = 0
     resume: Resume | None = field(default=None, repr=False)
+    stop_prob: float | None = None  # the stop token's probability when it ended the sample
+    alternatives: list[list[tuple[int, str, float]]] = field(default_factory=list)  # (id, word, p) per step
+    method: str = "sample"  # "sample" (drawn), "pick" (chosen by a person) or "beam" (beam search)
+
+    @property
+    def token_probs(self) -> list[float]:
+        """The probability of every choice made, the stop token included when it ended the sample."""
+        return self.probs + ([self.stop_prob] if self.stop_prob is not None else [])
+
+    @property
+    def logprob_sum(self) -> float:
+        """Sum of the log-probabilities of every choice (−inf if one was impossible)."""
+        return sum(math.log(p) if p > 0 else -math.inf for p in self.token_probs)
+
+    @property
+    def perplexity(self) -> float | None:
+        """exp(−mean log-probability) of the continuation's choices; None when nothing was chosen."""
+        n = len(self.token_probs)
+        return math.exp(-self.logprob_sum / n) if n else None
 
     @property
     def continuation(self) -> str:
@@ -183,11 +203,14 @@ def generate(
     batch_size: int = 32,
     chooser: Chooser = draw_chooser,
     max_prompt_tokens: int = MAX_PROMPT_TOKENS,
+    top_alternatives: int = 0,
+    method: str = "sample",
 ) -> Iterator[Sample]:
     """Generate every request, yielding samples in request order, `batch_size` rows at a time.
 
-    Ctrl-C ends the current batch: its samples come out with stop reason `interrupted`, and no
-    further batches start.
+    `top_alternatives` > 0 records that many most likely words at each step (`Sample.alternatives`);
+    `method` names how the chooser chooses, for the records. Ctrl-C ends the current batch: its
+    samples come out with stop reason `interrupted`, and no further batches start.
     """
     if batch_size < 1:
         raise UserError("batch size must be at least 1")
@@ -195,7 +218,7 @@ def generate(
     listener = listener or NullListener()
     it = iter(requests)
     while chunk := list(islice(it, batch_size)):
-        run = _Batch(engine, chunk, sampler, listener, chooser, max_prompt_tokens)
+        run = _Batch(engine, chunk, sampler, listener, chooser, max_prompt_tokens, top_alternatives, method)
         yield from run.samples()
         if run.interrupted:
             return
@@ -232,9 +255,9 @@ class _Batch:
     """Generation state of one batch of rows."""
 
     def __init__(self, engine: Engine, requests: list[Request], sampler: Sampler, listener: Listener,
-                 chooser: Chooser, max_prompt_tokens: int) -> None:
+                 chooser: Chooser, max_prompt_tokens: int, top_alternatives: int, method: str) -> None:
         self.engine, self.requests, self.sampler, self.listener = engine, requests, sampler, listener
-        self.chooser = chooser
+        self.chooser, self.top_n, self.method = chooser, top_alternatives, method
         self.settings = sampler.settings
         self.vocab = engine.vocab
         self.interrupted = False
@@ -248,6 +271,8 @@ class _Batch:
         self.rngs: list[np.random.Generator] = []
         self.done: list[StopReason | None] = [None] * n
         self.resume: list[Resume | None] = [None] * n
+        self.stop_probs: list[float | None] = [None] * n
+        self.alternatives: list[list[list[tuple[int, str, float]]]] = [[] for _ in range(n)]
         settings = self.settings
         for req in requests:
             ids = [] if req.resume else encode_prompt(engine, req.prompt, max_prompt_tokens)
@@ -313,6 +338,9 @@ class _Batch:
                 index=req.index,
                 key=req.key,
                 resume=self.resume[i],
+                stop_prob=self.stop_probs[i],
+                alternatives=self.alternatives[i],
+                method=self.method,
             )
             self.listener.on_sample_end(sample)
             results.append(sample)
@@ -355,7 +383,10 @@ class _Batch:
 
     def _accept(self, r: int, token: int, prob: float, probs: np.ndarray, step: int) -> bool:
         """Record one drawn token; return False when the row is finished."""
+        if self.top_n:
+            self.alternatives[r].append([(i, self.vocab.words[i], p) for i, p in top_words(probs, self.top_n)])
         if token == PAD_ID:
+            self.stop_probs[r] = prob
             if self.events:
                 self.listener.on_token(TokenEvent(self.requests[r], step, token, "", prob, probs))
             self.done[r] = StopReason.STOP_TOKEN
@@ -377,6 +408,14 @@ class _Batch:
         pending = tuple(self.tokens[r][fed:])
         words = self.prompt_words[r] + self.vocab.decode_tokens(self.tokens[r])
         return Resume(state, None if pending else logits.copy(), pending, list(self.history[r]), self.rngs[r], words)
+
+
+def top_words(probs: np.ndarray, n: int) -> list[tuple[int, float]]:
+    """The `n` most likely (id, probability) of a distribution [vocab], most likely first."""
+    n = min(n, probs.shape[-1])
+    top = np.argpartition(-probs, n - 1)[:n]
+    top = top[np.argsort(-probs[top], kind="stable")]
+    return [(int(i), float(probs[i])) for i in top]
 
 
 def contains_stop(words: list[str], stop: str) -> bool:

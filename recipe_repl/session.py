@@ -6,6 +6,7 @@ and messages look (streamed rich text on a terminal, plain lines or JSON Lines i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +94,18 @@ def sample_record(sample: Sample, with_text: bool = True) -> dict[str, Any]:
         "max_tokens": s.max_tokens,
         "seed": s.seed,
         "sample": sample.index,
+        "method": sample.method,
+        "token_probs": [round(p, 6) for p in sample.token_probs],
+        "logprob_sum": _finite(sample.logprob_sum),
+        "perplexity": _finite(sample.perplexity),
+        **({"top_alternatives": [[{"word": w, "id": i, "prob": round(p, 6)} for i, w, p in step]
+                                 for step in sample.alternatives]} if sample.alternatives else {}),
     }
+
+
+def _finite(x: float | None) -> float | None:
+    """JSON has no infinity: an impossible choice (probability 0) is recorded as null."""
+    return None if x is None or not math.isfinite(x) else round(x, 6)
 
 
 class Session:
@@ -118,6 +130,7 @@ class Session:
         self.config = config or Config(Path("/nonexistent/config.toml"))
         self.batch_size = batch_size
         self.max_prompt_tokens = max_prompt_tokens
+        self.top_alternatives = 0  # record the N most likely words at each step (`--top-alternatives`)
         self._engine = engine
         self.keep_transcript = keep_transcript  # batch mode keeps none: its input may be endless
         self.last_prompt: str | None = None
@@ -172,7 +185,11 @@ class Session:
         text = text.strip()
         if not text:
             return []
-        return self.run_requests([text] * (n or self.settings.n))
+        return self.run_requests([text] * (n or self.copies()))
+
+    def copies(self) -> int:
+        """Samples per prompt: `n`, or one beam search (which gives `beam` samples) in beam mode."""
+        return 1 if self.settings.beam else self.settings.n
 
     def run_requests(self, prompts: Sequence[str], resumes: Sequence[Any] | None = None,
                      chooser: Chooser = draw_chooser, live: bool = True) -> list[Sample]:
@@ -181,6 +198,18 @@ class Session:
         `chooser` picks each next word (default: the sampler draws); `live=False` skips the live view
         (`:pick` shows its own tables), the plugins' hooks still see every event.
         """
+        if self.settings.beam and not resumes and chooser is draw_chooser:
+            samples = self._beams(prompts)
+        else:
+            samples = self._generate(prompts, resumes, chooser, live)
+        if prompts:
+            self.last_prompt = prompts[0]  # batch mode and :continue too, so :probs has a prompt
+        self.remember(prompts[0] if prompts else "", samples)
+        self.frontend.show_samples(self, samples)
+        return samples
+
+    def _generate(self, prompts: Sequence[str], resumes: Sequence[Any] | None, chooser: Chooser,
+                  live: bool) -> list[Sample]:
         requests = []
         index_of: dict[str, int] = {}
         for i, p in enumerate(prompts):
@@ -189,12 +218,28 @@ class Session:
             requests.append(Request(p, key=self._sample_counter, index=idx, resume=resumes[i] if resumes else None))
             self._sample_counter += 1
         listener = self.listener(live=live)
-        samples = list(generate(self.engine, requests, self.settings, self.plugins.processor_specs(), listener,
-                                self.batch_size, chooser, self.max_prompt_tokens))
-        if prompts:
-            self.last_prompt = prompts[0]  # batch mode and :continue too, so :probs has a prompt
-        self.remember(prompts[0] if prompts else "", samples)
-        self.frontend.show_samples(self, samples)
+        method = "sample" if chooser is draw_chooser else "pick"
+        return list(generate(self.engine, requests, self.settings, self.plugins.processor_specs(), listener,
+                             self.batch_size, chooser, self.max_prompt_tokens, self.top_alternatives, method))
+
+    def _beams(self, prompts: Sequence[str]) -> list[Sample]:
+        """Beam search for each prompt; plugins hear of each finished beam."""
+        from recipe_repl.beam import beam_search
+
+        listener = self.plugins.listener()
+        samples: list[Sample] = []
+        for p in prompts:
+            request = Request(p, key=self._sample_counter)
+            if listener.active:
+                listener.on_prompt(request, self.engine.vocab.encode(p), self.settings)
+            beams = beam_search(self.engine, p, self.settings, self.plugins.processor_specs(), self.settings.beam,
+                                self.settings.length_penalty, self.max_prompt_tokens)
+            for beam in beams:
+                beam.key = self._sample_counter
+                self._sample_counter += 1
+                if listener.active:
+                    listener.on_sample_end(beam)
+            samples += beams
         return samples
 
     def listener(self, extra: Listener | None = None, live: bool = True) -> Listener:
