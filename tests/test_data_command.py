@@ -214,3 +214,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_data_imports_nothing_heavy():
+    code = (
+        "import sys\n"
+        "import recipe_repl.train.data_commands\n"
+        "from click.testing import CliRunner\n"
+        "r = CliRunner().invoke(recipe_repl.train.data_commands.data_command, ['show', 'wikibooks', '-n', '1'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print([m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'kagglehub')])\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
