@@ -244,8 +244,7 @@ def _pick(session: Session, args: str) -> None:
                     stop_reason=reason, settings=settings, index=0, key=key, resume=resume)
     if listener.active:
         listener.on_sample_end(sample)
-    session.remember(prompt, [sample])
-    session.last_prompt = prompt
+    session.remember(prompt, [sample])  # sets last_prompt too
     session.frontend.show_samples(session, [sample])
 
 
