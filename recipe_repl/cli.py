@@ -14,7 +14,13 @@ import click
 
 from recipe_repl import __version__
 from recipe_repl.errors import UserError
-from recipe_repl.plugin_loader import ENV_NO_PLUGINS, no_plugins_requested, plugin_modules_requested
+from recipe_repl.plugin_loader import (
+    ENV_NO_PLUGINS,
+    NO_PLUGINS_FLAG,
+    PLUGIN_FLAG,
+    no_plugins_requested,
+    plugin_modules_requested,
+)
 from recipe_repl.plugins import Plugins
 from recipe_repl.startup import session_options, start_session
 
@@ -29,8 +35,8 @@ def build_cli(plugins: Plugins) -> click.Group:
     @click.option("--batch", "force_batch", is_flag=True, help="batch mode even on a terminal")
     # --no-plugins and --plugin are read by `main` before click runs (plugins add subcommands); they
     # are declared here for --help and so that click accepts them.
-    @click.option("--no-plugins", is_flag=True, help=f"load built-ins only (or set {ENV_NO_PLUGINS}=1)")
-    @click.option("--plugin", "plugin_modules", multiple=True, metavar="MODULE",
+    @click.option(NO_PLUGINS_FLAG, is_flag=True, help=f"load built-ins only (or set {ENV_NO_PLUGINS}=1)")
+    @click.option(PLUGIN_FLAG, "plugin_modules", multiple=True, metavar="MODULE",
                   help="also load this plugin module or .py file (repeatable)")
     @click.version_option(__version__, prog_name="recipe-repl")
     @click.pass_context
