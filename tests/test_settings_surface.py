@@ -199,3 +199,10 @@ def test_plugin_loaders_get_the_vocab_when_they_take_it(tmp_path: Path, random_m
         plugins.load_model(tmp_path / "x.old", "cpu", vocab=vocab)
     builtin = plugins.load_model(random_model, "cpu", vocab=vocab)  # the ONNX loader takes it too
     assert list(builtin.vocab.words) == WORDS
+
+
+def test_pick_leaves_last_prompt_set_through_the_one_writer(random_model: Path, plugins: Plugins) -> None:
+    from tests.test_repl import lines, run_script
+
+    run = run_script(random_model, plugins, lines(":pick 2", "recipe for roast", "1", "s"))
+    assert run.session.last_prompt == "recipe for roast"  # set by Session.remember, as after any prompt
