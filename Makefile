@@ -23,13 +23,15 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 run: $(RUN_STAMP)
 	$(BIN)/recipe-repl
 
-## test: lint and run the whole test suite (installs dev + train extras into .venv)
+## test: lint, check the import layering (import-linter) and run the whole test suite (installs dev + train extras into .venv)
 test: $(DEV_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python scripts/lint_imports.py
 	$(BIN)/python -m pytest -q
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python scripts/lint_imports.py
 	$(BIN)/mypy recipe_repl
 
 ## bench: speed ratios measured in one run on this machine

@@ -8,108 +8,35 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
 
 from recipe_repl import __version__
 from recipe_repl.errors import UserError
-from recipe_repl.plugins import ENV_NO_PLUGINS, Plugins
-
-MAX_TOKENS_HELP = (
-    "generate at most N tokens; only generated tokens count (the lecture's max_tokens counts the prompt too)"
+from recipe_repl.plugin_loader import (
+    ENV_NO_PLUGINS,
+    NO_PLUGINS_FLAG,
+    PLUGIN_FLAG,
+    no_plugins_requested,
+    plugin_modules_requested,
 )
-
-
-def sampling_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The sampling flags shared by the REPL, batch mode and `generate` (None = not given)."""
-    options = [
-        click.option("--model", "-m", type=click.Path(dir_okay=False, path_type=Path), help="an .onnx model file"),
-        click.option("--vocab", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
-                     help="vocabulary file for a model that carries none"),
-        click.option("--temperature", "-t", type=float, help="0 = greedy, 1 = the model's own distribution"),
-        click.option("--top-k", type=int, help="keep the K most likely words (0 = off)"),
-        click.option("--top-p", type=float, help="nucleus sampling threshold (1 = off)"),
-        click.option("--min-p", type=float, help="drop words below P × the top word's probability"),
-        click.option("--max-tokens", type=int, help=MAX_TOKENS_HELP),
-        click.option("--seed", type=int, help="seed for reproducible samples"),
-        click.option("--n", "n", type=int, help="samples per prompt"),
-        click.option("--no-unk", is_flag=True, default=None, help="never emit [UNK]"),
-        click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), help="ONNX Runtime device"),
-        click.option("--threads", type=int, help="ONNX Runtime threads (0 = its default)"),
-        click.option("--json", "json_out", is_flag=True, help="JSON output (JSON Lines in batch mode)"),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _settings_from(config: Any, opts: dict[str, Any]) -> Any:
-    flags = {
-        "temperature": opts.get("temperature"),
-        "top_k": opts.get("top_k"),
-        "top_p": opts.get("top_p"),
-        "min_p": opts.get("min_p"),
-        "max_tokens": opts.get("max_tokens"),
-        "seed": opts.get("seed"),
-        "n": opts.get("n"),
-    }
-    if opts.get("no_unk"):
-        flags["allow_unk"] = False
-    base = config.starting_settings()
-    return base.replace(**{k: v for k, v in flags.items() if v is not None})
-
-
-def _model_spec(config: Any, opts: dict[str, Any]) -> Any:
-    from recipe_repl.models import DEFAULT_MODEL
-    from recipe_repl.session import ModelSpec
-
-    path = opts.get("model") or (Path(os.path.expanduser(config.model)) if config.model else DEFAULT_MODEL)
-    if not opts.get("model") and not config.model and not DEFAULT_MODEL.is_file():
-        raise UserError(f"the shipped model is missing ({DEFAULT_MODEL}): run `make model` or pass --model FILE")
-    provider = opts.get("provider") or config.provider or "auto"
-    threads: int = opts["threads"] if opts.get("threads") is not None else (config.threads or 0)
-    return ModelSpec(Path(path), provider, threads)
-
-
-def _make_session(plugins: Plugins, frontend: Any, opts: dict[str, Any], batch_size: int = 32,
-                  keep_transcript: bool = True) -> Any:
-    from recipe_repl.config import Config
-    from recipe_repl.session import Session
-
-    config = Config.load()
-    settings = _settings_from(config, opts)
-    spec = _model_spec(config, opts)
-    engine = None
-    if opts.get("vocab"):
-        from recipe_repl.engine import OnnxEngine
-
-        engine = OnnxEngine(spec.path, spec.provider, spec.threads, vocab_path=opts["vocab"])
-    session = Session(plugins, frontend, spec, settings, config, batch_size, engine, keep_transcript)
-    info = session.engine.info  # open the model now: a bad file fails before any prompt
-    if spec.provider == "auto" and info.provider == "cpu" and _cuda_offered():
-        frontend.message("CUDA is offered but could not be used; running on the CPU", "warning")
-    return session
-
-
-def _cuda_offered() -> bool:
-    from recipe_repl.engine import available_providers
-
-    return "CUDAExecutionProvider" in available_providers()
+from recipe_repl.plugins import Plugins
+from recipe_repl.startup import session_options, start_session
 
 
 def build_cli(plugins: Plugins) -> click.Group:
     """The click group, with the built-in and plugin subcommands added through the hook."""
 
     @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-    @sampling_options
+    @session_options
     @click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True,
                   help="prompts generated together in batch mode")
     @click.option("--batch", "force_batch", is_flag=True, help="batch mode even on a terminal")
-    @click.option("--no-plugins", is_flag=True, help=f"load built-ins only (or set {ENV_NO_PLUGINS}=1)")
-    @click.option("--plugin", "plugin_modules", multiple=True, metavar="MODULE",
+    # --no-plugins and --plugin are read by `main` before click runs (plugins add subcommands); they
+    # are declared here for --help and so that click accepts them.
+    @click.option(NO_PLUGINS_FLAG, is_flag=True, help=f"load built-ins only (or set {ENV_NO_PLUGINS}=1)")
+    @click.option(PLUGIN_FLAG, "plugin_modules", multiple=True, metavar="MODULE",
                   help="also load this plugin module or .py file (repeatable)")
     @click.version_option(__version__, prog_name="recipe-repl")
     @click.pass_context
@@ -126,7 +53,7 @@ def build_cli(plugins: Plugins) -> click.Group:
             ctx.exit(run_batch(plugins, opts, batch_size))
         from recipe_repl.repl import run_repl
 
-        ctx.exit(run_repl(lambda frontend: _make_session(plugins, frontend, opts, batch_size)))
+        ctx.exit(run_repl(lambda frontend: start_session(plugins, frontend, opts, batch_size)))
 
     plugins.add_cli_commands(cli)
     return cli
@@ -137,25 +64,13 @@ def run_batch(plugins: Plugins, opts: dict[str, Any], batch_size: int) -> int:
     from recipe_repl.batch import BatchFrontend, BatchRunner, read_lines, stderr_progress
 
     frontend = BatchFrontend(sys.stdout, sys.stderr, json_lines=bool(opts.get("json_out")))
-    session = _make_session(plugins, frontend, opts, batch_size, keep_transcript=False)
+    session = start_session(plugins, frontend, opts, batch_size, keep_transcript=False)
     progress = stderr_progress()
     try:
         return BatchRunner(session, frontend, progress).run(read_lines(sys.stdin.buffer))
     finally:
         if progress is not None:
             sys.stderr.write("\n")
-
-
-def _early_plugin_args(argv: list[str]) -> tuple[bool, list[str]]:
-    """`--no-plugins` and `--plugin X` must be known before click runs: plugins add subcommands."""
-    no_plugins = "--no-plugins" in argv or os.environ.get(ENV_NO_PLUGINS, "") not in ("", "0")
-    modules = []
-    for i, arg in enumerate(argv):
-        if arg == "--plugin" and i + 1 < len(argv):
-            modules.append(argv[i + 1])
-        elif arg.startswith("--plugin="):
-            modules.append(arg.split("=", 1)[1])
-    return no_plugins, modules
 
 
 def _report(message: str) -> None:
@@ -165,10 +80,10 @@ def _report(message: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn user errors into one line and exit status 2."""
     args = list(sys.argv[1:] if argv is None else argv)
-    no_plugins, modules = _early_plugin_args(args)
     code = 0
     try:
-        plugins = Plugins(load_third_party=not no_plugins, modules=modules, report=_report)
+        plugins = Plugins(load_third_party=not no_plugins_requested(args), modules=plugin_modules_requested(args),
+                          report=_report)
         cli = build_cli(plugins)
         result = cli.main(args=args, prog_name="recipe-repl", standalone_mode=False, obj=plugins)
         code = result if isinstance(result, int) else 0

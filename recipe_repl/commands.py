@@ -6,17 +6,16 @@ import difflib
 import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from recipe_repl.errors import UserError
 
-if TYPE_CHECKING:
-    from recipe_repl.session import Session
-
 # A handler gets the session and the raw argument text (everything after the name, stripped).
-Handler = Callable[["Session", str], None]
+# The session is `Any` here: `recipe_repl.session` sits above this module and imports it, so naming
+# it, even for type checkers only, would close an import cycle (`session.CommandHandler` is exact).
+Handler = Callable[[Any, str], None]
 # A completer gets the session and the argument text typed so far; it returns candidate arguments.
-Completer = Callable[["Session", str], Iterable[str]]
+Completer = Callable[[Any, str], Iterable[str]]
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class CommandSpec:
     aliases: tuple[str, ...] = ()
     interactive_only: bool = False  # e.g. `:pick`, which needs a person at the keyboard
     essential: bool = False  # a built-in that no plugin may override (`:quit`, `:help`)
-    plugin: str = "builtin"
+    plugin: str = "builtin"  # the plugin manager names it; `hookcall.is_builtin` tells built-ins
 
     @property
     def synopsis(self) -> str:

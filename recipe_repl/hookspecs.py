@@ -50,7 +50,8 @@ def register_cli_commands(cli: click.Group) -> None:
 @hookspec
 def register_model_loaders(register: Register) -> None:
     """Open other model files behind the engine interface: `register(name, can_load, load)` with
-    `can_load(path) -> bool` and `load(path, provider, threads) -> Engine`; tried before ONNX."""
+    `can_load(path) -> bool` and `load(path, provider, threads) -> Engine` (a `load` that also takes
+    `vocab=` gets the `--vocab` file, or None); tried before ONNX."""
 
 
 @hookspec

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -74,11 +74,11 @@ class ModelSpec:
     path: Path
     provider: str = "auto"
     threads: int = 0
+    vocab: Path | None = None  # a vocabulary file (`--vocab`) for a model that carries none
 
 
 def sample_record(sample: Sample, with_text: bool = True) -> dict[str, Any]:
-    """A sample as plain data (`--json`, `:save`)."""
-    s = sample.settings
+    """A sample as plain data (`--json`, `:save`), with every setting it was generated under."""
     return {
         "prompt": sample.prompt,
         "text": sample.text if with_text else sample.continuation,
@@ -86,13 +86,7 @@ def sample_record(sample: Sample, with_text: bool = True) -> dict[str, Any]:
         "tokens": sample.words,
         "token_ids": sample.token_ids,
         "stop_reason": sample.stop_reason.value,
-        "temperature": s.temperature,
-        "top_k": s.top_k,
-        "top_p": s.top_p,
-        "min_p": s.min_p,
-        "repetition_penalty": s.repetition_penalty,
-        "max_tokens": s.max_tokens,
-        "seed": s.seed,
+        **sample.settings.as_dict(),
         "sample": sample.index,
         "method": sample.method,
         "token_probs": [round(p, 6) for p in sample.token_probs],
@@ -126,7 +120,7 @@ class Session:
         self.plugins = plugins
         self.frontend = frontend
         self.model = model
-        self.settings = settings or Settings()
+        self._settings = settings or Settings()
         self.config = config or Config(Path("/nonexistent/config.toml"))
         self.batch_size = batch_size
         self.max_prompt_tokens = max_prompt_tokens
@@ -145,13 +139,21 @@ class Session:
     def engine(self) -> Engine:
         """The model, opened on first use."""
         if self._engine is None:
-            self._engine = self.plugins.load_model(self.model.path, self.model.provider, self.model.threads)
+            self._engine = self._load(self.model)
         return self._engine
 
+    def _load(self, spec: ModelSpec) -> Engine:
+        engine: Engine = self.plugins.load_model(spec.path, spec.provider, spec.threads, vocab=spec.vocab)
+        return engine
+
     def switch_model(self, path: Path | None = None, provider: str | None = None) -> Engine:
-        """Open another model or provider; on failure the old one stays and a UserError says why."""
-        spec = ModelSpec(path or self.model.path, provider or self.model.provider, self.model.threads)
-        engine = self.plugins.load_model(spec.path, spec.provider, spec.threads)
+        """Open another model or provider; on failure the old one stays and a UserError says why.
+
+        The vocabulary file (`--vocab`) stays with the session: a notebook's model retrained and
+        exported again reads the same vocabulary.
+        """
+        spec = replace(self.model, path=path or self.model.path, provider=provider or self.model.provider)
+        engine = self._load(spec)
         self.model, self._engine = spec, engine
         self.last_samples = []  # their LSTM states belong to the old model
         return engine
@@ -202,8 +204,6 @@ class Session:
             samples = self._beams(prompts)
         else:
             samples = self._generate(prompts, resumes, chooser, live)
-        if prompts:
-            self.last_prompt = prompts[0]  # batch mode and :continue too, so :probs has a prompt
         self.remember(prompts[0] if prompts else "", samples)
         self.frontend.show_samples(self, samples)
         return samples
@@ -256,7 +256,9 @@ class Session:
         return parts[0] if len(parts) == 1 else FanOut(*parts)
 
     def remember(self, prompt: str, samples: list[Sample]) -> None:
-        """Keep samples for `:continue` and `:save`."""
+        """Keep samples for `:continue` and `:save`, and their prompt for `:probs` (the one writer of both)."""
+        if prompt:
+            self.last_prompt = prompt  # batch mode, :continue and :pick too, so :probs has a prompt
         self.last_samples = samples
         if self.keep_transcript:
             self.transcript.append(
@@ -265,10 +267,23 @@ class Session:
 
     # --- helpers for commands --------------------------------------------------------------------
 
-    def update(self, **changes: Any) -> Settings:
-        """Change settings (validated; on a bad value nothing changes) and return the new ones."""
-        self.settings = self.settings.replace(**changes)
-        return self.settings
+    @property
+    def settings(self) -> Settings:
+        """The live settings; they change only through `update`."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:
+        self.update(value)
+
+    def update(self, base: Settings | None = None, /, **changes: Any) -> Settings:
+        """Change settings and return the new ones: `base` (e.g. a preset) replaces them all, `changes`
+        single fields. Validated: on a bad value a UserError says why and nothing changes.
+
+        The one writer of the settings: commands, plugins and frontends all come through here.
+        """
+        self._settings = (base or self._settings).replace(**changes)
+        return self._settings
 
     def next_key(self) -> int:
         """A fresh sample number (for commands that generate on their own, like `:pick`)."""

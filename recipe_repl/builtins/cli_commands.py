@@ -11,32 +11,24 @@ from typing import Any
 import click
 
 from recipe_repl.hookspecs import hookimpl
+from recipe_repl.startup import session_options, start_session
 
 
 @click.command()
 @click.argument("prompt")
-@click.option("--raw", is_flag=True, help="print the model's tokens instead of readable text")
+@session_options
 @click.pass_context
-def generate(ctx: click.Context, prompt: str, raw: bool, **opts: Any) -> None:
+def generate(ctx: click.Context, prompt: str, **opts: Any) -> None:
     """Write a recipe that starts with PROMPT, e.g. recipe-repl generate "recipe for roast"."""
     from recipe_repl.batch import BatchFrontend
-    from recipe_repl.cli import _make_session
 
     plugins = ctx.find_root().obj
     frontend = BatchFrontend(sys.stdout, sys.stderr, json_lines=bool(opts.get("json_out")))
-    session = _make_session(plugins, frontend, opts, keep_transcript=False)
-    if raw:
-        session.update(raw=True)
+    session = start_session(plugins, frontend, opts, keep_transcript=False)
     samples = session.prompt(prompt)
     if not opts.get("json_out"):
         for s in samples:
             frontend.message(f"[{len(s.token_ids)} tokens · {s.stop_reason.value}]")
-
-
-def _add_sampling_options(command: click.Command) -> click.Command:
-    from recipe_repl.cli import sampling_options
-
-    return sampling_options(command)  # type: ignore[return-value]
 
 
 @click.command("plugins")
@@ -79,7 +71,7 @@ _LAZY = (
 @hookimpl
 def register_cli_commands(cli: Any) -> None:
     """generate, plugins, train, export, eval, data."""
-    cli.add_command(_add_sampling_options(generate))
+    cli.add_command(generate)
     cli.add_command(plugins_command)
     for module, attr in _LAZY:
         try:

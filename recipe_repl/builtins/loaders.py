@@ -13,10 +13,10 @@ def _can_load(path: Path) -> bool:
     return True
 
 
-def _load(path: Path, provider: str, threads: int) -> Any:
+def _load(path: Path, provider: str, threads: int, vocab: Path | None = None) -> Any:
     from recipe_repl.engine import OnnxEngine
 
-    return OnnxEngine(path, provider=provider, threads=threads)
+    return OnnxEngine(path, provider=provider, threads=threads, vocab_path=vocab)
 
 
 @hookimpl

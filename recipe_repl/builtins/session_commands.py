@@ -13,6 +13,7 @@ from recipe_repl.config import atomic_write_text
 from recipe_repl.engine import PROVIDERS
 from recipe_repl.errors import UserError
 from recipe_repl.generation import StopReason
+from recipe_repl.hookcall import is_builtin
 from recipe_repl.hookspecs import hookimpl
 from recipe_repl.session import Session
 from recipe_repl.settings import Settings
@@ -33,7 +34,7 @@ def _help(session: Session, args: str) -> None:
             lines.append("aliases: " + ", ".join(f":{a}" for a in spec.aliases))
         if spec.details:
             lines.append(spec.details)
-        if spec.plugin != "builtin" and not spec.plugin.startswith("builtin:"):
+        if not is_builtin(spec.plugin):
             lines.append(f"from plugin {spec.plugin}")
         for line in lines:
             session.say(line)
@@ -153,7 +154,7 @@ def _preset(session: Session, args: str) -> None:
         raise UserError("usage: :preset NAME | save NAME | list")
     if parts[0] not in presets:
         raise UserError(f"no preset {parts[0]!r} (presets: {', '.join(sorted(presets)) or 'none'})")
-    session.settings = Settings.from_mapping(presets[parts[0]])
+    session.update(Settings.from_mapping(presets[parts[0]]))
     session.say(f"preset {parts[0]!r} loaded")
 
 

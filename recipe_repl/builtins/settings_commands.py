@@ -96,7 +96,7 @@ def _use(session: Session, args: str) -> None:
         raise UserError(f"{name} is built in and driven by the settings (see :help)")
     candidate = session.settings.replace(use=(*[u for u in session.settings.use if u[0] != name], (name, rest)))
     build_chain(session.plugins.processor_specs(), candidate, session.engine.vocab)  # validates the arguments
-    session.settings = candidate
+    session.update(use=candidate.use)
     session.say(f"using {name} {' '.join(rest)}".rstrip())
 
 
@@ -120,7 +120,7 @@ def _settings(session: Session, args: str) -> None:
 
 
 def _reset(session: Session, args: str) -> None:
-    session.settings = session.config.starting_settings() if session.config.settings else Settings()
+    session.update(session.config.starting_settings() if session.config.settings else Settings())
     session.say("settings reset")
 
 
