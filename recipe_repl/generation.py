@@ -80,6 +80,7 @@ class Sample:
     stop_prob: float | None = None  # the stop token's probability when it ended the sample
     alternatives: list[list[tuple[int, str, float]]] = field(default_factory=list)  # (id, word, p) per step
     method: str = "sample"  # "sample" (drawn), "pick" (chosen by a person) or "beam" (beam search)
+    rng: np.random.Generator | None = field(default=None, repr=False)  # its generator: `:back` goes on with it
 
     @property
     def token_probs(self) -> list[float]:
@@ -341,6 +342,7 @@ class _Batch:
                 stop_prob=self.stop_probs[i],
                 alternatives=self.alternatives[i],
                 method=self.method,
+                rng=self.rngs[i],
             )
             self.listener.on_sample_end(sample)
             results.append(sample)

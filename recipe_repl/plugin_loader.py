@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "recipe_repl.builtins.settings_commands",
     "recipe_repl.builtins.session_commands",
     "recipe_repl.builtins.teaching_commands",
+    "recipe_repl.builtins.why_commands",
     "recipe_repl.builtins.loaders",
     "recipe_repl.builtins.cli_commands",
 )

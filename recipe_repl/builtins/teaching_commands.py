@@ -33,7 +33,7 @@ MAX_COLUMNS = 6  # temperatures side by side in :compare
 # --- shared helpers ----------------------------------------------------------------------------------
 
 
-def _count(text: str, what: str) -> int:
+def count_arg(text: str, what: str) -> int:
     try:
         n = int(text)
     except ValueError:
@@ -57,7 +57,7 @@ def _last_prompt_ids(session: Session, command: str) -> tuple[str, list[int]]:
     return prompt, encode_prompt(session.engine, prompt, session.max_prompt_tokens)
 
 
-def _feed(session: Session, ids: list[int]) -> np.ndarray:
+def feed_logits(session: Session, ids: list[int]) -> np.ndarray:
     """Next-word logits [vocab] after feeding `ids` from a fresh state."""
     engine = session.engine
     last, _ = prefill(engine, np.array([ids], dtype=np.int64), engine.start(1))
@@ -71,7 +71,7 @@ def next_word_probs(session: Session, settings: Settings, history: list[int], lo
     return probs
 
 
-def _after(text: str, limit: int = 48) -> Text:
+def after_title(text: str, limit: int = 48) -> Text:
     from rich.text import Text
 
     from recipe_repl import render
@@ -80,7 +80,7 @@ def _after(text: str, limit: int = 48) -> Text:
     return Text("next word after “", style="bold").append(render.styled(tail)).append("”")
 
 
-def _shaping(settings: Settings) -> str:
+def shaping(settings: Settings) -> str:
     """The settings that change the table, in words (for captions)."""
     parts = [f"temperature {settings.temperature:g}" + (" (greedy)" if settings.temperature == 0 else "")]
     if settings.top_k:
@@ -110,7 +110,7 @@ def _probs(session: Session, args: str) -> None:
     if parts and parts[0].lower() in PROBS_MODES:
         changes: dict[str, Any] = {"probs": parts[0].lower()}
         if len(parts) == 2:
-            changes["probs_n"] = _count(parts[1], "the number of rows")
+            changes["probs_n"] = count_arg(parts[1], "the number of rows")
         session.update(**changes)
         s = session.settings
         what = {"off": "no probability tables during generation",
@@ -120,14 +120,14 @@ def _probs(session: Session, args: str) -> None:
         return
     if len(parts) == 2:
         raise UserError(f"usage: {usage}")
-    n = _count(parts[0], "the number of rows") if parts else session.settings.probs_n
+    n = count_arg(parts[0], "the number of rows") if parts else session.settings.probs_n
     prompt, ids = _last_prompt_ids(session, "probs")
-    logits = _feed(session, ids)
+    logits = feed_logits(session, ids)
     settings = session.settings
     probs = next_word_probs(session, settings, ids, logits)
     words = detokenize(session.engine.vocab.decode_tokens(ids), capitalize=False)
-    session.frontend.show(render.prob_table(session.engine.vocab, probs, n, title=_after(words),
-                                            caption=_shaping(settings)))
+    session.frontend.show(render.prob_table(session.engine.vocab, probs, n, title=after_title(words),
+                                            caption=shaping(settings)))
 
 
 def _probs_complete(session: Session, text: str) -> Iterable[str]:
@@ -153,13 +153,13 @@ def _compare(session: Session, args: str) -> None:
             raise UserError("temperatures must be between 0 and 5")
         temperatures.append(t)
     prompt, ids = _last_prompt_ids(session, "compare")
-    logits = _feed(session, ids)
+    logits = feed_logits(session, ids)
     columns = [(t, next_word_probs(session, session.settings.replace(temperature=t), ids, logits))
                for t in temperatures]
     words = detokenize(session.engine.vocab.decode_tokens(ids), capitalize=False)
-    others = _shaping(session.settings).partition(" · ")[2]
+    others = shaping(session.settings).partition(" · ")[2]
     session.frontend.show(render.compare_table(session.engine.vocab, columns, session.settings.probs_n,
-                                               title=_after(words), caption=f"also applied: {others}" if others
+                                               title=after_title(words), caption=f"also applied: {others}" if others
                                                else None))
 
 
@@ -178,7 +178,7 @@ def _pick(session: Session, args: str) -> None:
     parts = args.split()
     if len(parts) > 1:
         raise UserError("usage: :pick [N]")
-    n = _count(parts[0], "the number of choices") if parts else session.settings.probs_n
+    n = count_arg(parts[0], "the number of choices") if parts else session.settings.probs_n
     prompt = last_prompt(session)
     if not prompt:
         prompt = session.frontend.ask("prompt to start from: ").strip()
@@ -216,7 +216,7 @@ class PickChooser:
         else:
             vocab = self.session.engine.vocab
             text = detokenize(vocab.decode_tokens(step.history[0]), capitalize=False)
-            self.session.frontend.show(render.prob_table(vocab, probs, self.n, title=_after(text), numbered=True))
+            self.session.frontend.show(render.prob_table(vocab, probs, self.n, title=after_title(text), numbered=True))
             picked = _ask_choice(self.session, probs, self.n, step)
             if picked is None:
                 return [STOP_HERE]

@@ -1,0 +1,290 @@
+"""Built-in "why this word?" commands: :heat, :why, :back, :branch, :score, :beam, :lenpen, :best.
+
+A language model is a chain of choices, each with a probability. These commands show the chain of
+the last sample (:heat colours each word by its probability, :why shows the table a word was drawn
+from), go back along it (:back, :branch), score a text the user gives (:score), and search for the
+likeliest chains instead of sampling one (:beam, :best).
+
+An LSTM's whole state is two vectors per row, so going back costs one re-feed of the words kept:
+the state after them is recomputed exactly (the model gives the same state fed at once or word by
+word), rather than kept for every word of every sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from recipe_repl.builtins.teaching_commands import after_title, count_arg, feed_logits, shaping
+from recipe_repl.commands import split_args
+from recipe_repl.errors import UserError
+from recipe_repl.generation import Resume, Sample, StopReason, prefill
+from recipe_repl.hookspecs import hookimpl
+from recipe_repl.sampling import Sampler, row_rng
+from recipe_repl.session import Session
+from recipe_repl.vocab import PAD_ID, UNK_ID, detokenize
+
+ON_OFF = ("on", "off")
+
+
+# --- the last sample as a chain of choices -------------------------------------------------------------
+
+
+def last_sample(session: Session, command: str) -> Sample:
+    """The last sample (the first of them when several were made), or a UserError saying what to do."""
+    if not session.last_samples:
+        raise UserError(f"no sample yet: type a prompt first, then :{command}")
+    return session.last_samples[0]
+
+
+def context_ids(session: Session, sample: Sample) -> list[int]:
+    """The ids the sample reads on from (its prompt, or everything before a continued sample)."""
+    vocab = session.engine.vocab
+    return [vocab.id_of(w) for w in sample.prompt_words]
+
+
+def distribution_at(session: Session, sample: Sample, k: int) -> np.ndarray:
+    """The distribution the sample's k-th choice (0-based) was made from: same words before it, same
+    settings and processors (beams search at temperature 1)."""
+    ids = context_ids(session, sample) + sample.token_ids[:k]
+    settings = replace(sample.settings, temperature=1.0) if sample.method == "beam" else sample.settings
+    sampler = Sampler(settings, session.plugins.processor_specs(), session.engine.vocab)
+    probs: np.ndarray = sampler.distribution(feed_logits(session, ids)[None, :], [ids])[0]
+    return probs
+
+
+def _word_number(text: str, count: int, command: str) -> int:
+    """A 1-based word number from `text` (negative counts from the end) → 0-based index."""
+    valid = f"1 to {count}, or -1 to -{count} from the end" if count > 1 else "1 (or -1)"
+    try:
+        n = int(text)
+    except ValueError:
+        raise UserError(f"{command} takes a word number ({valid}), not {text!r}") from None
+    if not (1 <= n <= count or -count <= n <= -1):
+        raise UserError(f"the last sample has {count} choice{'s' if count != 1 else ''}: choose {valid}")
+    return n - 1 if n > 0 else count + n
+
+
+def _choice_word(session: Session, sample: Sample, k: int) -> int:
+    return sample.token_ids[k] if k < len(sample.token_ids) else PAD_ID
+
+
+def _why(session: Session, args: str) -> None:
+    from recipe_repl import render
+
+    sample = last_sample(session, "why")
+    probs = sample.token_probs
+    if not probs:
+        raise UserError("the last sample made no choices (it was stopped at once)")
+    if args.strip():
+        k = _word_number(args.strip(), len(probs), ":why")
+    else:
+        k = int(np.argmin(probs))  # the least likely choice
+    dist = distribution_at(session, sample, k)
+    chosen = _choice_word(session, sample, k)
+    vocab = session.engine.vocab
+    before = detokenize(sample.prompt_words + vocab.decode_tokens(sample.token_ids[:k]), capitalize=False)
+    title = after_title(before)
+    title.append_text(render.styled(f"   (word {k + 1} of {len(probs)}: drawn at {render.percent(probs[k])})"))
+    settings = replace(sample.settings, temperature=1.0) if sample.method == "beam" else sample.settings
+    session.frontend.show(render.prob_table(vocab, dist, session.settings.probs_n, title=title, chosen=chosen,
+                                            caption=shaping(settings)))
+
+
+def rewind(session: Session, sample: Sample, keep: int, forced: list[int] | None = None) -> Sample:
+    """The sample cut to its first `keep` words (then `forced` words fed), ready for :continue."""
+    vocab = session.engine.vocab
+    kept = sample.token_ids[:keep]
+    history = context_ids(session, sample) + kept + (forced or [])
+    engine = session.engine
+    last, state = prefill(engine, np.array([history], dtype=np.int64), engine.start(1))
+    rng = sample.rng if sample.rng is not None else row_rng(sample.settings.seed, sample.key)
+    words_before = sample.prompt_words + vocab.decode_tokens(kept) + vocab.decode_tokens(forced or [])
+    resume = Resume(state, last[0].copy(), (), history, rng, words_before)
+    return Sample(prompt=sample.prompt, prompt_words=sample.prompt_words, token_ids=kept,
+                  words=vocab.decode_tokens(kept), probs=sample.probs[:keep], stop_reason=StopReason.INTERRUPTED,
+                  settings=sample.settings, index=sample.index, key=sample.key, resume=resume,
+                  method=sample.method, rng=rng)
+
+
+def _back(session: Session, args: str) -> None:
+    from recipe_repl import render
+
+    sample = last_sample(session, "back")
+    words = len(sample.token_ids)
+    if words == 0:
+        raise UserError("the last sample has no words to go back over")
+    parts = args.split()
+    if len(parts) > 1:
+        raise UserError("usage: :back [N] (see :help back)")
+    n = 1 if not parts else _back_count(parts[0], words)
+    rewound = rewind(session, sample, words - n)
+    session.remember(sample.prompt, [rewound])
+    text = detokenize(rewound.resume.words_before if rewound.resume else rewound.prompt_words)
+    session.say(f"back {n} word{'s' if n != 1 else ''}: …{render.safe(text[-80:])}  (:continue goes on from here)")
+
+
+def _back_count(text: str, words: int) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise UserError(f":back takes a number of words, 1 to {words}, not {text!r}") from None
+    if not 1 <= n <= words:
+        raise UserError(f"the last sample has {words} word{'s' if words != 1 else ''}: go back 1 to {words}")
+    return n
+
+
+def _branch(session: Session, args: str) -> None:
+    from recipe_repl import render
+
+    sample = last_sample(session, "branch")
+    parts = split_args(args)
+    if len(parts) < 2:
+        raise UserError("usage: :branch N WORD — rewind to before word N and write WORD there (see :help branch)")
+    count = len(sample.token_ids)
+    if count == 0:
+        raise UserError("the last sample has no words to branch from")
+    k = _word_number(parts[0], count, ":branch")
+    vocab = session.engine.vocab
+    forced = vocab.encode(" ".join(parts[1:]))
+    if not forced:
+        raise UserError("the word to write has no characters the model reads")
+    had = distribution_at(session, sample, k)[forced[0]]
+    unknown = [w for w in vocab.prepare(" ".join(parts[1:])) if vocab.id_of(w) == UNK_ID]
+    note = f" ({', '.join(map(repr, unknown))} reads as [UNK])" if unknown else ""
+    session.say(render.safe(f"branch at word {k + 1}: “{' '.join(vocab.decode_tokens(forced))}” instead of "
+                            f"“{vocab.words[sample.token_ids[k]]}” (the model gave it {render.percent(float(had))})"
+                            f"{note}"))
+    branched = rewind(session, sample, k, forced)
+    assert branched.resume is not None
+    session.run_requests([sample.prompt], [branched.resume])
+
+
+# --- scoring a text ------------------------------------------------------------------------------------
+
+
+def _score(session: Session, args: str) -> None:
+    from rich.text import Text
+
+    from recipe_repl import render
+    from recipe_repl.scoring import score_text
+
+    text = args.strip()
+    if not text:
+        raise UserError("usage: :score TEXT — how likely the model finds each word of TEXT")
+    scored = score_text(session.engine, text, session.max_prompt_tokens)
+    line = Text()
+    line.append_text(render.heat_text(scored.words, scored.probs, raw=session.settings.raw))
+    line.append(" " + render.END_MARKER, style=render.heat_style(scored.stop_prob))
+    session.frontend.show(line)
+    worst = scored.least_likely(5)
+    if worst:
+        session.frontend.show(render.least_likely_table(worst))
+    unknown = f" · {scored.unknown} unknown word{'s' if scored.unknown != 1 else ''} ([UNK])" if scored.unknown else ""
+    session.say(f"perplexity {scored.perplexity:,.2f} over {len(scored.predictions)} predictions "
+                f"(the words after the first, and the stop token){unknown}")
+
+
+# --- search instead of sampling ------------------------------------------------------------------------
+
+
+def _beam(session: Session, args: str) -> None:
+    word = args.strip().lower()
+    if not word or len(word.split()) != 1:
+        raise UserError("usage: :beam K|off — beam search of width K instead of sampling")
+    if word in ("off", "0"):
+        session.update(beam=0)
+        session.say("beam search off: prompts are sampled again")
+        return
+    try:
+        k = int(word)
+    except ValueError:
+        raise UserError(f"beam width must be a whole number, e.g. :beam 3 (not {word!r})") from None
+    session.update(beam=k)
+    session.say(f"beam search of width {k}: each prompt gives its {k} likeliest continuations, ranked by "
+                f"log-probability / length^{session.settings.length_penalty:g} (:lenpen)")
+
+
+def _lenpen(session: Session, args: str) -> None:
+    parts = args.split()
+    if len(parts) != 1:
+        raise UserError("usage: :lenpen X — beams rank by log-probability / length^X (1 = mean, 0 = sum)")
+    try:
+        value = float(parts[0])
+    except ValueError:
+        raise UserError(f"length penalty must be a number, e.g. :lenpen 1.0 (not {parts[0]!r})") from None
+    if value != value:
+        raise UserError("length penalty must be a number, e.g. :lenpen 1.0")
+    session.update(length_penalty=value)
+    session.say(f"length penalty = {session.settings.length_penalty:g}")
+
+
+def _best(session: Session, args: str) -> None:
+    from recipe_repl import render
+    from recipe_repl.beam import mean_logprob
+    from recipe_repl.builtins.teaching_commands import last_prompt
+
+    parts = args.split()
+    if len(parts) > 1:
+        raise UserError("usage: :best [N]")
+    n = count_arg(parts[0], "the number of samples") if parts else 5
+    if session.settings.beam:
+        raise UserError(":best ranks samples: turn beam search off first (:beam off)")
+    prompt = last_prompt(session)
+    if not prompt:
+        raise UserError("no prompt yet: type a prompt, then :best N")
+    samples = session.run_requests([prompt] * n)
+    ranked = sorted(range(len(samples)), key=lambda i: -mean_logprob(samples[i]))
+    session.frontend.show(render.ranking_table([(i + 1, samples[i]) for i in ranked]))
+
+
+def _on_off_complete(session: Session, text: str) -> Iterable[str]:
+    return ON_OFF
+
+
+def _heat(session: Session, args: str) -> None:
+    from recipe_repl import render
+
+    word = args.strip().lower()
+    if word not in ON_OFF:
+        raise UserError("usage: :heat on|off — colour each word by the probability it had when drawn")
+    frontend: Any = session.frontend
+    frontend.heat = word == "on"
+    if frontend.heat:
+        session.frontend.show(render.heat_legend())
+    else:
+        session.say("heat off")
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    """The "why this word?" commands."""
+    register("heat", _heat, usage=":heat on|off", interactive_only=True, complete=_on_off_complete,
+             help="colour each generated word by the probability it had when drawn",
+             details="Five bands from under 1% to 70% and more; the legend is shown when heat is turned on. "
+                     "With :raw on each word is followed by its probability, e.g. salt(0.42). :save FILE.md "
+                     "keeps the bands as marks.")
+    register("why", _why, usage=":why [N]",
+             help="the table the N-th word of the last sample was drawn from (no N: the least likely word)",
+             details="The distribution exactly as it was when the word was chosen (same settings and "
+                     "processors), the chosen word marked. N counts generated words from 1; -1 is the last. "
+                     "The stop token counts as the last choice when it ended the sample.")
+    register("back", _back, usage=":back [N]",
+             help="rewind the last sample by N words (default 1); :continue then goes on from there",
+             details="With a seed, the same commands give the same text.")
+    register("branch", _branch, usage=":branch N WORD",
+             help="rewind to before word N, write WORD there, and let the model go on",
+             details="Shows how likely the model found WORD at that point. WORD may be several words.")
+    register("score", _score, usage=":score TEXT",
+             help="how likely the model finds each word of TEXT, its least likely words, and its perplexity",
+             details="The model's own distribution (temperature 1, no processors), as `recipe-repl eval` counts: "
+                     "every word after the first, then the stop token at the end.")
+    register("beam", _beam, usage=":beam K|off", complete=lambda s, t: ["off", "1", "3", "5"],
+             help="beam search of width K instead of sampling (K = 1 is greedy)")
+    register("lenpen", _lenpen, usage=":lenpen X", complete=lambda s, t: ["0", "0.5", "1.0"],
+             help="beams rank by log-probability / length^X (1 = mean log-probability)")
+    register("best", _best, usage=":best [N]",
+             help="N samples of the last prompt with the current settings, ranked by mean log-probability")
