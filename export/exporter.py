@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import IO
 
 from recipe_repl.export import convert, metadata, parity
-from recipe_repl.train import atomic
 
+from recipe_repl import atomic
 from recipe_repl.errors import UserError
 from recipe_repl.vocab import Vocabulary
 
@@ -125,7 +125,7 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         loaded.words, loaded.lowercase, cfg.model_config(len(loaded.words)), training_facts(loaded), report, kind)
     metadata.apply_metadata(model, meta)
     data = model.SerializeToString()
-    atomic.write_bytes(out, data)
+    atomic.write_bytes(out, data, parents=True)
     say(f"wrote {out} ({len(data) / 2**20:.1f} MiB, output_kind {kind})")
     return ExportResult(out, report, quant_report, len(data))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from recipe_repl.train import atomic
+
+from recipe_repl import atomic
 
 
 def save(model, optimizer, epoch: int, weights_file: Path, optimizer_file: Path) -> None:

@@ -8,9 +8,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipe_repl.train import atomic
 from recipe_repl.train.config import TrainConfig
 
+from recipe_repl import atomic
 from recipe_repl.errors import UserError
 
 LOG_FIELDS = [
