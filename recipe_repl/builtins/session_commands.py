@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from recipe_repl import atomic
 from recipe_repl.commands import split_args
-from recipe_repl.config import atomic_write_text
 from recipe_repl.engine import PROVIDERS
 from recipe_repl.errors import UserError
 from recipe_repl.generation import StopReason
@@ -128,7 +128,7 @@ def _save(session: Session, args: str) -> None:
     else:
         raise UserError("save as .md (Markdown) or .json")
     try:
-        atomic_write_text(path, text)
+        atomic.write_text(path, text, parents=True)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror}") from None
     session.say(f"saved {len(session.transcript)} entries to {path}")
