@@ -207,6 +207,60 @@ def test_good_seed_spellings_still_load() -> None:
     assert Settings.from_mapping({"seed": "off"}).seed is None
 
 
+# --- :save ---------------------------------------------------------------------------------------------------------
+
+
+def test_save_in_batch_mode_writes_the_samples_so_far(random_model: Path, tmp_path: Path, umask_022) -> None:
+    out = tmp_path / "batch.md"
+    r = cli(["--model", str(random_model), "--seed", "1", "--max-tokens", "4"],
+            f"recipe for roast\nmix salt\n:save {out}\nbake\n")
+    assert r.returncode == 0, r.stderr
+    assert "saved 3 entries (2 samples)" in r.stderr.decode()  # two prompts and the :save line
+    text = out.read_text()
+    assert "## recipe for roast" in text and "## mix salt" in text and "bake" not in text
+    samples = r.stdout.decode().splitlines()[:2]
+    assert all(f"> {s}" in text for s in samples)  # each sample under its own prompt
+    assert mode(out) == 0o644  # not 0600
+
+
+def test_save_into_a_missing_folder_says_so(random_model: Path, plugins, tmp_path: Path) -> None:
+    session = Session(plugins, Recorder(), ModelSpec(random_model), Settings(seed=1, max_tokens=5))
+    session.handle_line("recipe for roast")
+    with pytest.raises(UserError, match="does not exist"):
+        session.handle_line(f":save {tmp_path / 'no' / 'such' / 's.md'}")
+    assert not (tmp_path / "no").exists()
+    (tmp_path / "dir.md").mkdir()
+    with pytest.raises(UserError, match="is a folder"):
+        session.handle_line(f":save {tmp_path / 'dir.md'}")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="is not a folder"):
+        session.handle_line(f":save {tmp_path / 'file' / 's.md'}")
+
+
+def test_the_transcript_keeps_the_last_samples_within_its_bound(random_model: Path, plugins, tmp_path: Path):
+    from recipe_repl.transcript import Transcript, TranscriptEntry
+
+    transcript = Transcript(limit=9)  # tokens, each entry counting one more
+    for i in range(5):
+        transcript.append(TranscriptEntry("prompt", f"p{i}", {}, [{"text": f"s{i}", "tokens": ["a", "b"]}]))
+    assert [e.text for e in transcript] == ["p2", "p3", "p4"] and transcript.dropped == 2
+    transcript.append(TranscriptEntry("prompt", "big", {}, [{"text": "s", "tokens": ["w"] * 20}]))
+    assert [e.text for e in transcript] == ["big"]  # the newest entry is kept whole
+    session = Session(plugins, Recorder(), ModelSpec(random_model), Settings(seed=1, max_tokens=3))
+    for prompt in ("roast", "mix", "bake"):
+        session.handle_line(prompt)
+    entries = list(session.transcript)
+    room = 1 + len(entries[-1].samples[0]["tokens"]) + 1  # "bake" and the :save line, nothing older
+    session.transcript = Transcript(limit=room)
+    for entry in entries:
+        session.transcript.append(entry)
+    session.handle_line(f":save {tmp_path / 's.md'}")  # the :save line itself is an entry too
+    message = last_message(session)
+    assert "saved 2 entries (1 sample)" in message, message
+    assert f"keeps the entries of its last {room} tokens: 2 earlier entries are not in the file" in message
+    assert "## bake" in (tmp_path / "s.md").read_text() and "## mix" not in (tmp_path / "s.md").read_text()
+
+
 def test_start_up_reads_the_config_without_tomlkit(random_model: Path, tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -127,11 +127,26 @@ def _save(session: Session, args: str) -> None:
         text = _transcript_markdown(session)
     else:
         raise UserError("save as .md (Markdown) or .json")
+    folder = path.parent
+    if not folder.is_dir():  # a typo in the folder should not create folders
+        raise UserError(f"cannot save to {path}: folder {folder} does not exist" if not folder.exists()
+                        else f"cannot save to {path}: {folder} is not a folder")
+    if path.is_dir():
+        raise UserError(f"cannot save to {path}: it is a folder")
     try:
-        atomic.write_text(path, text, parents=True)
+        atomic.write_text(path, text)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror}") from None
-    session.say(f"saved {len(session.transcript)} entries to {path}")
+    transcript = session.transcript
+    kept = sum(len(e.samples) for e in transcript)
+    note = (f" (a session keeps the entries of its last {transcript.limit:,} tokens: {transcript.dropped} "
+            "earlier entries are not in the file)" if transcript.dropped else "")
+    session.say(f"saved {_count(len(transcript), 'entry', 'entries')} ({_count(kept, 'sample', 'samples')}) "
+                f"to {path}{note}")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _preset(session: Session, args: str) -> None:
