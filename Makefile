@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
+# setuptools prints a notice on every editable install that maps folders (ours: train/ → recipe_repl.train)
+# saying folders named like the package may shadow it; that mapping is the design, so the notice is hidden.
+PIP_QUIET := PYTHONWARNINGS="ignore:Editable installation"
 
 .PHONY: run test lint bench model svg clean
 
@@ -12,11 +15,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+	$(PIP_QUIET) $(BIN)/python -m pip install -q -e .
 	touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	$(PIP_QUIET) $(BIN)/python -m pip install -q -e '.[dev,train]'
 	touch $@ $(RUN_STAMP)
 
 ## run: start the REPL on the shipped model (creates .venv on first use)

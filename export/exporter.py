@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import IO
 
 from recipe_repl.export import convert, metadata, parity
-from recipe_repl.train import atomic
 
+from recipe_repl import atomic
 from recipe_repl.errors import UserError
 from recipe_repl.vocab import Vocabulary
 
@@ -81,6 +81,10 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         raise UserError("--stateless and --quantize cannot be combined")
     if out.exists() and out.is_dir():
         raise UserError(f"--out must be a file path, {out} is a folder")
+    try:  # now, not after the conversion and the parity check
+        atomic.check_writable(out, parents=True)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {_why(exc, out)}") from None
     loaded = convert.load_run(Path(run_dir))
     vocab = Vocabulary.from_list(loaded.words, lowercase=loaded.lowercase)
     cfg = loaded.config
@@ -125,9 +129,18 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         loaded.words, loaded.lowercase, cfg.model_config(len(loaded.words)), training_facts(loaded), report, kind)
     metadata.apply_metadata(model, meta)
     data = model.SerializeToString()
-    atomic.write_bytes(out, data)
+    try:
+        atomic.write_bytes(out, data, parents=True)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {_why(exc, out)}") from None
     say(f"wrote {out} ({len(data) / 2**20:.1f} MiB, output_kind {kind})")
     return ExportResult(out, report, quant_report, len(data))
+
+
+def _why(exc: OSError, out: Path) -> str:
+    if isinstance(exc, FileExistsError | NotADirectoryError):  # mkdir met a regular file on the way
+        return f"{out.parent} is not a folder"
+    return exc.strerror or str(exc)
 
 
 def _stateless_parity(keras_model, model_bytes: bytes, held_out: list[list[int]], tolerance: float) -> dict:

@@ -16,10 +16,9 @@ import click
 import numpy as np
 from recipe_repl.export import parity
 from recipe_repl.export.evaluate import evaluate
-from recipe_repl.train import atomic
 from recipe_repl.train.rundir import RunDir
 
-from recipe_repl import contract
+from recipe_repl import atomic, contract
 from recipe_repl.vocab import Vocabulary
 
 SAMPLE_PROMPT = "recipe for"
@@ -239,7 +238,7 @@ def _held_out(report, vocab, config, training) -> list[list[int]]:
 @click.option("--make-seconds", type=float, default=None, help="How long `make model` took, for the card.")
 def main(model: Path, run_dir: Path, out: Path, make_seconds: float | None) -> None:
     """Write the model card for MODEL."""
-    atomic.write_text(out, build_card(model, run_dir, make_seconds))
+    atomic.write_text(out, build_card(model, run_dir, make_seconds), parents=True)
     click.echo(f"wrote {out}", err=True)
 
 

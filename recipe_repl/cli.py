@@ -64,7 +64,7 @@ def run_batch(plugins: Plugins, opts: dict[str, Any], batch_size: int) -> int:
     from recipe_repl.batch import BatchFrontend, BatchRunner, read_lines, stderr_progress
 
     frontend = BatchFrontend(sys.stdout, sys.stderr, json_lines=bool(opts.get("json_out")))
-    session = start_session(plugins, frontend, opts, batch_size, keep_transcript=False)
+    session = start_session(plugins, frontend, opts, batch_size)  # keeps a bounded transcript for :save
     progress = stderr_progress()
     try:
         return BatchRunner(session, frontend, progress).run(read_lines(sys.stdin.buffer))

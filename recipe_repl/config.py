@@ -1,4 +1,9 @@
-"""The config file (`~/.config/recipe-repl/config.toml`, XDG) and the history/state locations.
+"""The config file (`config.toml` in the user's config folder) and the history/state locations.
+
+Where: `$XDG_CONFIG_HOME/recipe-repl/config.toml` when XDG_CONFIG_HOME is set, else the platform's
+place (platformdirs): `~/.config/recipe-repl/` on Linux, `~/Library/Application Support/recipe-repl/`
+on macOS. `RECIPE_REPL_CONFIG` names the file itself. History goes to the state folder the same way
+(`XDG_STATE_HOME`, else `~/.local/state/recipe-repl/` on Linux).
 
 Documented keys (all optional):
 
@@ -22,31 +27,50 @@ Documented keys (all optional):
     raw = false
 
     [presets.NAME]                    # written by `:preset save NAME`; same keys as [settings]
+
+The tool only ever changes one `[presets.NAME]` table, under a lock and re-reading the file first,
+so two sessions saving at once both keep their presets, and the user's comments, unknown keys and
+tables survive (tomlkit keeps the file's formatting).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recipe_repl import atomic
 from recipe_repl.errors import UserError
 from recipe_repl.settings import Settings
 
 APP = "recipe-repl"
+LOCK_TIMEOUT_S = 30.0  # another session holds the config lock only while it rewrites the file
+
+
+def _from_env(variable: str) -> Path | None:
+    """`$VARIABLE/recipe-repl` when the variable holds an absolute path (the XDG spec ignores relative ones).
+
+    platformdirs honours XDG_* on Linux but not on macOS; honouring them everywhere lets a user (and
+    the tests) move the folders on any platform.
+    """
+    base = os.environ.get(variable, "").strip()
+    return Path(base) / APP if base and os.path.isabs(base) else None
 
 
 def config_dir() -> Path:
-    """`$XDG_CONFIG_HOME/recipe-repl`, defaulting to `~/.config/recipe-repl`."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / APP
+    """The folder of the config file: `$XDG_CONFIG_HOME/recipe-repl`, else the platform's (platformdirs)."""
+    from platformdirs import user_config_path
+
+    return _from_env("XDG_CONFIG_HOME") or user_config_path(APP, appauthor=False)
 
 
 def state_dir() -> Path:
-    """`$XDG_STATE_HOME/recipe-repl`, defaulting to `~/.local/state/recipe-repl` (REPL history)."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / APP
+    """The folder of the REPL history: `$XDG_STATE_HOME/recipe-repl`, else the platform's (platformdirs)."""
+    from platformdirs import user_state_path
+
+    return _from_env("XDG_STATE_HOME") or user_state_path(APP, appauthor=False)
 
 
 def config_path() -> Path:
@@ -70,22 +94,12 @@ class Config:
     def load(cls, path: Path | None = None) -> Config:
         """Read the config file; a missing file is an empty config, a broken one a UserError."""
         path = path or config_path()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        data = _read(path)
+        if data is None:
             return cls(path)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read config {path}: {exc}") from None
-        import tomllib  # only when there is a file: start-up without one skips the parser
-
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"config {path} is not valid TOML: {exc}") from None
         settings = data.get("settings", {})
-        presets = data.get("presets", {})
-        if not isinstance(settings, dict) or not isinstance(presets, dict):
-            raise UserError(f"config {path}: [settings] and [presets] must be tables")
+        if not isinstance(settings, dict):
+            raise UserError(f"config {path}: [settings] must be a table")
         threads = data.get("threads")
         return cls(
             path,
@@ -93,7 +107,7 @@ class Config:
             provider=str(data["provider"]) if "provider" in data else None,
             threads=int(threads) if isinstance(threads, int) else None,
             settings=dict(settings),
-            presets={str(k): dict(v) for k, v in presets.items() if isinstance(v, dict)},
+            presets=_presets(path, data),
         )
 
     def starting_settings(self) -> Settings:
@@ -104,69 +118,78 @@ class Config:
             raise UserError(f"config {self.path}: {exc}") from None
 
     def save_preset(self, name: str, settings: Settings) -> None:
-        """Store a preset and rewrite the file atomically."""
-        data = {k: v for k, v in settings.as_dict().items() if v is not None}
-        self.presets[name] = data
-        self.write()
+        """Store a preset in the file (only that table changes); on failure nothing changes here either.
 
-    def write(self) -> None:
-        """Write the whole config back, atomically (temp file + rename)."""
-        lines: list[str] = []
-        for key in ("model", "provider", "threads"):
-            value = getattr(self, key)
-            if value is not None:
-                lines.append(f"{key} = {_toml_value(value)}")
-        for table, values in [("settings", self.settings), *[(f"presets.{_toml_key(k)}", v) for k, v in
-                                                             sorted(self.presets.items())]]:
-            if not values and table != "settings":
-                continue
-            if not values:
-                continue
-            lines.append(f"\n[{table}]")
-            lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items())
-        atomic_write_text(self.path, "\n".join(lines).lstrip("\n") + "\n")
+        Raises OSError when the file cannot be written, UserError when it holds something else than TOML.
+        """
+        import tomlkit
 
+        values = {k: v for k, v in settings.as_dict().items() if v is not None}
 
-def _toml_key(key: str) -> str:
-    if key and all(c.isalnum() or c in "-_" for c in key):
-        return key
-    return _toml_value(key)
+        def put(doc: Any) -> None:
+            presets = doc.get("presets")
+            if presets is None:
+                presets = tomlkit.table(is_super_table=True)  # written as [presets.NAME], no empty [presets]
+                doc["presets"] = presets
+            elif not isinstance(presets, dict):
+                raise UserError(f"config {self.path}: presets must be a table, not changing the file")
+            table = tomlkit.table()
+            table.update(values)
+            table.add(tomlkit.nl())
+            presets[name] = table
 
+        data = self.update_file(put)
+        self.presets = _presets(self.path, data)  # other sessions' presets saved meanwhile too
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    text = str(value)
-    escaped = "".join(
-        {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(c, c)
-        if c in '\\"\n\t\r' or c.isprintable()
-        else f"\\u{ord(c):04x}"
-        for c in text
-    )
-    return f'"{escaped}"'
+    def update_file(self, change: Callable[[Any], None]) -> dict[str, Any]:
+        """Read-modify-write the config file under a lock: re-read it, `change(document)`, write it atomically.
 
+        `change` gets the tomlkit document, so everything it does not touch (comments, unknown keys
+        and tables, formatting) is written back as it was. Returns the new content as plain data.
+        """
+        import tomlkit
+        from tomlkit.exceptions import TOMLKitError
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that a crash leaves either the old or the new content, never half."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.path.with_name(f".{self.path.name}.lock")
+        try:
+            with atomic.file_lock(lock, timeout=LOCK_TIMEOUT_S, note=str(os.getpid())):
+                text = _read_text(self.path) or ""
+                try:
+                    doc = tomlkit.parse(text)
+                except TOMLKitError as exc:
+                    raise UserError(f"config {self.path} is not valid TOML, not changing it: {exc}") from None
+                change(doc)
+                atomic.write_text(self.path, tomlkit.dumps(doc))
+        except atomic.Locked as exc:
+            raise UserError(f"config {self.path} is being changed by another process ({exc.holder or 'pid unknown'});"
+                            " try again") from None
+        return dict(doc.unwrap())
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Bytes version of `atomic_write_text`."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _read_text(path: Path) -> str | None:
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read config {path}: {exc}") from None
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    text = _read_text(path)
+    if text is None:
+        return None
+    import tomllib  # only when there is a file: start-up without one skips the parser
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config {path} is not valid TOML: {exc}") from None
+
+
+def _presets(path: Path, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    presets = data.get("presets", {})
+    if not isinstance(presets, dict):
+        raise UserError(f"config {path}: [presets] must be a table")
+    return {str(k): dict(v) for k, v in presets.items() if isinstance(v, dict)}

@@ -6,9 +6,10 @@ and messages look (streamed rich text on a terminal, plain lines or JSON Lines i
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ from recipe_repl.generation import (
 )
 from recipe_repl.plugins import Plugins
 from recipe_repl.settings import Settings
+from recipe_repl.transcript import Transcript, TranscriptEntry
 
 
 class Frontend(Protocol):
@@ -55,16 +57,6 @@ class Frontend(Protocol):
     def ask(self, question: str) -> str:
         """Ask the person at the keyboard for a line (interactive commands only)."""
         ...
-
-
-@dataclass
-class TranscriptEntry:
-    """One thing that happened, for `:save`."""
-
-    kind: str  # "prompt" or "command"
-    text: str
-    settings: dict[str, Any]
-    samples: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -126,10 +118,10 @@ class Session:
         self.max_prompt_tokens = max_prompt_tokens
         self.top_alternatives = 0  # record the N most likely words at each step (`--top-alternatives`)
         self._engine = engine
-        self.keep_transcript = keep_transcript  # batch mode keeps none: its input may be endless
+        self.keep_transcript = keep_transcript  # `generate` keeps none: it has no `:save`
         self.last_prompt: str | None = None
         self.last_samples: list[Sample] = []
-        self.transcript: list[TranscriptEntry] = []
+        self.transcript = Transcript()  # bounded: batch mode's input may be endless
         self.quit_requested = False
         self._sample_counter = 0  # numbers samples across the run: seeds each one's generator
 
@@ -256,14 +248,16 @@ class Session:
         return parts[0] if len(parts) == 1 else FanOut(*parts)
 
     def remember(self, prompt: str, samples: list[Sample]) -> None:
-        """Keep samples for `:continue` and `:save`, and their prompt for `:probs` (the one writer of both)."""
+        """Keep samples for `:continue` and `:save` (one entry per prompt: batch mode generates several at
+        once), and their prompt for `:probs` (the one writer of both)."""
         if prompt:
             self.last_prompt = prompt  # batch mode, :continue and :pick too, so :probs has a prompt
         self.last_samples = samples
         if self.keep_transcript:
-            self.transcript.append(
-                TranscriptEntry("prompt", prompt, self.settings.as_dict(), [sample_record(s) for s in samples])
-            )
+            settings = self.settings.as_dict()
+            groups = [(p, list(g)) for p, g in itertools.groupby(samples, key=lambda s: s.prompt)]
+            for text, group in groups or [(prompt, [])]:
+                self.transcript.append(TranscriptEntry("prompt", text, settings, [sample_record(s) for s in group]))
 
     # --- helpers for commands --------------------------------------------------------------------
 

@@ -79,8 +79,10 @@ class Settings:
                     changes[name] = tuple((str(n), tuple(str(a) for a in args)) for n, args in value)
                 except (TypeError, ValueError):
                     raise UserError("setting 'use' must be a list of [name, [args...]]") from None
-            elif name in ("seed", "stop"):
-                changes[name] = None if value in (None, "off", "") else (int(value) if name == "seed" else str(value))
+            elif name == "stop":
+                changes[name] = None if value in (None, "off", "") else str(value)
+            elif name == "seed":
+                changes[name] = None if value in (None, "off", "") else _whole_number(key, value)
             elif isinstance(current, bool):
                 if not isinstance(value, bool):
                     raise UserError(f"setting {key!r} must be true or false")
@@ -88,6 +90,15 @@ class Settings:
             else:
                 try:
                     changes[name] = type(current)(value)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
                     raise UserError(f"setting {key!r} has a bad value {value!r}") from None
         return dataclasses.replace(base, **changes).validate()
+
+
+def _whole_number(key: str, value: Any) -> int:
+    """An integer from a config value: 42 or "42"; not true, 1.5, "abc" or [1, 2]."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value)
+    raise UserError(f"setting {key!r} must be a whole number or \"off\", not {value!r}")

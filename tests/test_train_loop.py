@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from recipe_repl.train import atomic, checkpoint
+from recipe_repl.train import checkpoint
 from recipe_repl.train.commands import train_command
 from recipe_repl.train.rundir import RunDir
 
+from recipe_repl import atomic
 from recipe_repl.errors import UserError
 from tests.tiny import EPICURIOUS_SAMPLE, REPO, TINY, cached_tiny_run, tiny_config
 

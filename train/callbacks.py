@@ -126,7 +126,8 @@ def plot_loss_curve(history: list[dict], path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from recipe_repl.train import atomic
+
+    from recipe_repl import atomic
 
     epochs = [r["epoch"] for r in history]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
-from recipe_repl.train import atomic
+
+from recipe_repl import atomic
+from recipe_repl.errors import UserError
 
 
 def save(model, optimizer, epoch: int, weights_file: Path, optimizer_file: Path) -> None:
@@ -35,14 +40,42 @@ def epoch_of(weights_file: Path) -> int:
 
 
 def load(model, optimizer, weights_file: Path, optimizer_file: Path) -> tuple[int, bool]:
-    """Load weights (and optimizer state when it belongs to the same epoch); returns (epoch, optimizer_restored)."""
-    model.load_weights(str(weights_file))
-    epoch = epoch_of(weights_file)
+    """Load weights (and optimizer state when it belongs to the same epoch); returns (epoch, optimizer_restored).
+
+    A weights file that is damaged or was saved for other sizes than `model` is a UserError; an
+    optimizer file that cannot be used is skipped (the optimizer starts afresh from these weights).
+    """
+    with warnings.catch_warnings(record=True) as caught:  # Keras warns before it raises: one line is enough
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(str(weights_file))
+            epoch = epoch_of(weights_file)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # h5py: OSError when truncated; Keras: ValueError
+            raise UserError(f"cannot resume from {weights_file}: it is damaged or does not match the run's "
+                            f"config.json ({_reason(exc)})") from None
+    for w in caught:  # a load that worked keeps its warnings
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if optimizer is None or not Path(optimizer_file).exists():
         return epoch, False
-    with np.load(optimizer_file) as data:
-        if int(data["epoch"]) != epoch or len(data.files) - 1 != len(optimizer.variables):
-            return epoch, False
-        for i, v in enumerate(optimizer.variables):
-            v.assign(data[f"v{i}"])
+    try:
+        with np.load(optimizer_file) as data:
+            if int(data["epoch"]) != epoch or len(data.files) - 1 != len(optimizer.variables):
+                return epoch, False
+            values = [data[f"v{i}"] for i in range(len(optimizer.variables))]
+        for v, value in zip(optimizer.variables, values, strict=True):
+            if tuple(v.shape) != value.shape:
+                return epoch, False
+        for v, value in zip(optimizer.variables, values, strict=True):
+            v.assign(value)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return epoch, False
     return epoch, True
+
+
+def _reason(exc: Exception) -> str:
+    """One short line from a Keras/h5py error (Keras' own message runs to pages of weights)."""
+    text = str(exc)
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
+    if shapes:
+        return f"it holds weights of shape {shapes[2]} where the config's sizes need {shapes[1]}"
+    return (text.strip().splitlines() or [type(exc).__name__])[0][:200]

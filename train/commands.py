@@ -36,12 +36,15 @@ _D = TrainConfig()
 @click.option("--jit-compile", is_flag=True, help="XLA-compile the train step.")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multi-worker"]), default="default",
               show_default=True)
-@click.option("--resume", is_flag=True, help="Continue the run in --out after its last completed epoch.")
-@click.option("--fresh", is_flag=True, help="Discard a run already in --out and start over.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out after its last epoch, with its settings (only --epochs may change).")
+@click.option("--fresh", is_flag=True,
+              help="Start over, replacing a run already in --out (kept until the new run's first checkpoint).")
 @click.option("--quiet", is_flag=True, help="No progress or samples.")
 @click.option("--verbose", is_flag=True, help="Keep TensorFlow's own log lines (C++ INFO and warnings).")
-def train_command(out: Path, no_mask: bool, no_bucketing: bool, resume: bool, fresh: bool, quiet: bool,
-                  verbose: bool, **kw) -> None:
+@click.pass_context
+def train_command(ctx: click.Context, out: Path, no_mask: bool, no_bucketing: bool, resume: bool, fresh: bool,
+                  quiet: bool, verbose: bool, **kw) -> None:
     """Train the recipe LSTM (Keras) into a run folder that `recipe-repl export` turns into ONNX."""
     from recipe_repl.train.tf_env import set_native_logging
 
@@ -53,6 +56,9 @@ def train_command(out: Path, no_mask: bool, no_bucketing: bool, resume: bool, fr
     if fresh and resume:
         raise UserError("--fresh and --resume contradict each other; pick one")
 
+    cfg = TrainConfig(mask=not no_mask, bucketing=not no_bucketing, **kw)
+    if resume:
+        _check_resume_flags(ctx, cfg, out)
     tf, _ = import_tensorflow()  # a UserError naming the extra when TensorFlow is missing
     from recipe_repl.train import devices
     from recipe_repl.train.loop import train
@@ -63,13 +69,34 @@ def train_command(out: Path, no_mask: bool, no_bucketing: bool, resume: bool, fr
     if found.warning():
         click.echo(found.warning(), err=True)
 
-    cfg = TrainConfig(mask=not no_mask, bucketing=not no_bucketing, **kw)
-    if fresh:
-        from recipe_repl.train.rundir import RunDir
-
-        RunDir(out).clear()
-    result = train(cfg, out, resume=resume, quiet=quiet)
+    result = train(cfg, out, resume=resume, quiet=quiet, fresh=fresh)
     if result.history:
         last = result.history[-1]
         click.echo(f"trained {last['epoch']} epochs: loss {last['loss']:.4f}, val_loss {last['val_loss']:.4f}, "
                    f"val perplexity {last['val_perplexity']:.1f}; run folder {out}", err=True)
+
+
+def _check_resume_flags(ctx: click.Context, cfg: TrainConfig, out: Path) -> None:
+    """A resumed run keeps its own settings (only --epochs may change): flags that say otherwise are an error."""
+    from recipe_repl.train.rundir import RunDir
+
+    from recipe_repl.errors import UserError
+
+    run = RunDir(out)
+    if not run.config_file.exists():
+        return  # train() says there is nothing to resume
+    saved = run.config()
+    field_of = {"no_mask": "mask", "no_bucketing": "bucketing"}
+    differ = []
+    for param in ctx.command.params:
+        name = param.name or ""
+        field = field_of.get(name, name)
+        if field == "epochs" or not hasattr(cfg, field):
+            continue
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.DEFAULT:
+            continue
+        if getattr(cfg, field) != getattr(saved, field):
+            differ.append(f"{param.opts[0]} (the run has {field} = {getattr(saved, field)!r})")
+    if differ:
+        raise UserError(f"--resume keeps the run's own settings ({run.config_file}); these flags differ: "
+                        f"{', '.join(differ)}. Drop them, or start over with --fresh")

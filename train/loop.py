@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -43,13 +44,31 @@ class TrainResult:
 
 def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False,
           stream: IO[str] | None = None, extra_callbacks: list[Callback] | None = None,
-          stop_after_steps: int | None = None) -> TrainResult:
+          stop_after_steps: int | None = None, fresh: bool = False) -> TrainResult:
     """Train (or resume) a run in folder `out`; returns the history. Progress goes to `stream` (stderr).
 
-    `stop_after_steps` interrupts the run mid-epoch (as a kill would) — for tests of resume.
+    The folder is locked for the whole run: a second run there fails at once. `fresh` replaces a
+    run already there, which is kept until the new run's first checkpoint is written (and stays if
+    the new run fails before). `stop_after_steps` interrupts the run mid-epoch (as a kill would) —
+    for tests of resume.
     """
-    tf, keras = import_tensorflow()
+    if fresh and resume:
+        raise UserError("--fresh and --resume contradict each other; pick one")
     stream = stream or sys.stderr
+    if not is_chief():  # only the chief writes, and so locks, the run folder
+        return _train(cfg, out, resume, quiet, stream, extra_callbacks, stop_after_steps, lambda: None)
+
+    def say(text: str) -> None:
+        print(text, file=stream, flush=True)
+
+    with RunDir(Path(out)).claim(fresh, say) as keep_new:
+        return _train(cfg, out, resume, quiet, stream, extra_callbacks, stop_after_steps, keep_new)
+
+
+def _train(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, stream: IO[str],
+           extra_callbacks: list[Callback] | None, stop_after_steps: int | None,
+           checkpoint_written: Callable[[], None]) -> TrainResult:
+    tf, keras = import_tensorflow()
     run = RunDir(Path(out))
     if resume:
         if not run.checkpoint_file.exists() or not run.config_file.exists():
@@ -139,6 +158,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
             loss_sum = weight_sum = 0.0
             real = 0
             for i, (batch, (ls, ws)) in enumerate(zip(batches, steps.train_epoch(batches), strict=True), 1):
+                if not math.isfinite(ls):
+                    raise _diverged(callbacks, history, epoch, f"step {i}", ls)
                 loss_sum += ls
                 weight_sum += ws
                 real += batch.real_tokens
@@ -150,6 +171,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
                     raise KeyboardInterrupt(f"stopped after {total_steps} steps (test)")
             seconds = time.perf_counter() - t0
             val_masked, val_unmasked = steps.evaluate(ids_val, cfg.batch_size)
+            if not math.isfinite(val_masked):
+                raise _diverged(callbacks, history, epoch, "validation", val_masked)
             logs = {
                 "epoch": epoch, "loss": loss_sum / max(weight_sum, 1.0), "val_loss": val_masked,
                 "val_perplexity": math.exp(min(val_masked, 50.0)), "val_loss_unmasked": val_unmasked,
@@ -169,6 +192,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
             history.append(logs)
             if chief:
                 checkpoint.save(model, optimizer, epoch, run.checkpoint_file, run.optimizer_file)
+                checkpoint_written()
                 run.write_log(history)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
@@ -189,6 +213,15 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         return result
     finally:
         keras.mixed_precision.set_global_policy(policy_before)
+
+
+def _diverged(callbacks: list[Callback], history: list[dict], epoch: int, where: str, value: float) -> UserError:
+    """The error that stops a run whose loss is no longer a number; the last good checkpoint stays."""
+    for cb in callbacks:  # close the progress display before the error line
+        cb.on_train_end(history)
+    kept = f"the checkpoint of epoch {history[-1]['epoch']} is kept" if history else "no checkpoint was written"
+    return UserError(f"training stopped: the loss became {value} in epoch {epoch} ({where}); {kept}. "
+                     "Try a lower --learning-rate")
 
 
 def learning_rate(cfg: TrainConfig, epoch: int) -> float:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipe_repl.train import atomic
 from recipe_repl.train.config import TrainConfig
 
+from recipe_repl import atomic
 from recipe_repl.errors import UserError
 
 LOG_FIELDS = [
@@ -87,11 +91,92 @@ class RunDir:
     def json(self, path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
-    def clear(self) -> None:
-        """Remove the files of a previous run (only the names this module writes; nothing else)."""
-        for f in (self.config_file, self.vocab_file, self.checkpoint_file, self.optimizer_file, self.log_file,
-                  self.corpus_file, self.training_file, self.curve_file, self.path / "first_epoch.json"):
-            f.unlink(missing_ok=True)
+    def own_files(self) -> list[Path]:
+        """The files a training run writes here (a user's other files in the folder are never touched)."""
+        return [self.config_file, self.vocab_file, self.checkpoint_file, self.optimizer_file, self.log_file,
+                self.corpus_file, self.training_file, self.curve_file, self.path / "first_epoch.json"]
+
+    # --- one run at a time ---------------------------------------------------------------------
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"  # held by the training run using this folder; holds its pid
+
+    @property
+    def previous_dir(self) -> Path:
+        return self.path / ".previous-run"  # the run that --fresh replaces, until the new one has a checkpoint
+
+    @contextlib.contextmanager
+    def claim(self, fresh: bool = False, say: Callable[[str], None] = print) -> Iterator[Callable[[], None]]:
+        """Hold this folder for one training run; a second run here fails at once, naming this one's pid.
+
+        With `fresh`, the previous run's files are moved aside, not deleted: the caller calls the
+        yielded function once the new run's first checkpoint is written, which deletes them; if the
+        run fails before that, they are put back.
+        """
+        created = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = (f"{self.path.parent} is not a folder" if isinstance(exc, FileExistsError | NotADirectoryError)
+                   else exc.strerror or str(exc))
+            raise UserError(f"cannot create run folder {self.path}: {why}") from None
+        with contextlib.ExitStack() as stack:
+            if created:  # runs last: a run that wrote nothing leaves no empty folder behind
+                stack.callback(_remove_if_empty, self.path)
+            try:
+                stack.enter_context(atomic.file_lock(self.lock_file, timeout=0, note=str(os.getpid())))
+            except atomic.Locked as exc:
+                raise UserError(f"{self.path} is in use by another training run (pid {exc.holder or 'unknown'}); "
+                                "wait for it to finish or choose another --out") from None
+            except OSError as exc:
+                raise UserError(f"cannot write in run folder {self.path}: {exc.strerror or exc}") from None
+            self._recover(say)
+            if fresh:
+                self._set_aside()
+            try:
+                yield self._drop_previous
+            except BaseException:
+                if self.previous_dir.exists():
+                    self._restore(self.previous_dir)
+                    say(f"the previous run in {self.path} is kept (the new one stopped before its first checkpoint)")
+                raise
+            self._drop_previous()
+
+    def _set_aside(self) -> None:
+        files = [f for f in self.own_files() if f.exists()]
+        if not files:
+            return
+        partial = self.path / ".previous-run.partial"  # renamed once complete: a kill mid-way is recoverable
+        partial.mkdir()
+        for f in files:
+            os.replace(f, partial / f.name)
+        os.replace(partial, self.previous_dir)
+
+    def _restore(self, aside: Path, remove_new: bool = True) -> None:
+        if remove_new:  # the new run's files go: the folder is the previous run again
+            for f in self.own_files():
+                f.unlink(missing_ok=True)
+        for f in aside.iterdir():
+            os.replace(f, self.path / f.name)
+        aside.rmdir()
+
+    def _drop_previous(self) -> None:
+        if self.previous_dir.exists():
+            shutil.rmtree(self.previous_dir)
+
+    def _recover(self, say: Callable[[str], None]) -> None:
+        """A --fresh run killed outright leaves the previous run aside: keep whichever has a checkpoint."""
+        partial = self.path / ".previous-run.partial"
+        if partial.exists():  # killed while moving: nothing new was written yet, put everything back
+            self._restore(partial, remove_new=False)
+        if not self.previous_dir.exists():
+            return
+        if self.checkpoint_file.exists():
+            self._drop_previous()
+        else:
+            self._restore(self.previous_dir)
+            say(f"restored the previous run in {self.path}: a --fresh run was stopped before its first checkpoint")
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -106,3 +191,8 @@ class RunDir:
         for row in rows:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
         atomic.write_text(self.log_file, buf.getvalue())
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from recipe_repl import atomic
 from recipe_repl.commands import split_args
-from recipe_repl.config import atomic_write_text
 from recipe_repl.engine import PROVIDERS
 from recipe_repl.errors import UserError
 from recipe_repl.generation import StopReason
@@ -128,11 +128,26 @@ def _save(session: Session, args: str) -> None:
         text = _transcript_markdown(session)
     else:
         raise UserError("save as .md (Markdown) or .json")
+    folder = path.parent
+    if not folder.is_dir():  # a typo in the folder should not create folders
+        raise UserError(f"cannot save to {path}: folder {folder} does not exist" if not folder.exists()
+                        else f"cannot save to {path}: {folder} is not a folder")
+    if path.is_dir():
+        raise UserError(f"cannot save to {path}: it is a folder")
     try:
-        atomic_write_text(path, text)
+        atomic.write_text(path, text)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror}") from None
-    session.say(f"saved {len(session.transcript)} entries to {path}")
+    transcript = session.transcript
+    kept = sum(len(e.samples) for e in transcript)
+    note = (f" (a session keeps the entries of its last {transcript.limit:,} tokens: {transcript.dropped} "
+            "earlier entries are not in the file)" if transcript.dropped else "")
+    session.say(f"saved {_count(len(transcript), 'entry', 'entries')} ({_count(kept, 'sample', 'samples')}) "
+                f"to {path}{note}")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _preset(session: Session, args: str) -> None:
