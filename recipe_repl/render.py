@@ -18,6 +18,7 @@ from rich.segment import Segment, Segments
 from rich.table import Table
 from rich.text import Text
 
+from recipe_repl import heat
 from recipe_repl.vocab import PAD_ID, UNK_TOKEN, Vocabulary
 
 END_MARKER = "⏹ [end]"  # the stop token, shown as a marker, never as text
@@ -171,10 +172,78 @@ def compare_table(
     return _framed(table, title, caption)
 
 
-def footer(tokens: int, stop_reason: str, seconds: float | None = None, label: str = "") -> Text:
-    """The dim line under a sample: tokens generated, words per second, why it stopped."""
+def footer(tokens: int, stop_reason: str, seconds: float | None = None, label: str = "",
+           perplexity: float | None = None) -> Text:
+    """The dim line under a sample: tokens generated, words per second, perplexity, why it stopped."""
     parts = [f"{tokens} token{'s' if tokens != 1 else ''}"]
     if seconds is not None and seconds > 0 and tokens:
         parts.append(f"{tokens / seconds:,.0f} words/s")
+    if perplexity is not None:
+        parts.append(f"perplexity {perplexity:,.2f}" if perplexity < 1e6 else "perplexity ∞")
     parts.append(stop_reason)
     return Text(f"{label}{' · '.join(parts)}", style=STYLE_FOOTER)
+
+
+# --- heat: each word coloured by the probability it had -------------------------------------------------
+
+# Foreground colours of middle brightness (readable on dark and light backgrounds); the two least
+# likely bands are also underlined, which stays visible when NO_COLOR removes the colours.
+HEAT_STYLES = ("bold red3 underline", "dark_orange3 underline", "gold3", "green4", "")
+
+
+def heat_style(p: float | None) -> str:
+    """The style of a word that had probability `p` (None: a prompt word, not chosen by the model)."""
+    return STYLE_PROMPT if p is None else HEAT_STYLES[heat.band(p)]
+
+
+def heat_text(words: Sequence[str], probs: Sequence[float | None], raw: bool = False, start: int = 0) -> Text:
+    """Words joined for reading (or raw, with `word(0.42)`), each styled by its probability band.
+
+    `start` skips the first words (already shown) but still lets them decide how the next join on.
+    """
+    out = Text()
+    pieces = heat.pieces(words, raw=raw)
+    for k in range(start, len(words)):
+        p = probs[k]
+        piece = pieces[k] + (f"({p:.2f})" if raw and p is not None else "")
+        out.append_text(styled(piece, heat_style(p)))
+    return out
+
+
+def heat_legend() -> Text:
+    """The five bands, once, when heat is turned on."""
+    legend = Text("heat: ", style="dim")
+    for label, style in zip(heat.LABELS, HEAT_STYLES, strict=True):
+        legend.append("■ " + label, style=style or "default")
+        legend.append("  ")
+    legend.append("(the probability each word had when it was drawn)", style="dim")
+    return legend
+
+
+def least_likely_table(rows: Sequence[tuple[int, str, float]]) -> Group:
+    """`:score`'s least likely words: position, word, probability."""
+    table = Table(show_edge=False, box=None, pad_edge=False)
+    table.add_column("word #", justify="right", style="dim")
+    table.add_column("least likely words", no_wrap=True, max_width=28, overflow="ellipsis")
+    table.add_column("prob", justify="right")
+    for position, word, p in rows:
+        table.add_row(str(position + 1), styled(word, heat_style(p)), percent(p))
+    return _framed(table, None, None)
+
+
+def ranking_table(rows: Sequence[tuple[int, Any]]) -> Group:
+    """`:best`: samples (number, sample) ranked by mean log-probability, best first."""
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("rank", justify="right", style="dim")
+    table.add_column("#", justify="right", style="cyan")
+    table.add_column("mean log p", justify="right")
+    table.add_column("perplexity", justify="right")
+    table.add_column("ends", style="dim")
+    table.add_column("begins", no_wrap=True, max_width=40, overflow="ellipsis")
+    for rank, (number, sample) in enumerate(rows, start=1):
+        n = len(sample.token_probs)
+        mean = sample.logprob_sum / n if n else float("-inf")
+        ppl = sample.perplexity
+        table.add_row(str(rank), str(number), f"{mean:.3f}", "-" if ppl is None else f"{ppl:,.2f}",
+                      sample.stop_reason.value, styled(sample.continuation[:60]))
+    return _framed(table, Text("ranked by mean log-probability (higher is likelier)", style="bold"), None)

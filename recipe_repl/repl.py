@@ -25,7 +25,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
-from recipe_repl import render
+from recipe_repl import heat, render
 from recipe_repl.config import state_dir
 from recipe_repl.errors import UserError
 from recipe_repl.generation import Request, Sample, StopReason, TokenEvent
@@ -77,6 +77,8 @@ class LiveView:
         self._pending = Text()  # words not yet printed (see `_write`)
         self._flushed = time.perf_counter()
         self._width = max(20, self.console.width)
+        self.heat = frontend.heat
+        self.probs: list[float | None] = []  # per word of `words`: its probability (None before the sample)
 
     # --- the Listener protocol -------------------------------------------------------------------
 
@@ -90,6 +92,7 @@ class LiveView:
             self.main = request
             resume = request.resume
             self.words = list(resume.words_before) if resume else self.vocab.decode_tokens(prompt_ids)
+            self.probs = [None] * len(self.words)
             self.numbered = settings.n > 1
 
     def on_token(self, event: TokenEvent) -> None:
@@ -108,10 +111,11 @@ class LiveView:
             self._begin()
         if event.word:
             self.words.append(event.word)
+            self.probs.append(event.prob)
             self._emit()
         else:
             self._emit(final=True)
-            self._write(" " + render.END_MARKER, render.STYLE_END)
+            self._write(" " + render.END_MARKER, render.heat_style(event.prob) if self.heat else render.STYLE_END)
 
     def on_sample_end(self, sample: Sample) -> None:
         """Note when each sample ended (for words per second)."""
@@ -152,18 +156,24 @@ class LiveView:
         """Show the words not yet on screen, as the detokenizer joins them to the text before.
 
         Only the last `_CONTEXT` words are re-joined, so each word costs the same however long the
-        text is. A trailing "/", "-" or "'" waits for the next word: it may glue to it (1/2).
+        text is. A trailing "/", "-" or "'" waits for the next word: it may glue to it (1/2). With
+        heat on, each word is styled by the probability it had (and `word(0.42)` when raw).
         """
         words = self.words
         if self.shown >= len(words) or not self.streaming:
             return
-        if not final and not self.settings.raw and words[-1] in _GLUE:
+        raw = self.settings.raw
+        if not final and not raw and words[-1] in _GLUE:
             return
         start = max(0, self.shown - _CONTEXT)
-        old, new = self._text(words[start:self.shown]), self._text(words[start:])
-        chunk = new[len(old):] if new.startswith(old) else " " + " ".join(words[self.shown:])
+        pieces = heat.pieces(words[start:], raw=raw)
+        for k in range(self.shown, len(words)):
+            p = self.probs[k]
+            if self.heat:
+                self._write(pieces[k - start] + (f"({p:.2f})" if raw and p is not None else ""), render.heat_style(p))
+            else:
+                self._write(pieces[k - start])
         self.shown = len(words)
-        self._write(chunk)
 
     def _write(self, text: str, style: str = "") -> None:
         """Add words to the line, wrapping at word boundaries (rich cannot wrap a line printed in parts).
@@ -239,6 +249,7 @@ class ReplFrontend:
         self.view: LiveView | None = None
         self._prompt: PromptSession[str] | None = None
         self._ask: PromptSession[str] | None = None
+        self.heat = False  # `:heat on`: words coloured by the probability they had
 
     def attach(self, session: Session, history: History | None = None) -> None:
         """Build the prompt once the session exists."""
@@ -293,7 +304,12 @@ class ReplFrontend:
                 self._print_sample(sample, k if numbered else None)
             ended = view.ended.get(sample.key) if view is not None else None
             seconds = ended - started if ended is not None and started is not None else None
-            self.console.print(render.footer(len(sample.token_ids), sample.stop_reason.value, seconds, "  "))
+            label = "  "
+            if sample.method == "beam":
+                n = len(sample.token_probs)
+                label += f"beam {sample.index + 1} · mean log p {sample.logprob_sum / n if n else 0:.3f} · "
+            self.console.print(render.footer(len(sample.token_ids), sample.stop_reason.value, seconds, label,
+                                             sample.perplexity))
 
     def _print_sample(self, sample: Sample, number: int | None) -> None:
         raw = sample.settings.raw
@@ -304,10 +320,15 @@ class ReplFrontend:
             line.append(f"#{number} ", style="bold cyan")
         if sample.resume is not None and not full.startswith(before):
             before = ""
-        line.append_text(render.styled(before, render.STYLE_PROMPT))
-        line.append_text(render.styled(full[len(before):]))
+        if self.heat:
+            words = sample.prompt_words + sample.words
+            line.append_text(render.heat_text(words, [None] * len(sample.prompt_words) + list(sample.probs), raw))
+        else:
+            line.append_text(render.styled(before, render.STYLE_PROMPT))
+            line.append_text(render.styled(full[len(before):]))
         if sample.stop_reason == StopReason.STOP_TOKEN:
-            line.append(" " + render.END_MARKER, style=render.STYLE_END)
+            line.append(" " + render.END_MARKER,
+                        style=render.heat_style(sample.stop_prob) if self.heat else render.STYLE_END)
         self.console.print(line)
 
     def message(self, text: str, kind: str = "info") -> None:

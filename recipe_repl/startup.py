@@ -21,6 +21,7 @@ from recipe_repl.commands import split_args
 from recipe_repl.config import Config
 from recipe_repl.engine import PROVIDERS
 from recipe_repl.errors import UserError
+from recipe_repl.generation import MAX_PROMPT_TOKENS
 from recipe_repl.plugins import Plugins
 from recipe_repl.session import Frontend, ModelSpec, Session
 from recipe_repl.settings import PROBS_MODES, Settings
@@ -62,7 +63,19 @@ SETTING_OPTIONS: dict[str, Decorator] = {
                         help="print the model's tokens instead of readable text"),
     "use": click.option("--use", "use", multiple=True, metavar="'NAME ARGS'",
                         help="add a plugin's logits processor, e.g. --use 'boost chicken 2' (repeatable)"),
+    "beam": click.option("--beam", "beam", type=int, metavar="K",
+                         help="beam search of width K instead of sampling: the K likeliest continuations (0 = off)"),
+    "length_penalty": click.option("--length-penalty", "length_penalty", type=float, metavar="X",
+                                   help="beams rank by log-probability / length^X (1 = mean log-probability)"),
 }
+
+# Options of a run rather than of a sample.
+RUN_OPTIONS: tuple[Decorator, ...] = (
+    click.option("--top-alternatives", "top_alternatives", type=click.IntRange(0, 100), metavar="N",
+                 help="with --json: the N most likely words at each step, with their probabilities"),
+    click.option("--max-prompt-tokens", "max_prompt_tokens", type=click.IntRange(1, 10_000_000), metavar="N",
+                 help=f"refuse prompts longer than N tokens (default {MAX_PROMPT_TOKENS:,})"),
+)
 
 JSON_OPTION: Decorator = click.option("--json", "json_out", is_flag=True,
                                       help="JSON output (JSON Lines in batch mode)")
@@ -78,7 +91,7 @@ def session_options(func: Callable[..., Any]) -> Callable[..., Any]:
     missing = [name for name in setting_names() if name not in SETTING_OPTIONS]
     if missing:
         raise RuntimeError(f"settings without a command-line flag: {', '.join(missing)}")
-    options = [*MODEL_OPTIONS, *(SETTING_OPTIONS[name] for name in setting_names()), JSON_OPTION]
+    options = [*MODEL_OPTIONS, *(SETTING_OPTIONS[name] for name in setting_names()), JSON_OPTION, *RUN_OPTIONS]
     for option in reversed(options):  # click lists a function's options in decorator order, top first
         func = option(func)
     return func
@@ -117,7 +130,9 @@ def start_session(plugins: Plugins, frontend: Frontend, opts: dict[str, Any], ba
     config = Config.load()
     settings = settings_from(config, opts)
     spec = model_spec(config, opts)
-    session = Session(plugins, frontend, spec, settings, config, batch_size, keep_transcript=keep_transcript)
+    session = Session(plugins, frontend, spec, settings, config, batch_size, keep_transcript=keep_transcript,
+                      max_prompt_tokens=opts.get("max_prompt_tokens") or MAX_PROMPT_TOKENS)
+    session.top_alternatives = opts.get("top_alternatives") or 0
     info = session.engine.info
     if spec.provider == "auto" and info.provider == "cpu" and _cuda_offered():
         frontend.message("CUDA is offered but could not be used; running on the CPU", "warning")

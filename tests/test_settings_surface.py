@@ -48,6 +48,8 @@ CHANGES: dict[str, tuple[list[str], str, Any]] = {
     "probs_n": (["--probs-n", "7"], ":probs first 7", 7),
     "raw": (["--raw"], ":raw on", True),
     "use": (["--use", "nudge 2"], ":use nudge 2", (("nudge", ("2",)),)),
+    "beam": (["--beam", "2"], ":beam 2", 2),
+    "length_penalty": (["--length-penalty", "0.5"], ":lenpen 0.5", 0.5),
 }
 
 
