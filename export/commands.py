@@ -36,5 +36,7 @@ def eval_command(model: Path, data: str | None, batch_size: int, limit: int | No
     """Held-out perplexity and top-1/top-5 accuracy of MODEL.onnx, and of a Kneser–Ney 3-gram baseline."""
     from recipe_repl.export.evaluate import evaluate, format_report
 
+    from recipe_repl.sanitize import clean
+
     report = evaluate(model, data=data, batch_size=batch_size, limit=limit, ngram=not no_ngram)
-    click.echo(format_report(report))
+    click.echo(clean(format_report(report), keep="\n"))

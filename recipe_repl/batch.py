@@ -8,7 +8,6 @@ long the input is.
 from __future__ import annotations
 
 import io
-import json
 import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
@@ -16,6 +15,7 @@ from typing import IO, Any
 from recipe_repl.commands import is_command
 from recipe_repl.errors import UserError
 from recipe_repl.generation import Listener, NullListener, Sample
+from recipe_repl.sanitize import clean, dumps
 from recipe_repl.session import Session, sample_record
 
 
@@ -33,19 +33,20 @@ class BatchFrontend:
         return NullListener()
 
     def show_samples(self, session: Session, samples: list[Sample]) -> None:
-        """One line per sample; flushed so output appears batch by batch."""
+        """One line per sample, sanitized (a word cannot break a line or reach the terminal raw); flushed
+        so output appears batch by batch."""
         for s in samples:
             if self.json_lines:
-                self.out.write(json.dumps(sample_record(s), ensure_ascii=False) + "\n")
+                line = dumps(sample_record(s))
             else:
-                text = s.raw if s.settings.raw else (s.text if self.full_text else s.continuation)
-                self.out.write(text + "\n")
+                line = clean(s.raw if s.settings.raw else (s.text if self.full_text else s.continuation))
+            self.out.write(line + "\n")
         self.out.flush()
 
     def message(self, text: str, kind: str = "info") -> None:
-        """One line on stderr."""
+        """One line on stderr, sanitized."""
         prefix = {"error": "error: ", "warning": "warning: "}.get(kind, "")
-        self.err.write(f"{self.where}{prefix}{text}\n")
+        self.err.write(clean(f"{self.where}{prefix}{text}") + "\n")
         self.err.flush()
 
     def show(self, renderable: Any) -> None:

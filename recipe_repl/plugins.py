@@ -29,6 +29,7 @@ from recipe_repl.commands import CommandSpec, CommandTable
 from recipe_repl.errors import UserError
 from recipe_repl.plugin_listener import PluginListener
 from recipe_repl.sampling import Processor, ProcessorFactory, ProcessorSpec
+from recipe_repl.sanitize import clean
 
 ENTRY_POINT_GROUP = "recipe_repl"
 ENV_PLUGINS = "RECIPE_REPL_PLUGINS"
@@ -146,7 +147,7 @@ class Plugins:
     def trace(self, message: str) -> None:
         """One `trace:` line on stderr when RECIPE_REPL_TRACE_HOOKS is set."""
         if self._tracing:
-            sys.stderr.write(f"trace: {message}\n")
+            sys.stderr.write(clean(f"trace: {message}") + "\n")
             sys.stderr.flush()
 
     # --- discovery ------------------------------------------------------------------------------

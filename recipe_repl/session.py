@@ -17,6 +17,7 @@ from recipe_repl.engine import Engine
 from recipe_repl.errors import UserError
 from recipe_repl.generation import FanOut, Listener, NullListener, Request, Sample, generate
 from recipe_repl.plugins import Plugins
+from recipe_repl.sanitize import has_unsafe
 from recipe_repl.settings import Settings
 
 
@@ -121,15 +122,24 @@ class Session:
         """The model, opened on first use."""
         if self._engine is None:
             self._engine = self.plugins.load_model(self.model.path, self.model.provider, self.model.threads)
+            self._warn_unsafe_words(self._engine)
         return self._engine
 
     def switch_model(self, path: Path | None = None, provider: str | None = None) -> Engine:
         """Open another model or provider; on failure the old one stays and a UserError says why."""
         spec = ModelSpec(path or self.model.path, provider or self.model.provider, self.model.threads)
         engine = self.plugins.load_model(spec.path, spec.provider, spec.threads)
+        self._warn_unsafe_words(engine)
         self.model, self._engine = spec, engine
         self.last_samples = []  # their LSTM states belong to the old model
         return engine
+
+    def _warn_unsafe_words(self, engine: Engine) -> None:
+        """Say once, when a model loads, that its vocabulary holds control or bidi characters."""
+        count = sum(1 for w in engine.vocab.words if has_unsafe(w))
+        if count:
+            self.frontend.message(f"model {engine.info.name}: {count} word{'s' if count != 1 else ''} of its "
+                                  "vocabulary hold control or bidi characters; they are shown escaped", "warning")
 
     # --- input lines -----------------------------------------------------------------------------
 

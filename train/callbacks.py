@@ -12,6 +12,7 @@ from typing import IO
 
 import numpy as np
 
+from recipe_repl.sanitize import clean
 from recipe_repl.vocab import Vocabulary, detokenize
 
 
@@ -122,7 +123,7 @@ class SamplePrinter(Callback):
         if self.every and epoch % self.every == 0:
             text = sample_text(self.forward, self.vocab, "recipe for", 1.0, self.max_tokens, self.seed + epoch)
             self.samples.append(text)
-            print(f"sample (T=1.0): {text}", file=self.stream, flush=True)
+            print(f"sample (T=1.0): {clean(text)}", file=self.stream, flush=True)  # the corpus's words
 
 
 def plot_loss_curve(history: list[dict], path) -> None:
