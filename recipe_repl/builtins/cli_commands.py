@@ -44,6 +44,8 @@ def generate(ctx: click.Context, prompt: str, raw: bool, **opts: Any) -> None:
 def _add_sampling_options(command: click.Command) -> click.Command:
     from recipe_repl.cli import sampling_options
 
+    if any(p.name == "model" for p in command.params):  # the CLI was built before in this process
+        return command
     return sampling_options(command)  # type: ignore[return-value]
 
 
