@@ -9,34 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-import unicodedata
 from pathlib import Path
 
 import pytest
 from recipe_repl.export.random_model import build_random_lstm
 
 from recipe_repl.sanitize import clean, dumps
+from tests.hostile import raw_controls
 
 REPO = Path(__file__).resolve().parents[1]
 
 HOSTILE = ["\x1b]0;pwned\x07", "\x1b[?1049h", "\x9b31m", "\u202egnihton"]
 # A vocabulary made mostly of hostile words, so that random weights write them in a few tokens.
 HOSTILE_WORDS = ["", "[UNK]", "recipe", "for", "roast", *HOSTILE]
-
-_RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
-
-
-def raw_controls(data: bytes | str, allow_newline: bool = True) -> list[str]:
-    """Every control, DEL, C1, bidi or other format character in `data` (newlines allowed)."""
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
-    found = _RAW.findall(text) + [c for c in text if unicodedata.category(c) in ("Cf", "Cs")]
-    if not allow_newline:
-        found += [c for c in text if c == "\n"]
-    return found
-
 
 def cli(args: list[str], stdin: bytes | str = b"", env: dict[str, str] | None = None,
         timeout: float = 120) -> subprocess.CompletedProcess[bytes]:

@@ -9,18 +9,14 @@ sanitizer: it decodes the raw bytes and looks for the characters themselves.
 
 from __future__ import annotations
 
-import io
-import sys
 import tempfile
 from pathlib import Path
-from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from recipe_repl.export.random_model import build_random_lstm
 
-from recipe_repl.cli import main
-from tests.test_hostile_output import raw_controls
+from tests.hostile import raw_controls, run
 
 # The characters that matter most, drawn often; the rest of Unicode through `st.characters`.
 DANGER = ["\x1b", "\x07", "\x9b", "\x85", "\x7f", "\x00", "\x08", "\t", "\r", "\x0b", "\u202a", "\u202e", "\u2066",
@@ -37,26 +33,6 @@ lines = st.lists(
     min_size=1, max_size=5,
 )
 PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def run(argv: list[str], stdin: bytes = b"") -> tuple[int, bytes, bytes]:
-    """`recipe-repl ARGV` in-process on byte streams (stdout strict UTF-8, as a terminal would get it)."""
-    out, err = io.BytesIO(), io.BytesIO()
-    streams = {
-        "stdin": io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"),
-        "stdout": io.TextIOWrapper(out, encoding="utf-8", write_through=True),
-        "stderr": io.TextIOWrapper(err, encoding="utf-8", write_through=True),
-    }
-    with mock.patch.multiple(sys, **streams):  # type: ignore[arg-type]
-        try:
-            main(["--no-plugins", *argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        else:
-            code = 0
-        sys.stdout.flush()
-        sys.stderr.flush()
-    return code, out.getvalue(), err.getvalue()
 
 
 def check(result: tuple[int, bytes, bytes]) -> None:
