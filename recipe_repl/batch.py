@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from recipe_repl.commands import is_command
-from recipe_repl.errors import UserError
+from recipe_repl.errors import OutputError, UserError
 from recipe_repl.generation import Listener, NullListener, Sample
 from recipe_repl.sanitize import clean, dumps
 from recipe_repl.session import Session, sample_record
@@ -35,13 +35,18 @@ class BatchFrontend:
     def show_samples(self, session: Session, samples: list[Sample]) -> None:
         """One line per sample, sanitized (a word cannot break a line or reach the terminal raw); flushed
         so output appears batch by batch."""
-        for s in samples:
-            if self.json_lines:
-                line = dumps(sample_record(s))
-            else:
-                line = clean(s.raw if s.settings.raw else (s.text if self.full_text else s.continuation))
-            self.out.write(line + "\n")
-        self.out.flush()
+        try:
+            for s in samples:
+                if self.json_lines:
+                    line = dumps(sample_record(s))
+                else:
+                    line = clean(s.raw if s.settings.raw else (s.text if self.full_text else s.continuation))
+                self.out.write(line + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            raise  # the reader left (`| head`): the CLI ends quietly
+        except OSError as exc:
+            raise OutputError(exc.strerror or str(exc)) from None
 
     def message(self, text: str, kind: str = "info") -> None:
         """One line on stderr, sanitized."""
@@ -89,6 +94,8 @@ class BatchRunner:
                 self.frontend.where = f"line {number}: "
                 try:
                     self.session.run_command(stripped)
+                except OutputError:
+                    raise  # nothing more can be written: stop here
                 except UserError as exc:
                     self.frontend.message(str(exc), "error")
                     self.failed += 1

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from recipe_repl import __version__
+from recipe_repl.engine import MAX_THREADS
 from recipe_repl.errors import UserError
 from recipe_repl.plugins import ENV_NO_PLUGINS, Plugins
 from recipe_repl.sanitize import clean
@@ -41,7 +42,7 @@ def sampling_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--n", "n", type=int, help="samples per prompt"),
         click.option("--no-unk", is_flag=True, default=None, help="never emit [UNK]"),
         click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), help="ONNX Runtime device"),
-        click.option("--threads", type=int, help="ONNX Runtime threads (0 = its default)"),
+        click.option("--threads", type=int, help=f"ONNX Runtime threads, 0 (its default) to {MAX_THREADS}"),
         click.option("--json", "json_out", is_flag=True, help="JSON output (JSON Lines in batch mode)"),
     ]
     for option in reversed(options):
@@ -260,9 +261,14 @@ def _stdout_error() -> OSError | None:
     return None
 
 
+# What a failed write to an open stream raises: our own file writes turn these into UserErrors, so an
+# unhandled one without a file name is the output (rich and click write to stdout directly).
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF})
+
+
 def _os_error(exc: OSError) -> int:
     """An OSError nobody turned into a UserError: lost output, or one line naming the file."""
-    if _stdout_error() is not None:
+    if (exc.filename is None and exc.errno in _WRITE_ERRNOS) or _stdout_error() is not None:
         _stderr_line(f"error: cannot write the output: {exc.strerror or exc}")
         return 1
     where = f": {exc.filename}" if exc.filename else ""

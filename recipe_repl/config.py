@@ -72,7 +72,7 @@ class Config:
         path = path or config_path()
         try:
             text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no file, or a file where a folder on the way should be
             return cls(path)
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"cannot read config {path}: {exc}") from None

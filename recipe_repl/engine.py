@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import onnxruntime as ort
 
 PROVIDERS = ("auto", "cpu", "cuda")
+MAX_THREADS = 64  # ONNX Runtime starts every thread at once: 5000 took over a minute before the first word
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
 
@@ -114,6 +115,13 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def check_threads(threads: int) -> int:
+    """The thread count, or a UserError naming the bound (0 = ONNX Runtime's default)."""
+    if not 0 <= threads <= MAX_THREADS:
+        raise UserError(f"threads must be between 0 (ONNX Runtime's default) and {MAX_THREADS}, not {threads}")
+    return threads
+
+
 def _session_options(threads: int) -> ort.SessionOptions:
     import onnxruntime as ort
 
@@ -133,8 +141,10 @@ def open_session(path: Path, provider: str = "auto", threads: int = 0) -> tuple[
     """
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)  # its warnings (say, no writable HOME for telemetry) are not the user's
     if provider not in PROVIDERS:
         raise UserError(f"unknown provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
+    check_threads(threads)
     offered = ort.get_available_providers()
     if provider == "cuda" and _CUDA not in offered:
         raise UserError(

@@ -191,7 +191,7 @@ class Plugins:
             self._entry_points[ep.name] = ep.value
             try:
                 plugin = ep.load()
-            except Exception as exc:  # any error in third-party import code must not stop the tool
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit in third-party import code must not end the tool
                 self.problem(f"plugin {ep.name} failed to import: {_one_line(exc)}")
                 continue
             self._register(plugin, ep.name, "entry point", version)
@@ -202,7 +202,7 @@ class Plugins:
         try:
             path = Path(module)
             plugin = module_from_file(path) if path.suffix == ".py" else importlib.import_module(module)
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - SystemExit or KeyboardInterrupt on import: a plugin problem
             self.problem(f"plugin {module} failed to import: {_one_line(exc)}")
             return
         self._register(plugin, module, "module", str(getattr(plugin, "__version__", "")))
@@ -223,7 +223,7 @@ class Plugins:
             self.trace(f"{impl.plugin_name}.{hook}({shown})")
         try:
             impl.function(**args)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a plugin's sys.exit() must not end the tool; Ctrl-C still does
             if not _quiet:
                 self.problem(f"plugin {impl.plugin_name} failed in {hook}: {_one_line(exc)}{_note}")
             return False
