@@ -19,6 +19,7 @@ from recipe_repl.train import atomic
 from recipe_repl.train.rundir import RunDir
 
 from recipe_repl import contract
+from recipe_repl.sanitize import clean
 from recipe_repl.vocab import Vocabulary, detokenize
 
 
@@ -190,7 +191,7 @@ def build_card(model_path: Path, run_dir: Path, make_seconds: float | None = Non
     for t, texts in samples.items():
         lines.append(f"Temperature {t}:")
         lines.append("")
-        lines += [f"{i}. {s}" for i, s in enumerate(texts, 1)]
+        lines += [f"{i}. {clean(s)}" for i, s in enumerate(texts, 1)]  # the model's words: untrusted
         lines.append("")
     lines += [
         "## Rebuild",

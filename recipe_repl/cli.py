@@ -104,6 +104,18 @@ def _cuda_offered() -> bool:
     return "CUDAExecutionProvider" in available_providers()
 
 
+class _SafeHelpFormatter(click.HelpFormatter):
+    """`--help` text with plugins' strings sanitized like every other output."""
+
+    def write(self, string: str) -> None:
+        """Add text to the help, control and bidi characters escaped (newlines kept)."""
+        super().write(clean(string, keep="\n"))
+
+
+class _SafeContext(click.Context):
+    formatter_class = _SafeHelpFormatter
+
+
 def build_cli(plugins: Plugins) -> click.Group:
     """The click group, with the built-in and plugin subcommands added through the hook."""
 
@@ -132,7 +144,11 @@ def build_cli(plugins: Plugins) -> click.Group:
 
         ctx.exit(run_repl(lambda frontend: _make_session(plugins, frontend, opts, batch_size)))
 
+    cli.context_class = _SafeContext
     plugins.add_cli_commands(cli)
+    for command in cli.commands.values():  # plugins' subcommands print their --help through it too
+        if command.context_class is click.Context:
+            command.context_class = _SafeContext
     return cli
 
 

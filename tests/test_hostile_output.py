@@ -217,3 +217,23 @@ def test_eval_report_escapes_its_path(tmp_path: Path, random_model: Path) -> Non
     assert r.returncode == 0, r.stderr
     assert_clean(r)
     assert "m\\x1b]0;t\\x07\\u202e.onnx" in r.stdout.decode()
+
+
+def test_a_plugin_subcommand_help_is_escaped(tmp_path: Path) -> None:
+    plugin = tmp_path / "helpful.py"
+    plugin.write_text(
+        "import click\n"
+        "from recipe_repl.hookspecs import hookimpl\n"
+        "@click.command('evil')\n"
+        "@click.option('--x', help='opt \\x1b]0;pwned\\x07')\n"
+        "def evil(x):\n"
+        "    '''Evil \\x9b31m help \\u202e.'''\n"
+        "@hookimpl\n"
+        "def register_cli_commands(cli):\n"
+        "    cli.add_command(evil)\n"
+    )
+    for args in (["--help"], ["evil", "--help"]):
+        r = cli(["--plugin", str(plugin), *args], env={"RECIPE_REPL_NO_PLUGINS": "0"})
+        assert r.returncode == 0, r.stderr
+        assert_clean(r)
+        assert "Evil \\x9b31m help \\u202e" in r.stdout.decode()
