@@ -180,9 +180,10 @@ def test_plugins_listing_escapes_names(tmp_path: Path) -> None:
     odd = tmp_path / "odd\x1b]0;t\x07\x9b1m\u202e.py"
     odd.write_text("x = 1\n")
     for args in (["plugins"], ["plugins", "--json"]):
-        r = cli(["--plugin", str(odd), *args], env={"RECIPE_REPL_NO_PLUGINS": "0"})
+        r = cli(["--plugin", str(odd), *args], env={"RECIPE_REPL_NO_PLUGINS": "0", "COLUMNS": "500"})
         assert r.returncode == 0, r.stderr
         assert_clean(r)
+        assert "\\x9b1m\\u202e" in r.stdout.decode() or "\\u009b1m\\u202e" in r.stdout.decode()
     data = json.loads(r.stdout)
     assert any(p["name"] == str(odd) for p in data)  # JSON escapes, and loads back to the real name
 
