@@ -15,9 +15,13 @@ import click
 @click.option("--stateless", is_flag=True, help="The lecture's format: tokens → probabilities, no state.")
 @click.option("--tolerance", type=float, default=1e-4, show_default=True, help="Max |Δlogits| allowed.")
 @click.option("--quiet", is_flag=True)
+@click.option("--verbose", is_flag=True, help="Keep TensorFlow's own log lines (C++ INFO and warnings).")
 def export_command(run_dir: Path, out: Path, quantize: str | None, stateless: bool, tolerance: float,
-                   quiet: bool) -> None:
+                   quiet: bool, verbose: bool) -> None:
     """Export a training run folder to one self-describing ONNX file, checking parity with Keras."""
+    from recipe_repl.train.tf_env import set_native_logging
+
+    set_native_logging(verbose)  # before TensorFlow's first import
     from recipe_repl.export.convert import import_export_libs
 
     import_export_libs()
@@ -36,9 +40,14 @@ def export_command(run_dir: Path, out: Path, quantize: str | None, stateless: bo
 @click.option("--no-ngram", is_flag=True, help="Skip the Kneser–Ney 3-gram baseline.")
 @click.option("--vocab", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
               help="vocabulary file for a model that carries none")
+@click.option("--verbose", is_flag=True, help="Keep TensorFlow's own log lines, as in train and export "
+              "(eval itself runs on ONNX Runtime, without TensorFlow).")
 def eval_command(model: Path, data: str | None, batch_size: int, limit: int | None, no_ngram: bool,
-                 vocab: Path | None) -> None:
+                 vocab: Path | None, verbose: bool) -> None:
     """Held-out perplexity and top-1/top-5 accuracy of MODEL.onnx, and of a Kneser–Ney 3-gram baseline."""
+    from recipe_repl.train.tf_env import set_native_logging
+
+    set_native_logging(verbose)
     from recipe_repl.export.evaluate import evaluate, format_report
 
     from recipe_repl.sanitize import clean

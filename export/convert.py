@@ -7,12 +7,12 @@ The inference graph shares the trained weights: tokens int32 [batch, time], h0/c
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from recipe_repl.train.config import TrainConfig
 from recipe_repl.train.rundir import RunDir
+from recipe_repl.train.tf_env import set_native_logging
 
 from recipe_repl import contract
 from recipe_repl.errors import UserError
@@ -22,7 +22,7 @@ OPSET = 17
 
 def import_export_libs():
     """TensorFlow, Keras and tf2onnx, or a UserError naming the extra to install."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    set_native_logging()  # a no-op when a command already chose (or TensorFlow is already imported)
     try:
         import keras
         import tensorflow as tf

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -20,26 +21,26 @@ from recipe_repl.train.rundir import RunDir
 
 from recipe_repl import contract
 from recipe_repl.sanitize import clean
-from recipe_repl.vocab import Vocabulary, detokenize
+from recipe_repl.vocab import Vocabulary
+
+SAMPLE_PROMPT = "recipe for"
+SAMPLE_TOKENS = 80
 
 
-def generate(sess, vocab: Vocabulary, prompt: str, temperature: float, seed: int, max_tokens: int = 80) -> str:
-    """Stateful sampling with onnxruntime: feed the prompt once, then one token at a time."""
-    rng = np.random.default_rng(seed)
-    words = vocab.prepare(prompt)
-    logits, state = parity.onnx_logits(sess, np.array([vocab.encode(prompt)], np.int32))
-    for _ in range(max_tokens):
-        z = logits[0, -1].astype(np.float64)
-        if temperature <= 0:
-            nxt = int(np.argmax(z))
-        else:
-            p = np.exp((z - z.max()) / temperature)
-            nxt = int(rng.choice(len(p), p=p / p.sum()))
-        if nxt == 0:
-            return detokenize(words) + " ⏹"
-        words.append(vocab.word(nxt))
-        logits, state = parity.onnx_logits(sess, np.array([[nxt]], np.int32), state)
-    return detokenize(words) + " …"
+def card_samples(model_path: Path, temperature: float, seeds: Sequence[int]) -> list[tuple[int, str, str]]:
+    """(seed, stop reason, text) per seed: exactly what `recipe-repl generate "recipe for" --seed N
+    --temperature T --max-tokens 80 --model MODEL` prints (the same code makes them)."""
+    from recipe_repl.batch import generate_samples
+    from recipe_repl.engine import OnnxEngine
+    from recipe_repl.settings import Settings
+
+    engine = OnnxEngine(model_path, provider="cpu")
+    out = []
+    for seed in seeds:
+        settings = Settings(temperature=temperature, seed=seed, max_tokens=SAMPLE_TOKENS)
+        [sample] = generate_samples(engine, SAMPLE_PROMPT, settings)
+        out.append((seed, sample.stop_reason.value, sample.text))
+    return out
 
 
 def ms_per_token(sess, prompt_ids: list[int], n: int = 200, stateful: bool = True, runs: int = 5) -> float:
@@ -103,7 +104,7 @@ def build_card(model_path: Path, run_dir: Path, make_seconds: float | None = Non
     }
     lecture_ms = _lecture_size_ms(vocab, prompt)
     speed["float32 stateful, the lecture's size (Embedding 100, LSTM 128, random weights)"] = lecture_ms
-    samples = {t: [generate(sess, vocab, "recipe for", t, seed) for seed in (1, 2, 3)] for t in (1.0, 0.2)}
+    samples = {t: card_samples(model_path, t, (1, 2, 3)) for t in (1.0, 0.2)}
     epoch_s = [r["seconds"] for r in rows]
     step_cost = speed["float32 stateful"] / lecture_ms
     lines = [
@@ -185,13 +186,16 @@ def build_card(model_path: Path, run_dir: Path, make_seconds: float | None = Non
         f" few choices (agreement above); here it was {speed['float32 stateful'] / speed['int8 stateful']:.2f}x the"
         " float32 speed, and float32 stays the shipped file because the export's 1e-4 parity check applies to it.",
         "",
-        "## Samples (`recipe for`, seeds 1–3; ⏹ = the model emitted the stop token, … = 80-token cap)",
+        f"## Samples (`recipe-repl generate \"{SAMPLE_PROMPT}\" --seed N --temperature T --max-tokens"
+        f" {SAMPLE_TOKENS}`)",
+        "",
+        "Each line is what that command prints for this file, after the seed and why the sample ended.",
         "",
     ]
-    for t, texts in samples.items():
+    for t, rows in samples.items():
         lines.append(f"Temperature {t}:")
         lines.append("")
-        lines += [f"{i}. {clean(s)}" for i, s in enumerate(texts, 1)]  # the model's words: untrusted
+        lines += [f"- seed {seed} ({reason}): {clean(text)}" for seed, reason, text in rows]  # untrusted words
         lines.append("")
     lines += [
         "## Rebuild",

@@ -10,13 +10,16 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import IO, Any
 
 from recipe_repl.commands import is_command
+from recipe_repl.engine import Engine
 from recipe_repl.errors import OutputError, UserError
 from recipe_repl.generation import Listener, NullListener, Sample
 from recipe_repl.sanitize import clean, dumps
-from recipe_repl.session import Session, sample_record
+from recipe_repl.session import ModelSpec, Session, sample_record
+from recipe_repl.settings import Settings
 
 
 class BatchFrontend:
@@ -67,6 +70,20 @@ class BatchFrontend:
         raise UserError("this command needs an interactive terminal")
 
 
+def generate_samples(engine: Engine, prompt: str, settings: Settings) -> list[Sample]:
+    """What `recipe-repl generate PROMPT` writes, as samples (built-in plugins only).
+
+    The per-epoch samples in training and the model card's samples come from here, so they are
+    the very samples `recipe-repl generate` prints for the same settings and seed.
+    """
+    from recipe_repl.plugins import Plugins
+
+    frontend = BatchFrontend(io.StringIO(), io.StringIO())
+    session = Session(Plugins(load_third_party=False), frontend, ModelSpec(Path(engine.info.path)), settings,
+                      engine=engine, keep_transcript=False)
+    return session.prompt(prompt)
+
+
 def read_lines(stream: IO[bytes]) -> Iterator[str]:
     """Decode a byte stream line by line; undecodable bytes are replaced, not fatal."""
     text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=None)
@@ -103,7 +120,7 @@ class BatchRunner:
                 if self.session.quit_requested:
                     break
                 continue
-            self.pending.extend([stripped] * self.session.settings.n)
+            self.pending.extend([stripped] * self.session.copies())
             if len(self.pending) >= self.session.batch_size:
                 self.flush()
         self.flush()

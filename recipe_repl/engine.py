@@ -9,7 +9,7 @@ A stateless model (tokens → probabilities, as the lecture's own export gives) 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -310,23 +310,58 @@ class OnnxEngine:
         return self._forward_stateless(tokens, state)
 
     def _forward_stateless(self, tokens: np.ndarray, state: PrefixState) -> tuple[np.ndarray, State]:
-        prefixes = [np.concatenate([p, t.astype(np.int64)]) for p, t in zip(state.prefixes, tokens, strict=True)]
-        steps = tokens.shape[1]
-        out = np.empty((len(prefixes), steps, len(self.vocab)), dtype=np.float32)
-        # Rows of equal length run together; the model has no mask, so padding would change them.
-        by_len: dict[int, list[int]] = {}
-        for row, p in enumerate(prefixes):
-            by_len.setdefault(len(p), []).append(row)
-        for _length, rows in by_len.items():
-            batch = np.stack([prefixes[r] for r in rows]).astype(self._token_dtype)
-            res = np.asarray(self.session.run(self._fetch, {self._token_input(): batch})[0], dtype=np.float32)
-            if res.ndim == 2:  # a model returning only the last position
-                res = res[:, None, :]
-            tail = res[:, -steps:, :] if res.shape[1] >= steps else np.repeat(res[:, -1:, :], steps, axis=1)
-            if self._probs:
-                tail = np.log(np.maximum(tail, 1e-30))
-            out[rows] = tail[:, :, : len(self.vocab)]
-        return out, PrefixState(tuple(prefixes))
+        def run(batch: np.ndarray) -> np.ndarray:
+            return np.asarray(self.session.run(self._fetch, {self._token_input(): batch.astype(self._token_dtype)})[0])
+
+        return forward_prefixes(run, tokens, state, len(self.vocab), self._probs)
+
+
+def forward_prefixes(
+    run: Callable[[np.ndarray], np.ndarray], tokens: np.ndarray, state: PrefixState, vocab_size: int,
+    outputs_probs: bool = False,
+) -> tuple[np.ndarray, PrefixState]:
+    """A stateless model's step: append `tokens` to each row's prefix and re-run the whole prefixes.
+
+    `run` maps int64 tokens [rows, time] to logits (or probabilities) [rows, time, vocab] or
+    [rows, vocab]; returns logits float32 [rows, steps, vocab] for the new positions.
+    """
+    prefixes = [np.concatenate([p, t.astype(np.int64)]) for p, t in zip(state.prefixes, tokens, strict=True)]
+    steps = tokens.shape[1]
+    out = np.empty((len(prefixes), steps, vocab_size), dtype=np.float32)
+    # Rows of equal length run together; the model has no mask, so padding would change them.
+    by_len: dict[int, list[int]] = {}
+    for row, p in enumerate(prefixes):
+        by_len.setdefault(len(p), []).append(row)
+    for _length, rows in by_len.items():
+        res = np.asarray(run(np.stack([prefixes[r] for r in rows])), dtype=np.float32)
+        if res.ndim == 2:  # a model returning only the last position
+            res = res[:, None, :]
+        tail = res[:, -steps:, :] if res.shape[1] >= steps else np.repeat(res[:, -1:, :], steps, axis=1)
+        if outputs_probs:
+            tail = np.log(np.maximum(tail, 1e-30))
+        out[rows] = tail[:, :, :vocab_size]
+    return out, PrefixState(tuple(prefixes))
+
+
+class PrefixEngine:
+    """The `Engine` interface over any function of whole prefixes (a Keras model in training, say)."""
+
+    def __init__(self, vocab: Vocabulary, info: ModelInfo, run: Callable[[np.ndarray], np.ndarray],
+                 outputs_probs: bool = False) -> None:
+        self.vocab, self.info, self._run, self._probs = vocab, info, run, outputs_probs
+
+    def start(self, batch_size: int) -> State:
+        """Empty prefixes."""
+        return PrefixState(tuple(np.zeros(0, dtype=np.int64) for _ in range(batch_size)))
+
+    def concat(self, states: Sequence[State]) -> State:
+        """Stack the rows of several prefix states."""
+        return PrefixState(tuple(p for s in states if isinstance(s, PrefixState) for p in s.prefixes))
+
+    def forward(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """Re-feed each row's prefix plus `tokens`."""
+        assert isinstance(state, PrefixState)
+        return forward_prefixes(self._run, tokens, state, len(self.vocab), self._probs)
 
 
 def _looks_like_probs(out: np.ndarray) -> bool:

@@ -1,14 +1,19 @@
-"""The one generation loop shared by `generate`, the REPL and batch mode.
+"""The one generation loop shared by `generate`, the REPL, batch mode, `:pick`, the training samples and
+the model card.
 
-Prompts are prefilled in one call per group of equal length (padding would change an LSTM's state),
-then every live row advances one token per step, carrying its state: O(1) work per token. Rows that
-finish drop out of the batch. Each sample draws from its own seeded generator, so with a seed the
-output never depends on the batch size.
+Prompts are prefilled together per group of equal length (padding would change an LSTM's state), in
+chunks that keep only the last position's logits, then every live row advances one token per step,
+carrying its state: O(1) work per token. Rows that finish drop out of the batch. At each step the
+`Sampler` turns logits into a distribution and a *chooser* picks each row's next token: by default a
+draw from the row's own seeded generator (so with a seed the output never depends on the batch
+size); `:pick`'s chooser asks the person instead. Stop token, stop string, max tokens, plugin
+events and resume points come from this loop alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import islice
@@ -18,9 +23,13 @@ import numpy as np
 
 from recipe_repl.engine import Engine, State
 from recipe_repl.errors import UserError
-from recipe_repl.sampling import ProcessorSpec, StepContext, build_chain, distribution, draw, row_rng
+from recipe_repl.sampling import ProcessorSpec, Sampler, row_rng
 from recipe_repl.settings import Settings
 from recipe_repl.vocab import PAD_ID, detokenize
+
+MAX_PROMPT_TOKENS = 10_000  # default cap on a prompt's length (`--max-prompt-tokens`)
+PREFILL_FLOATS = 4_000_000  # logits one prefill call may return (16 MB): long prompts go in chunks
+STOP_HERE = -1  # a chooser's answer for "end this row now" (`:pick`'s `s`): the sample can be continued
 
 
 class StopReason(StrEnum):
@@ -68,6 +77,25 @@ class Sample:
     index: int = 0
     key: int = 0
     resume: Resume | None = field(default=None, repr=False)
+    stop_prob: float | None = None  # the stop token's probability when it ended the sample
+    alternatives: list[list[tuple[int, str, float]]] = field(default_factory=list)  # (id, word, p) per step
+    method: str = "sample"  # "sample" (drawn), "pick" (chosen by a person) or "beam" (beam search)
+
+    @property
+    def token_probs(self) -> list[float]:
+        """The probability of every choice made, the stop token included when it ended the sample."""
+        return self.probs + ([self.stop_prob] if self.stop_prob is not None else [])
+
+    @property
+    def logprob_sum(self) -> float:
+        """Sum of the log-probabilities of every choice (−inf if one was impossible)."""
+        return sum(math.log(p) if p > 0 else -math.inf for p in self.token_probs)
+
+    @property
+    def perplexity(self) -> float | None:
+        """exp(−mean log-probability) of the continuation's choices; None when nothing was chosen."""
+        n = len(self.token_probs)
+        return math.exp(-self.logprob_sum / n) if n else None
 
     @property
     def continuation(self) -> str:
@@ -95,6 +123,30 @@ class TokenEvent:
     word: str  # "" for the stop token
     prob: float
     probs: np.ndarray  # the whole next-word distribution the word was drawn from (do not modify)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a chooser sees at one step: the live rows' distributions, histories and generators."""
+
+    step: int  # 0 for the first generated word
+    probs: np.ndarray  # [rows, vocab] from the Sampler (do not modify)
+    history: Sequence[Sequence[int]]  # per row: prompt ids then generated ids so far (read, do not keep)
+    rngs: Sequence[np.random.Generator]
+    sampler: Sampler
+
+    def draw(self) -> np.ndarray:
+        """What the sampler would choose for every row (consumes each row's randomness)."""
+        return self.sampler.choose(self.probs, self.rngs)
+
+
+# A chooser returns one token id per live row, or STOP_HERE to end that row where it is.
+Chooser = Callable[[Step], Sequence[int] | np.ndarray]
+
+
+def draw_chooser(step: Step) -> np.ndarray:
+    """The default chooser: the sampler draws."""
+    return step.draw()
 
 
 class Listener(Protocol):
@@ -149,31 +201,67 @@ def generate(
     processors: Sequence[ProcessorSpec],
     listener: Listener | None = None,
     batch_size: int = 32,
+    chooser: Chooser = draw_chooser,
+    max_prompt_tokens: int = MAX_PROMPT_TOKENS,
+    top_alternatives: int = 0,
+    method: str = "sample",
 ) -> Iterator[Sample]:
     """Generate every request, yielding samples in request order, `batch_size` rows at a time.
 
-    Ctrl-C ends the current batch: its samples come out with stop reason `interrupted`, and no
-    further batches start.
+    `top_alternatives` > 0 records that many most likely words at each step (`Sample.alternatives`);
+    `method` names how the chooser chooses, for the records. Ctrl-C ends the current batch: its
+    samples come out with stop reason `interrupted`, and no further batches start.
     """
     if batch_size < 1:
         raise UserError("batch size must be at least 1")
-    chain = build_chain(processors, settings, engine.vocab)
+    sampler = Sampler(settings, processors, engine.vocab)
     listener = listener or NullListener()
     it = iter(requests)
     while chunk := list(islice(it, batch_size)):
-        run = _Batch(engine, chunk, settings, chain, listener)
+        run = _Batch(engine, chunk, sampler, listener, chooser, max_prompt_tokens, top_alternatives, method)
         yield from run.samples()
         if run.interrupted:
             return
 
 
+def encode_prompt(engine: Engine, prompt: str, max_prompt_tokens: int = MAX_PROMPT_TOKENS) -> list[int]:
+    """A prompt's ids, or a UserError when it has no words or more than `max_prompt_tokens`."""
+    ids = engine.vocab.encode(prompt)
+    if not ids:
+        raise UserError("an empty prompt gives the model nothing to go on")
+    if len(ids) > max_prompt_tokens:
+        raise UserError(f"the prompt is {len(ids):,} tokens long, over the limit of {max_prompt_tokens:,} "
+                        "(--max-prompt-tokens)")
+    return ids
+
+
+def prefill(engine: Engine, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    """Feed tokens [rows, time] in chunks; return the last position's logits [rows, vocab] and the state.
+
+    The model returns logits for every position, and a long prompt's would not fit in memory
+    ([rows, time, vocab] floats): chunks bound that, and only the last position is kept.
+    """
+    rows, length = tokens.shape
+    chunk = max(1, PREFILL_FLOATS // max(1, rows * len(engine.vocab)))
+    last: np.ndarray | None = None
+    for start in range(0, length, chunk):
+        out, state = engine.forward(tokens[:, start:start + chunk], state)
+        last = out[:, -1, :]
+    assert last is not None, "prefill needs at least one token"
+    return last, state
+
+
 class _Batch:
     """Generation state of one batch of rows."""
 
-    def __init__(self, engine: Engine, requests: list[Request], settings: Settings, chain: list, listener: Listener):
-        self.engine, self.requests, self.settings, self.chain, self.listener = engine, requests, settings, chain, listener
+    def __init__(self, engine: Engine, requests: list[Request], sampler: Sampler, listener: Listener,
+                 chooser: Chooser, max_prompt_tokens: int, top_alternatives: int, method: str) -> None:
+        self.engine, self.requests, self.sampler, self.listener = engine, requests, sampler, listener
+        self.chooser, self.top_n, self.method = chooser, top_alternatives, method
+        self.settings = sampler.settings
         self.vocab = engine.vocab
         self.interrupted = False
+        self.events = not isinstance(listener, NullListener)  # build no events nobody reads
         n = len(requests)
         self.prompt_ids: list[list[int]] = []
         self.prompt_words: list[list[str]] = []
@@ -183,10 +271,11 @@ class _Batch:
         self.rngs: list[np.random.Generator] = []
         self.done: list[StopReason | None] = [None] * n
         self.resume: list[Resume | None] = [None] * n
+        self.stop_probs: list[float | None] = [None] * n
+        self.alternatives: list[list[list[tuple[int, str, float]]]] = [[] for _ in range(n)]
+        settings = self.settings
         for req in requests:
-            ids = [] if req.resume else self.vocab.encode(req.prompt)
-            if not req.resume and not ids:
-                raise UserError("an empty prompt gives the model nothing to go on")
+            ids = [] if req.resume else encode_prompt(engine, req.prompt, max_prompt_tokens)
             self.prompt_ids.append(ids)
             self.prompt_words.append(list(req.resume.words_before) if req.resume else self.vocab.decode_tokens(ids))
             self.history.append(list(req.resume.history) if req.resume else list(ids))
@@ -204,15 +293,18 @@ class _Batch:
             state, logits = self._prefill()
             step = 0
             while live:
-                ctx = StepContext(self.settings, self.vocab, [self.history[r] for r in live])
-                probs = distribution(logits, self.chain, ctx)
-                chosen = draw(probs, [self.rngs[r] for r in live])
+                history = [self.history[r] for r in live]
+                probs = self.sampler.distribution(logits, history)
+                chosen = self.chooser(Step(step, probs, history, [self.rngs[r] for r in live], self.sampler))
                 keep: list[int] = []
                 for j, r in enumerate(live):
-                    if self._accept(r, int(chosen[j]), float(probs[j, chosen[j]]), probs[j], step):
+                    token = int(chosen[j])
+                    if token == STOP_HERE:
+                        self.done[r] = StopReason.INTERRUPTED
+                    elif self._accept(r, token, float(probs[j, token]), probs[j], step):
                         keep.append(j)
-                    else:
-                        self.resume[r] = self._resume_point(state.take([j]), logits[j], r, fed[r])
+                        continue
+                    self.resume[r] = self._resume_point(state.take([j]), logits[j], r, fed[r])
                 if len(keep) < len(live):
                     state, logits = state.take(keep), logits[keep]
                     live = [live[j] for j in keep]
@@ -246,6 +338,9 @@ class _Batch:
                 index=req.index,
                 key=req.key,
                 resume=self.resume[i],
+                stop_prob=self.stop_probs[i],
+                alternatives=self.alternatives[i],
+                method=self.method,
             )
             self.listener.on_sample_end(sample)
             results.append(sample)
@@ -263,9 +358,9 @@ class _Batch:
         order: list[int] = []
         for length, rows in groups.items():
             tokens = np.array([self.prompt_ids[r] for r in rows], dtype=np.int64).reshape(len(rows), length)
-            out, st = self.engine.forward(tokens, self.engine.start(len(rows)))
+            last, st = prefill(self.engine, tokens, self.engine.start(len(rows)))
             parts.append(st)
-            part_logits.append(out[:, -1, :])
+            part_logits.append(last)
             order.extend(rows)
         for i, req in enumerate(self.requests):
             if req.resume is not None:
@@ -281,22 +376,26 @@ class _Batch:
 
     def _resumed(self, resume: Resume) -> tuple[State, np.ndarray]:
         if resume.pending:
-            out, st = self.engine.forward(np.array([resume.pending], dtype=np.int64), resume.state)
-            return st, out[0, -1, :]
+            last, st = prefill(self.engine, np.array([resume.pending], dtype=np.int64), resume.state)
+            return st, last[0]
         assert resume.logits is not None
         return resume.state, resume.logits
 
     def _accept(self, r: int, token: int, prob: float, probs: np.ndarray, step: int) -> bool:
         """Record one drawn token; return False when the row is finished."""
-        req = self.requests[r]
+        if self.top_n:
+            self.alternatives[r].append([(i, self.vocab.words[i], p) for i, p in top_words(probs, self.top_n)])
         if token == PAD_ID:
-            self.listener.on_token(TokenEvent(req, step, token, "", prob, probs))
+            self.stop_probs[r] = prob
+            if self.events:
+                self.listener.on_token(TokenEvent(self.requests[r], step, token, "", prob, probs))
             self.done[r] = StopReason.STOP_TOKEN
             return False
         self.tokens[r].append(token)
         self.probs[r].append(prob)
         self.history[r].append(token)
-        self.listener.on_token(TokenEvent(req, step, token, self.vocab.word(token), prob, probs))
+        if self.events:
+            self.listener.on_token(TokenEvent(self.requests[r], step, token, self.vocab.word(token), prob, probs))
         if self.settings.stop and contains_stop(self.vocab.decode_tokens(self.tokens[r]), self.settings.stop):
             self.done[r] = StopReason.STOP_STRING
             return False
@@ -309,6 +408,14 @@ class _Batch:
         pending = tuple(self.tokens[r][fed:])
         words = self.prompt_words[r] + self.vocab.decode_tokens(self.tokens[r])
         return Resume(state, None if pending else logits.copy(), pending, list(self.history[r]), self.rngs[r], words)
+
+
+def top_words(probs: np.ndarray, n: int) -> list[tuple[int, float]]:
+    """The `n` most likely (id, probability) of a distribution [vocab], most likely first."""
+    n = min(n, probs.shape[-1])
+    top = np.argpartition(-probs, n - 1)[:n]
+    top = top[np.argsort(-probs[top], kind="stable")]
+    return [(int(i), float(probs[i])) for i in top]
 
 
 def contains_stop(words: list[str], stop: str) -> bool:

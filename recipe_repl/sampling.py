@@ -1,7 +1,8 @@
-"""Sampling: a chain of logits processors, then softmax, then a seeded draw.
+"""Sampling: the one way from logits to a word, for everything that samples (`Sampler`).
 
     logits ─► ban [UNK] ─► repetition penalty ─► (plugins) ─► ÷ temperature ─► top-k ─► top-p ─► min-p
-           ─► softmax ─► draw with the row's own numpy Generator (or argmax when temperature is 0)
+           ─► softmax (or, at temperature 0, all mass on the top word) ─► draw with the row's own
+              numpy Generator (argmax when greedy)
 
 Processors and softmax work in float32 (the model's own precision) with float64 sums; see
 `distribution` for why.
@@ -47,6 +48,11 @@ class ProcessorSpec:
     order: int = 25  # position in the chain; temperature is 30, so lower runs on raw logits
     automatic: bool = False  # built-ins driven by settings run always; others only when `:use`d
     plugin: str = "builtin"
+
+
+def is_greedy(settings: Settings) -> bool:
+    """Temperature 0 means greedy: the most likely word, no randomness. Decided here and nowhere else."""
+    return settings.temperature == 0
 
 
 def build_chain(specs: Sequence[ProcessorSpec], settings: Settings, vocab: Vocabulary) -> list[Processor]:
@@ -135,8 +141,36 @@ def _softmax_inplace(x: np.ndarray) -> np.ndarray:
     return x
 
 
+class Sampler:
+    """The processor chain for some settings, the softmax and the draw: logits in, a word out.
+
+    The generation loop, `:probs`, `:compare`, `:pick`, the training samples and the model card all
+    sample through one of these, so what a table shows is exactly what is drawn from.
+    """
+
+    def __init__(self, settings: Settings, specs: Sequence[ProcessorSpec], vocab: Vocabulary) -> None:
+        self.settings = settings
+        self.vocab = vocab
+        self.chain = build_chain(specs, settings, vocab)
+        self.greedy = is_greedy(settings)
+
+    def distribution(self, logits: np.ndarray, history: Sequence[Sequence[int]]) -> np.ndarray:
+        """Probabilities float32 [batch, vocab] for logits [batch, vocab] after the whole chain.
+
+        `history` holds each row's prompt ids and generated ids so far (the repetition penalty
+        reads it). Greedy puts all the mass on the top word: that is the distribution drawn from.
+        """
+        return distribution(logits, self.chain, StepContext(self.settings, self.vocab, history), self.greedy)
+
+    def choose(self, probs: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        """One token id per row: the top word when greedy, else a draw with each row's own generator."""
+        if self.greedy:
+            return np.argmax(probs, axis=-1)
+        return draw(probs, rngs)
+
+
 def distribution(
-    logits: np.ndarray, chain: Sequence[Processor], context: StepContext
+    logits: np.ndarray, chain: Sequence[Processor], context: StepContext, greedy: bool = False
 ) -> np.ndarray:
     """Run the processor chain on logits [batch, vocab] and return probabilities (float32).
 
@@ -148,7 +182,7 @@ def distribution(
     x = np.array(logits, dtype=np.float32)  # a copy: processors may write in place
     for proc in chain:
         x = proc(x, context)
-    if context.settings.temperature == 0:
+    if greedy:
         probs = np.zeros(x.shape, dtype=np.float32)
         probs[np.arange(x.shape[0]), np.argmax(x, axis=-1)] = 1.0
         return probs

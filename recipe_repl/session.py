@@ -6,6 +6,7 @@ and messages look (streamed rich text on a terminal, plain lines or JSON Lines i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,17 @@ from recipe_repl.commands import is_command, parse_command
 from recipe_repl.config import Config
 from recipe_repl.engine import Engine
 from recipe_repl.errors import UserError
-from recipe_repl.generation import FanOut, Listener, NullListener, Request, Sample, generate
+from recipe_repl.generation import (
+    MAX_PROMPT_TOKENS,
+    Chooser,
+    FanOut,
+    Listener,
+    NullListener,
+    Request,
+    Sample,
+    draw_chooser,
+    generate,
+)
 from recipe_repl.plugins import Plugins
 from recipe_repl.sanitize import has_unsafe
 from recipe_repl.settings import Settings
@@ -84,7 +95,18 @@ def sample_record(sample: Sample, with_text: bool = True) -> dict[str, Any]:
         "max_tokens": s.max_tokens,
         "seed": s.seed,
         "sample": sample.index,
+        "method": sample.method,
+        "token_probs": [round(p, 6) for p in sample.token_probs],
+        "logprob_sum": _finite(sample.logprob_sum),
+        "perplexity": _finite(sample.perplexity),
+        **({"top_alternatives": [[{"word": w, "id": i, "prob": round(p, 6)} for i, w, p in step]
+                                 for step in sample.alternatives]} if sample.alternatives else {}),
     }
+
+
+def _finite(x: float | None) -> float | None:
+    """JSON has no infinity: an impossible choice (probability 0) is recorded as null."""
+    return None if x is None or not math.isfinite(x) else round(x, 6)
 
 
 class Session:
@@ -100,6 +122,7 @@ class Session:
         batch_size: int = 32,
         engine: Engine | None = None,
         keep_transcript: bool = True,
+        max_prompt_tokens: int = MAX_PROMPT_TOKENS,
     ) -> None:
         self.plugins = plugins
         self.frontend = frontend
@@ -107,6 +130,8 @@ class Session:
         self.settings = settings or Settings()
         self.config = config or Config(Path("/nonexistent/config.toml"))
         self.batch_size = batch_size
+        self.max_prompt_tokens = max_prompt_tokens
+        self.top_alternatives = 0  # record the N most likely words at each step (`--top-alternatives`)
         self._engine = engine
         self.keep_transcript = keep_transcript  # batch mode keeps none: its input may be endless
         self.last_prompt: str | None = None
@@ -170,10 +195,31 @@ class Session:
         text = text.strip()
         if not text:
             return []
-        return self.run_requests([text] * (n or self.settings.n))
+        return self.run_requests([text] * (n or self.copies()))
 
-    def run_requests(self, prompts: Sequence[str], resumes: Sequence[Any] | None = None) -> list[Sample]:
-        """Generate one sample per prompt (or per resume point), show them, and remember them."""
+    def copies(self) -> int:
+        """Samples per prompt: `n`, or one beam search (which gives `beam` samples) in beam mode."""
+        return 1 if self.settings.beam else self.settings.n
+
+    def run_requests(self, prompts: Sequence[str], resumes: Sequence[Any] | None = None,
+                     chooser: Chooser = draw_chooser, live: bool = True) -> list[Sample]:
+        """Generate one sample per prompt (or per resume point), show them, and remember them.
+
+        `chooser` picks each next word (default: the sampler draws); `live=False` skips the live view
+        (`:pick` shows its own tables), the plugins' hooks still see every event.
+        """
+        if self.settings.beam and not resumes and chooser is draw_chooser:
+            samples = self._beams(prompts)
+        else:
+            samples = self._generate(prompts, resumes, chooser, live)
+        if prompts:
+            self.last_prompt = prompts[0]  # batch mode and :continue too, so :probs has a prompt
+        self.remember(prompts[0] if prompts else "", samples)
+        self.frontend.show_samples(self, samples)
+        return samples
+
+    def _generate(self, prompts: Sequence[str], resumes: Sequence[Any] | None, chooser: Chooser,
+                  live: bool) -> list[Sample]:
         requests = []
         index_of: dict[str, int] = {}
         for i, p in enumerate(prompts):
@@ -181,25 +227,42 @@ class Session:
             index_of[p] = idx + 1
             requests.append(Request(p, key=self._sample_counter, index=idx, resume=resumes[i] if resumes else None))
             self._sample_counter += 1
-        listener = self.listener()
-        samples = list(
-            generate(self.engine, requests, self.settings, self.plugins.processor_specs(), listener, self.batch_size)
-        )
-        if prompts:
-            self.last_prompt = prompts[0]  # batch mode and :continue too, so :probs has a prompt
-        self.remember(prompts[0] if prompts else "", samples)
-        self.frontend.show_samples(self, samples)
+        listener = self.listener(live=live)
+        method = "sample" if chooser is draw_chooser else "pick"
+        return list(generate(self.engine, requests, self.settings, self.plugins.processor_specs(), listener,
+                             self.batch_size, chooser, self.max_prompt_tokens, self.top_alternatives, method))
+
+    def _beams(self, prompts: Sequence[str]) -> list[Sample]:
+        """Beam search for each prompt; plugins hear of each finished beam."""
+        from recipe_repl.beam import beam_search
+
+        listener = self.plugins.listener()
+        samples: list[Sample] = []
+        for p in prompts:
+            request = Request(p, key=self._sample_counter)
+            if listener.active:
+                listener.on_prompt(request, self.engine.vocab.encode(p), self.settings)
+            beams = beam_search(self.engine, p, self.settings, self.plugins.processor_specs(), self.settings.beam,
+                                self.settings.length_penalty, self.max_prompt_tokens)
+            for beam in beams:
+                beam.key = self._sample_counter
+                self._sample_counter += 1
+                if listener.active:
+                    listener.on_sample_end(beam)
+            samples += beams
         return samples
 
-    def listener(self, extra: Listener | None = None) -> Listener:
-        """The live view plus the plugins' hooks (plus `extra`)."""
-        parts: list[Listener] = [self.frontend.live_listener(self)]
+    def listener(self, extra: Listener | None = None, live: bool = True) -> Listener:
+        """The live view (unless `live` is False) plus the plugins' hooks (plus `extra`)."""
+        parts: list[Listener] = [self.frontend.live_listener(self)] if live else []
         plugin_listener = self.plugins.listener()
         if plugin_listener.active:
             parts.append(plugin_listener)
         if extra is not None:
             parts.append(extra)
         parts = [p for p in parts if not isinstance(p, NullListener)]
+        if not parts:
+            return NullListener()
         return parts[0] if len(parts) == 1 else FanOut(*parts)
 
     def remember(self, prompt: str, samples: list[Sample]) -> None:

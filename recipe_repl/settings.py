@@ -28,6 +28,8 @@ class Settings:
     probs: str = "off"  # probability tables during generation: off | first | every
     probs_n: int = 5  # rows in those tables
     raw: bool = False  # show raw tokens instead of readable text
+    beam: int = 0  # beam search of this width instead of sampling; 0 = off (sample)
+    length_penalty: float = 1.0  # beams rank by log-probability / length ** this (1 = mean log-probability)
     use: tuple[tuple[str, tuple[str, ...]], ...] = ()  # extra processors by name, with their arguments
 
     def validate(self) -> Settings:
@@ -43,6 +45,8 @@ class Settings:
             (1 <= self.n <= 10_000, "n must be between 1 and 10000"),
             (self.probs in PROBS_MODES, f"probs must be one of {', '.join(PROBS_MODES)}"),
             (1 <= self.probs_n <= 100, "probability tables show 1 to 100 rows"),
+            (0 <= self.beam <= 64, "beam width must be between 0 (off) and 64"),
+            (0 <= self.length_penalty <= 5, "length penalty must be between 0 and 5"),
         ]
         for ok, message in checks:
             if not ok:

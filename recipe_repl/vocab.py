@@ -113,28 +113,43 @@ def _wordish(tok: str) -> bool:
 
 def detokenize(words: Sequence[str], capitalize: bool = True) -> str:
     """Join model words for reading: "1 / 2 cup , chopped ." → "1/2 cup, chopped."."""
-    pieces: list[str] = []
-    attach = False  # the next word joins the previous piece without a space
+    return "".join(detokenize_pieces(words, capitalize))
+
+
+def detokenize_pieces(words: Sequence[str], capitalize: bool = True) -> list[str]:
+    """What each word adds to `detokenize(words)`, its leading space included ("" for the stop token).
+
+    Joined, the pieces are the readable text; one piece per word lets a view style each word (heat
+    colours) or mark it (`:save`) without re-aligning text and words.
+    """
+    out: list[str] = []
+    text_end = ""  # the last character written so far ("" at the start)
+    group = ""  # the current run of words joined without spaces
+    attach = False  # the next word joins the previous one without a space
     for i, w in enumerate(words):
         if not w:
+            out.append("")
             continue
-        if not pieces:
-            pieces.append(w)
+        glue = False
+        if not group:
+            piece = w
         elif attach or w in _NO_SPACE_BEFORE:
-            pieces[-1] += w
-        elif w in _GLUE and _wordish(pieces[-1]) and i + 1 < len(words) and _wordish(words[i + 1]):
-            pieces[-1] += w
-            attach = True
-            continue
+            piece = w
+        elif w in _GLUE and _wordish(group) and i + 1 < len(words) and _wordish(words[i + 1]):
+            piece, glue = w, True
         else:
-            pieces.append(w)
-        attach = w in _NO_SPACE_AFTER
-    text = " ".join(pieces)
-    return _capitalize_sentences(text) if capitalize else text
+            piece = " " + w
+        spaced = piece[0] == " "
+        # the text's first letter, or one after ". " / "| " (as a regex over the whole text would)
+        if capitalize and ((not spaced and not text_end) or (spaced and text_end in _SENTENCE_END)):
+            lead = 1 if spaced else 0
+            if "a" <= piece[lead:lead + 1] <= "z":
+                piece = piece[:lead] + piece[lead].upper() + piece[lead + 1:]
+        group = group + piece if not spaced and group else piece.lstrip(" ")
+        text_end = piece[-1]
+        attach = True if glue else w in _NO_SPACE_AFTER
+        out.append(piece)
+    return out
 
 
-_SENTENCE_START_RE = re.compile(r"(^|[.!?|]\s+)([a-z])")
-
-
-def _capitalize_sentences(text: str) -> str:
-    return _SENTENCE_START_RE.sub(lambda m: m.group(1) + m.group(2).upper(), text)
+_SENTENCE_END = set(".!?|")

@@ -17,9 +17,10 @@ WORDS = ["", "[UNK]"] + (
 
 @pytest.fixture(autouse=True)
 def pinned_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No user config, history or plugins leak in; rich renders at a fixed width without colour."""
+    """No user config, history, data or plugins leak in; rich renders at a fixed width without colour."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # no downloaded Epicurious copy leaks in
     monkeypatch.delenv("RECIPE_REPL_CONFIG", raising=False)
     monkeypatch.delenv("RECIPE_REPL_PLUGINS", raising=False)
     monkeypatch.delenv("RECIPE_REPL_NO_PLUGINS", raising=False)

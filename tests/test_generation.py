@@ -146,3 +146,66 @@ def test_interrupt_keeps_what_was_generated(plugins) -> None:
     [s] = run(engine, ["recipe"], Settings(seed=1, max_tokens=50), plugins, listener=StopAfterThree())
     assert s.stop_reason is StopReason.INTERRUPTED
     assert s.words == ["for", "roast", "chicken"]
+
+
+# --- the chooser, bounded prefill ---------------------------------------------------------------------
+
+
+def test_a_chooser_decides_the_tokens_and_the_loop_does_the_rest(plugins) -> None:
+    from recipe_repl.generation import STOP_HERE, Step
+
+    seen: list[Step] = []
+    histories: list[list[int]] = []
+    answers = iter([6, 4, 0])  # "with", "roast", then the stop token
+
+    def chooser(step: Step) -> list[int]:
+        seen.append(step)
+        histories.append(list(step.history[0]))  # the loop's own lists: read them during the call
+        return [next(answers)]
+
+    [s] = list(generate(chain_engine(CHAIN), [Request("recipe for")], Settings(seed=1), plugins.processor_specs(),
+                        chooser=chooser))
+    assert s.words == ["with", "roast"] and s.stop_reason is StopReason.STOP_TOKEN
+    assert [st.step for st in seen] == [0, 1, 2]
+    assert histories == [[2, 3], [2, 3, 6], [2, 3, 6, 4]]  # prompt ids, then what was chosen
+    assert s.probs == [float(seen[0].probs[0, 6]), float(seen[1].probs[0, 4])]
+
+    stop_now = iter([5, STOP_HERE])
+    [s] = list(generate(chain_engine(CHAIN), [Request("recipe for")], Settings(seed=1), plugins.processor_specs(),
+                        chooser=lambda step: [next(stop_now)]))
+    assert s.words == ["chicken"] and s.stop_reason is StopReason.INTERRUPTED and s.resume is not None
+    [more] = list(generate(chain_engine(CHAIN), [Request("recipe for", resume=s.resume)], Settings(seed=1),
+                           plugins.processor_specs()))
+    assert more.words == ["with", "salt", "."]  # the chain goes on from "chicken"
+
+
+def test_the_default_chooser_is_the_samplers_draw(random_model: Path, plugins) -> None:
+    from recipe_repl.generation import draw_chooser
+
+    engine = OnnxEngine(random_model)
+    settings = Settings(seed=4, max_tokens=15)
+    a = list(generate(engine, [Request("roast", key=2)], settings, plugins.processor_specs()))
+    b = list(generate(engine, [Request("roast", key=2)], settings, plugins.processor_specs(), chooser=draw_chooser))
+    assert a[0].token_ids == b[0].token_ids and len(a[0].token_ids) > 0
+
+
+def test_long_prompts_are_fed_in_chunks_with_the_same_result(random_model: Path, monkeypatch) -> None:
+    from recipe_repl import generation
+
+    engine = OnnxEngine(random_model)
+    ids = np.array([[2, 3, 4, 5, 9, 12, 7, 8, 2, 3, 4]], dtype=np.int64)
+    whole, whole_state = engine.forward(ids, engine.start(1))
+    monkeypatch.setattr(generation, "PREFILL_FLOATS", 3 * len(engine.vocab))  # three positions a call
+    last, state = generation.prefill(engine, ids, engine.start(1))
+    np.testing.assert_allclose(last, whole[:, -1, :], atol=1e-5)
+    for a, b in zip(state.arrays, whole_state.arrays, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_prompt_length_is_capped_with_a_clear_error(random_model: Path, plugins) -> None:
+    engine = OnnxEngine(random_model)
+    reqs = [Request("roast chicken " * 30)]
+    with pytest.raises(UserError, match="60 tokens long, over the limit of 50"):
+        list(generate(engine, reqs, Settings(), plugins.processor_specs(), max_prompt_tokens=50))
+    [s] = list(generate(engine, reqs, Settings(max_tokens=2), plugins.processor_specs(), max_prompt_tokens=60))
+    assert len(s.token_ids) <= 2

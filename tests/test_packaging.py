@@ -33,6 +33,9 @@ def test_regular_install_maps_subpackages(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().startswith(str(target))
     assert (pkg / "models" / "recipes.onnx").is_file() and (pkg / "models" / "MODEL_CARD.md").is_file()
+    # the bundled Wikibooks corpus and its licence and attribution travel as package data
+    assert (pkg / "train" / "data" / "wikibooks-en.json.xz").is_file()
+    assert (pkg / "train" / "data" / "WIKIBOOKS.md").is_file()
 
 
 def test_editable_install_resolves_subpackages_to_the_source_tree() -> None:

@@ -215,7 +215,7 @@ def test_interrupted_generation_keeps_its_words(random_model, plugins):
     session = Session(plugins, frontend, ModelSpec(random_model), Settings(seed=1, max_tokens=1000, temperature=0.2,
                                                                           top_k=5))
     listener = session.listener
-    session.listener = lambda extra=None: listener(Interrupter())  # type: ignore[method-assign]
+    session.listener = lambda extra=None, live=True: listener(Interrupter(), live)  # type: ignore[method-assign]
     samples = session.prompt("recipe for roast")
     assert samples[0].stop_reason == StopReason.INTERRUPTED
     assert "tokens · " in buf.getvalue() and buf.getvalue().rstrip().endswith("interrupted")

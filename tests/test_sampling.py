@@ -15,8 +15,7 @@ LOGITS = np.array([[0.5, 2.0, 1.0, 0.0, -1.0, 3.0]])
 
 
 def probs_for(settings: Settings, plugins, logits: np.ndarray = LOGITS, history=((),)) -> np.ndarray:
-    chain = sampling.build_chain(plugins.processor_specs(), settings, VOCAB)
-    return sampling.distribution(logits, chain, sampling.StepContext(settings, VOCAB, history))
+    return sampling.Sampler(settings, plugins.processor_specs(), VOCAB).distribution(logits, history)
 
 
 @pytest.mark.parametrize("t", [0.2, 0.5, 1.0, 2.0])
@@ -30,6 +29,23 @@ def test_temperature_matches_the_lectures_power_rule(plugins, t: float) -> None:
 def test_temperature_zero_is_greedy(plugins) -> None:
     p = probs_for(Settings(temperature=0), plugins)
     assert p.argmax() == 5 and p.max() == 1.0 and p.sum() == 1.0
+    sampler = sampling.Sampler(Settings(temperature=0), plugins.processor_specs(), VOCAB)
+    rng = sampling.row_rng(1, 0)
+    state = rng.bit_generator.state
+    assert sampler.greedy and int(sampler.choose(p, [rng])[0]) == 5
+    assert rng.bit_generator.state == state  # greedy never consumes randomness
+
+
+def test_greedy_is_decided_by_the_temperature_alone(plugins) -> None:
+    # top-k, top-p and a ban still shape the greedy choice: the top word *after* them
+    p = probs_for(Settings(temperature=0, allow_unk=False), plugins)
+    assert p.argmax() == 5
+    p = probs_for(Settings(temperature=0), plugins, logits=np.array([[0.5, 4.0, 1.0, 0.0, -1.0, 3.0]]))
+    assert p.argmax() == 1
+    p = probs_for(Settings(temperature=0, allow_unk=False), plugins,
+                  logits=np.array([[0.5, 4.0, 1.0, 0.0, -1.0, 3.0]]))
+    assert p.argmax() == 5
+    assert not sampling.is_greedy(Settings(temperature=0.01)) and sampling.is_greedy(Settings(temperature=0))
 
 
 def test_top_k_keeps_k_words(plugins) -> None:

@@ -47,3 +47,18 @@ def test_model_card_records_the_goal_and_how_to_rebuild() -> None:
     ratio = float(re.search(r"Perplexity ratio LSTM / 3-gram: \*\*([\d.]+)\*\*", text).group(1))
     assert 0 < ratio < 1  # the card's own figure; `recipe-repl eval` recomputes it (see the card)
     assert "make model" in text and "Temperature 0.2" in text
+
+
+def test_model_card_samples_are_what_generate_prints() -> None:
+    """The card's samples come from the same code as `recipe-repl generate`: byte for byte."""
+    from recipe_repl.export.model_card import card_samples
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RECIPE_REPL_NO_PLUGINS": "1"}
+    for temperature, seed in ((1.0, 2), (0.2, 1)):
+        [(got_seed, reason, text)] = card_samples(DEFAULT_MODEL, temperature, [seed])
+        r = subprocess.run([sys.executable, "-m", "recipe_repl", "generate", "recipe for", "--seed", str(seed),
+                            "--temperature", str(temperature), "--max-tokens", "80", "--model", str(DEFAULT_MODEL)],
+                           capture_output=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == (text + "\n").encode("utf-8") and got_seed == seed
+        assert reason in ("stop token", "max tokens") and f"· {reason}]" in r.stderr.decode()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recipe_repl.vocab import UNK_ID, Vocabulary, detokenize, pad_punctuation, split_words, standardize
 
@@ -62,3 +64,21 @@ def test_detokenize_keeps_raw_view_possible() -> None:
     words = "1 / 2 cup".split()
     assert detokenize(words, capitalize=False) == "1/2 cup"
     assert " ".join(words) == "1 / 2 cup"
+
+
+_TOKENS = ["", "a", "b", "x1", "1", "2", "|", ".", ",", "/", "-", "'", "(", ")", "$", "#", "!", "?", "%",
+           "[UNK]", "ab.", "é", "Z", ":", ";", "[", "]", "{", "}", "step"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), max_size=12))
+def test_detokenize_pieces_join_to_the_text_and_capitalize_sentences(words) -> None:
+    import re
+
+    from recipe_repl.vocab import detokenize_pieces
+
+    pieces = detokenize_pieces(words)
+    assert len(pieces) == len(words) and "".join(pieces) == detokenize(words)
+    plain = detokenize(words, capitalize=False)
+    sentence_start = re.compile(r"(^|[.!?|]\s+)([a-z])")
+    assert detokenize(words) == sentence_start.sub(lambda m: m.group(1) + m.group(2).upper(), plain)

@@ -10,10 +10,9 @@ import sys
 import time
 from typing import IO
 
-import numpy as np
-
 from recipe_repl.sanitize import clean
-from recipe_repl.vocab import Vocabulary, detokenize
+from recipe_repl.settings import Settings
+from recipe_repl.vocab import Vocabulary
 
 
 class Callback:
@@ -24,25 +23,23 @@ class Callback:
     def on_train_end(self, history: list[dict]) -> None: ...
 
 
-def sample_text(forward, vocab: Vocabulary, prompt: str = "recipe for", temperature: float = 1.0,
-                max_tokens: int = 60, seed: int | None = None) -> str:
-    """Generate like the lecture's TextGenerator: re-feed the prefix, sample the last logits, stop on 0."""
-    rng = np.random.default_rng(seed)
-    ids = vocab.encode(prompt)
-    words = vocab.prepare(prompt)
-    for _ in range(max_tokens):
-        logits = forward(np.array([ids], np.int32))[0, -1].astype(np.float64)
-        if temperature <= 0:
-            nxt = int(np.argmax(logits))
-        else:
-            z = logits / temperature
-            p = np.exp(z - z.max())
-            nxt = int(rng.choice(len(p), p=p / p.sum()))
-        if nxt == 0:
-            break
-        ids.append(nxt)
-        words.append(vocab.word(nxt))
-    return detokenize(words)
+def keras_engine(model, vocab: Vocabulary):
+    """The Keras model behind the runtime's engine interface (re-feeding the prefix, as the lecture does)."""
+    from recipe_repl.train.model import compiled_forward
+
+    from recipe_repl.engine import ModelInfo, PrefixEngine
+
+    return PrefixEngine(vocab, ModelInfo("keras model in training", "stateless", "cpu", len(vocab)),
+                        compiled_forward(model))
+
+
+def sample_text(engine, prompt: str = "recipe for", temperature: float = 1.0, max_tokens: int = 60,
+                seed: int | None = None) -> str:
+    """One sample, by the same code as `recipe-repl generate PROMPT -t T --max-tokens N --seed S`."""
+    from recipe_repl.batch import generate_samples
+
+    settings = Settings(temperature=temperature, max_tokens=max_tokens, seed=seed)
+    return generate_samples(engine, prompt, settings)[0].text
 
 
 class Progress(Callback):
@@ -112,16 +109,14 @@ class SamplePrinter(Callback):
 
     def __init__(self, model, vocab: Vocabulary, stream: IO[str] | None = None, every: int = 1,
                  max_tokens: int = 60, seed: int = 0):
-        from recipe_repl.train.model import compiled_forward
-
-        self.forward = compiled_forward(model)
+        self.engine = keras_engine(model, vocab)
         self.model, self.vocab, self.every, self.max_tokens, self.seed = model, vocab, every, max_tokens, seed
         self.stream = stream or sys.stderr
         self.samples: list[str] = []
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if self.every and epoch % self.every == 0:
-            text = sample_text(self.forward, self.vocab, "recipe for", 1.0, self.max_tokens, self.seed + epoch)
+            text = sample_text(self.engine, "recipe for", 1.0, self.max_tokens, self.seed + epoch)
             self.samples.append(text)
             print(f"sample (T=1.0): {clean(text)}", file=self.stream, flush=True)  # the corpus's words
 

@@ -12,7 +12,8 @@ _D = TrainConfig()
 
 @click.command("train")
 @click.option("--data", default=_D.data, show_default=True,
-              help="builtin, builtin:ru, epicurious:PATH, text:PATH (one recipe a line), jsonl:PATH (a 'text' field).")
+              help="builtin, builtin:ru, wikibooks, epicurious (after `recipe-repl data epicurious`), epicurious:PATH, "
+                   "text:PATH (one recipe a line), jsonl:PATH (a 'text' field); join several with +.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder: checkpoint, vocabulary, config, log, loss curve.")
 @click.option("--vocab-size", type=int, default=_D.vocab_size, show_default=True)
@@ -38,9 +39,13 @@ _D = TrainConfig()
 @click.option("--resume", is_flag=True, help="Continue the run in --out after its last completed epoch.")
 @click.option("--fresh", is_flag=True, help="Discard a run already in --out and start over.")
 @click.option("--quiet", is_flag=True, help="No progress or samples.")
+@click.option("--verbose", is_flag=True, help="Keep TensorFlow's own log lines (C++ INFO and warnings).")
 def train_command(out: Path, no_mask: bool, no_bucketing: bool, resume: bool, fresh: bool, quiet: bool,
-                  **kw) -> None:
+                  verbose: bool, **kw) -> None:
     """Train the recipe LSTM (Keras) into a run folder that `recipe-repl export` turns into ONNX."""
+    from recipe_repl.train.tf_env import set_native_logging
+
+    set_native_logging(verbose)  # before TensorFlow's first import
     from recipe_repl.train.loop import import_tensorflow
 
     from recipe_repl.errors import UserError
@@ -48,8 +53,15 @@ def train_command(out: Path, no_mask: bool, no_bucketing: bool, resume: bool, fr
     if fresh and resume:
         raise UserError("--fresh and --resume contradict each other; pick one")
 
-    import_tensorflow()  # a UserError naming the extra when TensorFlow is missing
+    tf, _ = import_tensorflow()  # a UserError naming the extra when TensorFlow is missing
+    from recipe_repl.train import devices
     from recipe_repl.train.loop import train
+
+    found = devices.detect(tf)
+    if not quiet:
+        click.echo(found.line(kw["strategy"]), err=True)
+    if found.warning():
+        click.echo(found.warning(), err=True)
 
     cfg = TrainConfig(mask=not no_mask, bucketing=not no_bucketing, **kw)
     if fresh:

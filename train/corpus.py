@@ -45,8 +45,9 @@ class Corpus:
 
 
 def load_corpus(spec: str) -> Corpus:
-    """Load a corpus from a spec: builtin[:en|:ru], wikibooks, epicurious:PATH, text:PATH, jsonl:PATH or a
-    PATH — or several joined with `+` (`builtin+wikibooks`, `builtin+epicurious:FILE`).
+    """Load a corpus from a spec: builtin[:en|:ru], wikibooks, epicurious (the downloaded copy),
+    epicurious:PATH, text:PATH, jsonl:PATH or a PATH — or several joined with `+` (`builtin+wikibooks`,
+    `builtin+epicurious:FILE`).
 
     A bare PATH is recognised by its extension: .json → Epicurious, .jsonl → JSON Lines, else text.
     """
@@ -57,6 +58,10 @@ def load_corpus(spec: str) -> Corpus:
         return load_builtin(rest or "en")
     if kind == "wikibooks":
         return load_wikibooks()
+    if kind == "epicurious" and not sep:  # the copy `recipe-repl data epicurious` stored
+        from recipe_repl.train.epicurious import require_stored
+
+        return load_epicurious(require_stored())
     if sep and kind in _LOADERS and len(kind) > 1:  # len > 1: a Windows drive letter is not a kind
         return _LOADERS[kind](Path(rest))
     path = Path(spec)

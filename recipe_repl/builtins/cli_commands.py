@@ -1,5 +1,5 @@
 """Built-in subcommands, added through the same `register_cli_commands` hook as plugins' ones:
-`generate`, `plugins`, and the lazily imported `train`, `export` and `eval`."""
+`generate`, `plugins`, and the lazily imported `train`, `export`, `eval` and `data`."""
 
 from __future__ import annotations
 
@@ -84,12 +84,13 @@ _LAZY = (
     ("recipe_repl.train.commands", "train_command"),
     ("recipe_repl.export.commands", "export_command"),
     ("recipe_repl.export.commands", "eval_command"),
+    ("recipe_repl.train.data_commands", "data_command"),
 )
 
 
 @hookimpl
 def register_cli_commands(cli: Any) -> None:
-    """generate, plugins, train, export, eval."""
+    """generate, plugins, train, export, eval, data."""
     cli.add_command(_add_sampling_options(generate))
     cli.add_command(plugins_command)
     for module, attr in _LAZY:

@@ -26,7 +26,7 @@ def _repetition(settings: Settings, args: tuple[str, ...], vocab: Vocabulary) ->
 
 def _temperature(settings: Settings, args: tuple[str, ...], vocab: Vocabulary) -> sampling.Processor | None:
     t = settings.temperature
-    if t in (0.0, 1.0):  # 0 is greedy (handled by the draw), 1 changes nothing
+    if sampling.is_greedy(settings) or t == 1.0:  # greedy is the Sampler's own rule; 1 changes nothing
         return None
     return lambda logits, ctx: sampling.apply_temperature(logits, t)
 

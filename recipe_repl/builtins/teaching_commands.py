@@ -1,9 +1,9 @@
 """Built-in teaching commands: :probs, :compare, :pick — the lecture's probability figures, live.
 
 `:probs` and `:compare` work in batch mode too (their tables go to stderr through `frontend.show`);
-`:pick` needs a person at the keyboard. All three read the model directly through the engine
-(`engine.start`, `engine.forward`) and the same processor chain as the sampler, so what they show
-is exactly what the sampler would draw from.
+`:pick` needs a person at the keyboard. The tables come from the same `Sampler` as generation, so
+what they show is exactly what is drawn from; `:pick` runs the one generation loop with a chooser
+that asks the person instead of drawing.
 
 `render` (and with it rich) is imported inside the functions that draw tables, so batch mode,
 which loads these commands at start-up, does not pay for rich unless a table is shown.
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recipe_repl.errors import UserError
-from recipe_repl.generation import Request, Resume, Sample, StopReason, TokenEvent, contains_stop
+from recipe_repl.generation import STOP_HERE, Step, StopReason, encode_prompt, prefill
 from recipe_repl.hookspecs import hookimpl
-from recipe_repl.sampling import StepContext, build_chain, distribution, draw, row_rng
+from recipe_repl.sampling import Sampler
 from recipe_repl.session import Session
 from recipe_repl.settings import PROBS_MODES, Settings
 from recipe_repl.vocab import PAD_ID, UNK_ID, UNK_TOKEN, detokenize
@@ -54,26 +54,20 @@ def _last_prompt_ids(session: Session, command: str) -> tuple[str, list[int]]:
     prompt = last_prompt(session)
     if not prompt:
         raise UserError(f"no prompt yet: type a prompt (e.g. recipe for roast), then :{command}")
-    ids = session.engine.vocab.encode(prompt)
-    if not ids:
-        raise UserError("the last prompt has no words the model can read")
-    return prompt, ids
+    return prompt, encode_prompt(session.engine, prompt, session.max_prompt_tokens)
 
 
-def _feed(session: Session, ids: list[int], state: Any = None) -> tuple[np.ndarray, Any]:
-    """Next-word logits [vocab] and the state after feeding `ids` (from a fresh state if None)."""
+def _feed(session: Session, ids: list[int]) -> np.ndarray:
+    """Next-word logits [vocab] after feeding `ids` from a fresh state."""
     engine = session.engine
-    if state is None:
-        state = engine.start(1)
-    out, state = engine.forward(np.array([ids], dtype=np.int64), state)
-    return out[0, -1, :], state
+    last, _ = prefill(engine, np.array([ids], dtype=np.int64), engine.start(1))
+    return last[0]
 
 
 def next_word_probs(session: Session, settings: Settings, history: list[int], logits: np.ndarray) -> np.ndarray:
     """The sampler's distribution [vocab] for these logits under `settings` and the plugins' processors."""
-    vocab = session.engine.vocab
-    chain = build_chain(session.plugins.processor_specs(), settings, vocab)
-    probs: np.ndarray = distribution(logits[None, :], chain, StepContext(settings, vocab, [history]))[0]
+    sampler = Sampler(settings, session.plugins.processor_specs(), session.engine.vocab)
+    probs: np.ndarray = sampler.distribution(logits[None, :], [history])[0]
     return probs
 
 
@@ -128,7 +122,7 @@ def _probs(session: Session, args: str) -> None:
         raise UserError(f"usage: {usage}")
     n = _count(parts[0], "the number of rows") if parts else session.settings.probs_n
     prompt, ids = _last_prompt_ids(session, "probs")
-    logits, _ = _feed(session, ids)
+    logits = _feed(session, ids)
     settings = session.settings
     probs = next_word_probs(session, settings, ids, logits)
     words = detokenize(session.engine.vocab.decode_tokens(ids), capitalize=False)
@@ -159,7 +153,7 @@ def _compare(session: Session, args: str) -> None:
             raise UserError("temperatures must be between 0 and 5")
         temperatures.append(t)
     prompt, ids = _last_prompt_ids(session, "compare")
-    logits, _ = _feed(session, ids)
+    logits = _feed(session, ids)
     columns = [(t, next_word_probs(session, session.settings.replace(temperature=t), ids, logits))
                for t in temperatures]
     words = detokenize(session.engine.vocab.decode_tokens(ids), capitalize=False)
@@ -185,75 +179,55 @@ def _pick(session: Session, args: str) -> None:
     if len(parts) > 1:
         raise UserError("usage: :pick [N]")
     n = _count(parts[0], "the number of choices") if parts else session.settings.probs_n
-    vocab = session.engine.vocab
     prompt = last_prompt(session)
     if not prompt:
         prompt = session.frontend.ask("prompt to start from: ").strip()
         if not prompt:
             raise UserError("no prompt: :pick needs words to start from")
-    ids = vocab.encode(prompt)
-    if not ids:
-        raise UserError("the prompt has no words the model can read")
-    settings = session.settings
-    key = session.next_key()
-    rng = row_rng(settings.seed, key)
-    prompt_words = vocab.decode_tokens(ids)
-    history = list(ids)
-    tokens: list[int] = []
-    chosen_probs: list[float] = []
-    request = Request(prompt, key=key)
-    listener = session.plugins.listener()  # plugins' on_* hooks see a picked sample like any other
-    if listener.active:
-        listener.on_prompt(request, ids, settings)
-    logits, state = _feed(session, ids)
-    reason = StopReason.MAX_TOKENS
+    encode_prompt(session.engine, prompt, session.max_prompt_tokens)  # a bad prompt fails before any table
     session.say(f"choose the next word: {PICK_HELP}")
-    while len(tokens) < settings.max_tokens:
-        probs = next_word_probs(session, settings, history, logits)
-        text = detokenize(prompt_words + vocab.decode_tokens(tokens), capitalize=False)
-        session.frontend.show(render.prob_table(vocab, probs, n, title=_after(text), numbered=True))
-        picked = _ask_choice(session, probs, n, rng)
-        if picked is None:
-            reason = StopReason.INTERRUPTED  # stopped by the person: :continue can go on from here
-            break
-        if picked == [PAD_ID]:
-            if listener.active:
-                listener.on_token(TokenEvent(request, len(tokens), PAD_ID, "", float(probs[PAD_ID]), probs))
-            reason = StopReason.STOP_TOKEN
-            session.say(f"the stop token ({render.percent(float(probs[PAD_ID]))}) ends the recipe")
-            break
-        picked = picked[: settings.max_tokens - len(tokens)]
-        for j, tok in enumerate(picked):  # a typed "1/2" is three words: feed them one by one
-            if j > 0:
-                probs = next_word_probs(session, settings, history, logits)
-            if listener.active:
-                listener.on_token(TokenEvent(request, len(tokens), tok, vocab.word(tok), float(probs[tok]), probs))
-            tokens.append(tok)
-            chosen_probs.append(float(probs[tok]))
-            history.append(tok)
-            logits, state = _feed(session, [tok], state)
-        if settings.stop and contains_stop(vocab.decode_tokens(tokens), settings.stop):
-            reason = StopReason.STOP_STRING
-            session.say(f"the stop string “{render.safe(settings.stop)}” ends the recipe")
-            break
-    words = vocab.decode_tokens(tokens)
-    resume = None
-    if reason != StopReason.STOP_TOKEN:
-        resume = Resume(state, logits.copy(), (), list(history), rng, prompt_words + words)
-    sample = Sample(prompt=prompt, prompt_words=prompt_words, token_ids=tokens, words=words, probs=chosen_probs,
-                    stop_reason=reason, settings=settings, index=0, key=key, resume=resume)
-    if listener.active:
-        listener.on_sample_end(sample)
-    session.remember(prompt, [sample])
-    session.last_prompt = prompt
-    session.frontend.show_samples(session, [sample])
+    chooser = PickChooser(session, n)
+    [sample] = session.run_requests([prompt], chooser=chooser, live=False)
+    if sample.stop_reason == StopReason.STOP_TOKEN:
+        session.say(f"the stop token ({render.percent(chooser.stop_prob)}) ends the recipe")
+    elif sample.stop_reason == StopReason.STOP_STRING and session.settings.stop:
+        session.say(f"the stop string “{render.safe(session.settings.stop)}” ends the recipe")
 
 
-def _ask_choice(session: Session, probs: np.ndarray, n: int, rng: np.random.Generator) -> list[int] | None:
-    """Ask until the answer is usable; return the token ids to feed, or None to stop.
+class PickChooser:
+    """`:pick`'s chooser for the generation loop: shows the numbered table and asks the person.
 
-    Enter draws with the sample's own seeded generator, exactly as the sampler would.
+    Enter lets the sampler choose (with the sample's own seeded generator, exactly as a plain
+    generation would); a typed word that is several tokens ("1/2") is fed one token per step.
     """
+
+    def __init__(self, session: Session, n: int) -> None:
+        self.session, self.n = session, n
+        self.queue: list[int] = []  # the rest of a typed multi-token word
+        self.stop_prob = 0.0  # the stop token's probability when it was chosen
+
+    def __call__(self, step: Step) -> list[int]:
+        """The next token of the one row, or STOP_HERE."""
+        from recipe_repl import render
+
+        probs = step.probs[0]
+        if self.queue:
+            token = self.queue.pop(0)
+        else:
+            vocab = self.session.engine.vocab
+            text = detokenize(vocab.decode_tokens(step.history[0]), capitalize=False)
+            self.session.frontend.show(render.prob_table(vocab, probs, self.n, title=_after(text), numbered=True))
+            picked = _ask_choice(self.session, probs, self.n, step)
+            if picked is None:
+                return [STOP_HERE]
+            token, self.queue = picked[0], picked[1:]
+        if token == PAD_ID:
+            self.stop_prob = float(probs[PAD_ID])
+        return [token]
+
+
+def _ask_choice(session: Session, probs: np.ndarray, n: int, step: Step) -> list[int] | None:
+    """Ask until the answer is usable; return the token ids to feed, or None to stop."""
     from recipe_repl import render
 
     vocab = session.engine.vocab
@@ -266,7 +240,7 @@ def _ask_choice(session: Session, probs: np.ndarray, n: int, rng: np.random.Gene
         if answer.lower() == "s":
             return None
         if answer == "":
-            return [int(draw(probs[None, :], [rng])[0])]
+            return [int(step.draw()[0])]
         if answer.isdigit():
             k = int(answer)
             if 1 <= k <= len(shown):
