@@ -6,12 +6,13 @@ import click
 from recipe_repl.export.commands import export_command
 
 from recipe_repl.errors import UserError
+from recipe_repl.sanitize import clean
 
 if __name__ == "__main__":
     try:
         export_command.main(prog_name="python -m recipe_repl.export", standalone_mode=False)
     except UserError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(clean(f"error: {e}"), err=True)
         sys.exit(e.exit_code)
     except click.ClickException as e:
         e.show()

@@ -33,18 +33,24 @@ def export_command(run_dir: Path, out: Path, quantize: str | None, stateless: bo
 @click.command("eval")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--data", default=None, help="Corpus spec (default: the one in the model's training metadata).")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--limit", type=int, default=None, help="Evaluate at most this many held-out recipes.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Held-out recipes scored together (at least 1).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Evaluate at most this many held-out recipes (per corpus; at least 1).")
 @click.option("--no-ngram", is_flag=True, help="Skip the Kneser–Ney 3-gram baseline.")
+@click.option("--vocab", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
+              help="vocabulary file for a model that carries none")
 @click.option("--verbose", is_flag=True, help="Keep TensorFlow's own log lines, as in train and export "
               "(eval itself runs on ONNX Runtime, without TensorFlow).")
 def eval_command(model: Path, data: str | None, batch_size: int, limit: int | None, no_ngram: bool,
-                 verbose: bool) -> None:
+                 vocab: Path | None, verbose: bool) -> None:
     """Held-out perplexity and top-1/top-5 accuracy of MODEL.onnx, and of a Kneser–Ney 3-gram baseline."""
     from recipe_repl.train.tf_env import set_native_logging
 
     set_native_logging(verbose)
     from recipe_repl.export.evaluate import evaluate, format_report
 
-    report = evaluate(model, data=data, batch_size=batch_size, limit=limit, ngram=not no_ngram)
-    click.echo(format_report(report))
+    from recipe_repl.sanitize import clean
+
+    report = evaluate(model, data=data, batch_size=batch_size, limit=limit, ngram=not no_ngram, vocab_path=vocab)
+    click.echo(clean(format_report(report), keep="\n"))

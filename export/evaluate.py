@@ -4,13 +4,13 @@ batched) and of a Kneser–Ney 3-gram fitted on the training split — the same 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from recipe_repl.export.kneser_ney import KneserNey3
 
-from recipe_repl import contract
+from recipe_repl.engine import OnnxEngine
 from recipe_repl.errors import ModelError, UserError
 from recipe_repl.vocab import Vocabulary
 
@@ -21,29 +21,25 @@ def target_sequence(vocab: Vocabulary, text: str, seq_len: int) -> list[int]:
     return ids + [0] if len(ids) <= seq_len else ids
 
 
-def _session(path: Path):
-    import onnxruntime as ort
-
-    if not path.exists():
-        raise UserError(f"model file not found: {path}")
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+def _number(table: dict, key: str, default: float, kind: type, path: Path) -> Any:
+    """A number from the model's metadata, or a ModelError naming the key."""
+    value = table.get(key, default)
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # ORT raises its own exception types for unreadable files
-        raise ModelError(f"{path} is not a loadable ONNX model: {str(e).splitlines()[0][:200]}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise TypeError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ModelError(f"model {path}: metadata {key!r} is not a number ({value!r})") from None
 
 
-def _meta(sess, path: Path) -> dict[str, str]:
-    meta = dict(sess.get_modelmeta().custom_metadata_map)
-    if contract.META_VOCAB not in meta:
-        raise ModelError(f"{path} has no recipe_repl vocabulary metadata (not exported by recipe-repl)")
-    return meta
+def score_onnx(engine: OnnxEngine, sequences: list[list[int]], batch_size: int = 32) -> dict:
+    """NLL/perplexity/top-1/top-5 over targets seq[1:] given inputs seq[:-1], batched from a fresh state.
 
-
-def score_onnx(sess, kind: str, sequences: list[list[int]], batch_size: int = 32) -> dict:
-    """NLL/perplexity/top-1/top-5 over targets seq[1:] given inputs seq[:-1], batched with zero state."""
-    inputs = {i.name: i for i in sess.get_inputs()}
+    Goes through the runtime's engine, so a stateless model (tokens → probabilities) is scored the same
+    way as a stateful one, and the model was checked against the contract when it was opened.
+    """
+    if batch_size < 1:
+        raise UserError("batch size must be at least 1")
     nll = 0.0
     n = top1 = top5 = 0
     for b in range(0, len(sequences), batch_size):
@@ -51,21 +47,15 @@ def score_onnx(sess, kind: str, sequences: list[list[int]], batch_size: int = 32
         if not chunk:
             continue
         T = max(len(s) - 1 for s in chunk)
-        x = np.zeros((len(chunk), T), np.int32)
+        x = np.zeros((len(chunk), T), np.int64)
         y = np.zeros((len(chunk), T), np.int64)
         real = np.zeros((len(chunk), T), bool)
         for r, s in enumerate(chunk):
             x[r, : len(s) - 1], y[r, : len(s) - 1], real[r, : len(s) - 1] = s[:-1], s[1:], True
-        feeds = {contract.TOKENS_INPUT: x}
-        for name, inp in inputs.items():
-            if name != contract.TOKENS_INPUT:
-                feeds[name] = np.zeros((len(chunk), inp.shape[1]), np.float32)
-        out = np.asarray(sess.run(None, feeds)[0], np.float64)
-        if kind == "probs":
-            logp = np.log(np.maximum(out, 1e-300))
-        else:
-            logp = out - out.max(-1, keepdims=True)
-            logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+        logits, _ = engine.forward(x, engine.start(len(chunk)))
+        logp = np.asarray(logits, np.float64)  # log-probabilities for a "probs" model: normalizing again is a no-op
+        logp -= logp.max(-1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
         tgt = np.take_along_axis(logp, y[..., None], -1)[..., 0]
         nll -= float(tgt[real].sum())
         top1 += int((logp.argmax(-1) == y)[real].sum())
@@ -78,21 +68,24 @@ def score_onnx(sess, kind: str, sequences: list[list[int]], batch_size: int = 32
 
 
 def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: int | None = None,
-             ngram: bool = True) -> dict:
+             ngram: bool = True, vocab_path: Path | None = None) -> dict:
     from recipe_repl.train.preprocess import load_split
 
+    if batch_size < 1:
+        raise UserError("batch size must be at least 1")
+    if limit is not None and limit < 1:
+        raise UserError("limit must be at least 1 held-out recipe")
     model = Path(model)
-    sess = _session(model)
-    meta = _meta(sess, model)
-    vocab = Vocabulary.from_list(json.loads(meta[contract.META_VOCAB]), meta.get(contract.META_LOWERCASE, "ascii"))
-    config = json.loads(meta.get(contract.META_CONFIG, "{}"))
-    training = json.loads(meta.get(contract.META_TRAINING, "{}"))
-    kind = meta.get(contract.META_OUTPUT_KIND, "logits")
+    engine = OnnxEngine(model, provider="cpu", vocab_path=vocab_path)  # the runtime's contract check
+    vocab = engine.vocab
+    config, training = engine.info.config, engine.info.training
     spec = data or training.get("data")
     if not spec:
         raise UserError("the model does not say which corpus it was trained on: pass --data")
-    seq_len = int(config.get("seq_len", 200))
-    seed, val_split = int(training.get("seed", 42)), float(training.get("val_split", 0.1))
+    if not isinstance(spec, str):
+        raise ModelError(f"model {model}: metadata 'data' is not a corpus spec ({spec!r}): pass --data")
+    seq_len = _number(config, "seq_len", 200, int, model)
+    seed, val_split = _number(training, "seed", 42, int, model), _number(training, "val_split", 0.1, float, model)
     corpus, split = load_split(spec, val_split, seed)
     per_val = {name: val[:limit] if limit else val for name, (_, val) in split.per_corpus.items()}
     val_texts = [t for val in per_val.values() for t in val]
@@ -101,7 +94,7 @@ def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: 
     val_seqs = [target_sequence(vocab, t, seq_len) for t in val_texts]
     report = {"model": str(model), "data": corpus.name, "held_out_recipes": len(val_texts),
               "train_recipes": len(split.train), "seed": seed, "val_split": val_split,
-              "lstm": score_onnx(sess, kind, val_seqs, batch_size)}
+              "lstm": score_onnx(engine, val_seqs, batch_size)}
     kn = KneserNey3(len(vocab)).fit(target_sequence(vocab, t, seq_len) for t in split.train) if ngram else None
     if kn is not None:
         report["kneser_ney_3gram"] = kn.score(val_seqs) | {"discounts": [kn.D1, kn.D2, kn.D3]}
@@ -110,7 +103,7 @@ def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: 
         report["per_corpus"] = {}
         for name, val in per_val.items():
             seqs = [target_sequence(vocab, t, seq_len) for t in val]
-            part: dict = {"held_out_recipes": len(val), "lstm": score_onnx(sess, kind, seqs, batch_size)}
+            part: dict = {"held_out_recipes": len(val), "lstm": score_onnx(engine, seqs, batch_size)}
             if kn is not None:
                 part["kneser_ney_3gram"] = kn.score(seqs)
                 part["perplexity_ratio"] = part["lstm"]["perplexity"] / part["kneser_ney_3gram"]["perplexity"]

@@ -12,6 +12,7 @@ from recipe_repl.export import convert, metadata, parity
 
 from recipe_repl import atomic
 from recipe_repl.errors import UserError
+from recipe_repl.sanitize import clean
 from recipe_repl.vocab import Vocabulary
 
 HELD_OUT_RECIPES = 48
@@ -93,7 +94,7 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
 
     def say(text: str) -> None:
         if not quiet:
-            print(text, file=stream, flush=True)
+            print(clean(text, keep="\n"), file=stream, flush=True)
 
     if stateless:
         model = convert.to_onnx_stateless(loaded.model)

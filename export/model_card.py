@@ -19,6 +19,7 @@ from recipe_repl.export.evaluate import evaluate
 from recipe_repl.train.rundir import RunDir
 
 from recipe_repl import atomic, contract
+from recipe_repl.sanitize import clean
 from recipe_repl.vocab import Vocabulary
 
 SAMPLE_PROMPT = "recipe for"
@@ -193,7 +194,7 @@ def build_card(model_path: Path, run_dir: Path, make_seconds: float | None = Non
     for t, rows in samples.items():
         lines.append(f"Temperature {t}:")
         lines.append("")
-        lines += [f"- seed {seed} ({reason}): {text}" for seed, reason, text in rows]
+        lines += [f"- seed {seed} ({reason}): {clean(text)}" for seed, reason, text in rows]  # untrusted words
         lines.append("")
     lines += [
         "## Rebuild",

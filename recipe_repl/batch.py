@@ -8,7 +8,6 @@ long the input is.
 from __future__ import annotations
 
 import io
-import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -16,8 +15,9 @@ from typing import IO, Any
 
 from recipe_repl.commands import is_command
 from recipe_repl.engine import Engine
-from recipe_repl.errors import UserError
+from recipe_repl.errors import OutputError, UserError
 from recipe_repl.generation import Listener, NullListener, Sample
+from recipe_repl.sanitize import clean, dumps
 from recipe_repl.session import ModelSpec, Session, sample_record
 from recipe_repl.settings import Settings
 
@@ -36,19 +36,25 @@ class BatchFrontend:
         return NullListener()
 
     def show_samples(self, session: Session, samples: list[Sample]) -> None:
-        """One line per sample; flushed so output appears batch by batch."""
-        for s in samples:
-            if self.json_lines:
-                self.out.write(json.dumps(sample_record(s), ensure_ascii=False) + "\n")
-            else:
-                text = s.raw if s.settings.raw else (s.text if self.full_text else s.continuation)
-                self.out.write(text + "\n")
-        self.out.flush()
+        """One line per sample, sanitized (a word cannot break a line or reach the terminal raw); flushed
+        so output appears batch by batch."""
+        try:
+            for s in samples:
+                if self.json_lines:
+                    line = dumps(sample_record(s))
+                else:
+                    line = clean(s.raw if s.settings.raw else (s.text if self.full_text else s.continuation))
+                self.out.write(line + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            raise  # the reader left (`| head`): the CLI ends quietly
+        except OSError as exc:
+            raise OutputError(exc.strerror or str(exc)) from None
 
     def message(self, text: str, kind: str = "info") -> None:
-        """One line on stderr."""
+        """One line on stderr, sanitized."""
         prefix = {"error": "error: ", "warning": "warning: "}.get(kind, "")
-        self.err.write(f"{self.where}{prefix}{text}\n")
+        self.err.write(clean(f"{self.where}{prefix}{text}") + "\n")
         self.err.flush()
 
     def show(self, renderable: Any) -> None:
@@ -105,6 +111,8 @@ class BatchRunner:
                 self.frontend.where = f"line {number}: "
                 try:
                     self.session.run_command(stripped)
+                except OutputError:
+                    raise  # nothing more can be written: stop here
                 except UserError as exc:
                     self.frontend.message(str(exc), "error")
                     self.failed += 1

@@ -6,6 +6,8 @@ only when a model is opened.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
 from typing import Any
@@ -22,7 +24,20 @@ from recipe_repl.plugin_loader import (
     plugin_modules_requested,
 )
 from recipe_repl.plugins import Plugins
+from recipe_repl.sanitize import clean
 from recipe_repl.startup import session_options, start_session
+
+
+class _SafeHelpFormatter(click.HelpFormatter):
+    """`--help` text with plugins' strings sanitized like every other output."""
+
+    def write(self, string: str) -> None:
+        """Add text to the help, control and bidi characters escaped (newlines kept)."""
+        super().write(clean(string, keep="\n"))
+
+
+class _SafeContext(click.Context):
+    formatter_class = _SafeHelpFormatter
 
 
 def build_cli(plugins: Plugins) -> click.Group:
@@ -55,7 +70,11 @@ def build_cli(plugins: Plugins) -> click.Group:
 
         ctx.exit(run_repl(lambda frontend: start_session(plugins, frontend, opts, batch_size)))
 
+    cli.context_class = _SafeContext
     plugins.add_cli_commands(cli)
+    for command in cli.commands.values():  # plugins' subcommands print their --help through it too
+        if command.context_class is click.Context:
+            command.context_class = _SafeContext
     return cli
 
 
@@ -74,11 +93,33 @@ def run_batch(plugins: Plugins, opts: dict[str, Any], batch_size: int) -> int:
 
 
 def _report(message: str) -> None:
-    sys.stderr.write(f"warning: {message}\n")
+    _stderr_line(f"warning: {message}")
+
+
+def _stderr_line(text: str) -> None:
+    """One sanitized line on stderr; if stderr itself is gone there is nobody left to tell."""
+    try:
+        sys.stderr.write(clean(text) + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _click_error(exc: click.ClickException) -> str:
+    """A click usage error as one line, pointing at the right --help."""
+    text = f"error: {exc.format_message()}"
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        text += f" (see {ctx.command_path} --help)"
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and turn user errors into one line and exit status 2."""
+    """Entry point: run the CLI and turn user errors into one line and exit status 2.
+
+    Output that could not be written (a full disk, a closed stdout) is one line and exit status 1.
+    """
+    _ensure_std_streams()
     args = list(sys.argv[1:] if argv is None else argv)
     code = 0
     try:
@@ -90,24 +131,105 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        _stderr_line(_click_error(exc))
         code = exc.exit_code
     except UserError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        _stderr_line(f"error: {exc}")
         code = exc.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):
-        sys.stderr.write("\ninterrupted\n")
+        _stderr_line("")  # end a half-written line (batch mode's progress count) first
+        _stderr_line("interrupted")
         code = 130
     except BrokenPipeError:
         code = 0
-    _close_stdout_quietly()
-    sys.exit(code)
+    except OSError as exc:
+        code = _os_error(exc)
+    sys.exit(_finish_stdout(code))
 
 
-def _close_stdout_quietly() -> None:
-    """After `| head -1` closed the pipe, flushing stdout would raise again at exit: point it at devnull."""
+def _ensure_std_streams() -> None:
+    """Started with a standard stream closed (`>&-`): keep its file descriptor taken, so no file we open
+    lands on it, and make writing to a closed stdout fail like any other lost output."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is not None:
+            continue
+        try:
+            null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        except OSError:
+            pass
+        if fd == 0:
+            sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+        elif fd == 1:
+            sys.stdout = io.TextIOWrapper(io.BufferedWriter(_ClosedOutput()), encoding="utf-8")
+        else:
+            sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+
+
+class _ClosedOutput(io.RawIOBase):
+    """Where stdout goes when it was closed at start: every write fails, as it would on the lost descriptor."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+
+def _stdout_error() -> OSError | None:
+    """The error flushing stdout gives now, or None if it works (a broken pipe counts as working)."""
     try:
         sys.stdout.flush()
-    except (BrokenPipeError, ValueError):
+    except BrokenPipeError:
+        return None
+    except OSError as exc:
+        return exc
+    except (ValueError, AttributeError):
+        return None
+    return None
+
+
+# What a failed write to an open stream raises: our own file writes turn these into UserErrors, so an
+# unhandled one without a file name is the output (rich and click write to stdout directly).
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF})
+
+
+def _os_error(exc: OSError) -> int:
+    """An OSError nobody turned into a UserError: lost output, or one line naming the file."""
+    if (exc.filename is None and exc.errno in _WRITE_ERRNOS) or _stdout_error() is not None:
+        _stderr_line(f"error: cannot write the output: {exc.strerror or exc}")
+        return 1
+    where = f": {exc.filename}" if exc.filename else ""
+    _stderr_line(f"error: {exc.strerror or exc}{where}")
+    return 1
+
+
+def _finish_stdout(code: int) -> int:
+    """Flush stdout; if that fails the output is lost: say so and exit non-zero (not for a closed pipe)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head -1` closed the pipe: flushing again at exit would raise again
+        _discard_stdout()
+    except (OSError, ValueError) as exc:
+        if code == 0:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            _stderr_line(f"error: cannot write the output: {reason}")
+            code = 1
+        _discard_stdout()
+    return code
+
+
+def _discard_stdout() -> None:
+    """Point stdout at devnull so that the interpreter's own flush at exit finds nothing to fail on."""
+    try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115

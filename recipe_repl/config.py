@@ -170,7 +170,7 @@ class Config:
 def _read_text(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no file, or a file where a folder on the way should be
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read config {path}: {exc}") from None

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import onnxruntime as ort
 
 PROVIDERS = ("auto", "cpu", "cuda")
+MAX_THREADS = 64  # ONNX Runtime starts every thread at once: 5000 took over a minute before the first word
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
 
@@ -114,6 +115,13 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def check_threads(threads: int) -> int:
+    """The thread count, or a UserError naming the bound (0 = ONNX Runtime's default)."""
+    if not 0 <= threads <= MAX_THREADS:
+        raise UserError(f"threads must be between 0 (ONNX Runtime's default) and {MAX_THREADS}, not {threads}")
+    return threads
+
+
 def _session_options(threads: int) -> ort.SessionOptions:
     import onnxruntime as ort
 
@@ -133,8 +141,10 @@ def open_session(path: Path, provider: str = "auto", threads: int = 0) -> tuple[
     """
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)  # its warnings (say, no writable HOME for telemetry) are not the user's
     if provider not in PROVIDERS:
         raise UserError(f"unknown provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
+    check_threads(threads)
     offered = ort.get_available_providers()
     if provider == "cuda" and _CUDA not in offered:
         raise UserError(
@@ -174,18 +184,29 @@ def _read_vocab(path: Path) -> list[str]:
     return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
 
 
-def _meta_json(meta: dict[str, str], key: str, path: Path) -> Any:
+def _meta_json(meta: dict[str, str], key: str, path: Path, kind: type = dict) -> Any:
     raw = meta.get(key)
     if raw is None:
-        return {}
+        return kind()
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except json.JSONDecodeError:
         raise ModelError(f"model {path} has corrupt metadata {key!r}") from None
+    if not isinstance(value, kind):
+        raise ModelError(f"model {path}: metadata {key!r} is not a JSON {'object' if kind is dict else 'list'}")
+    return value
+
+
+def _specs(args: Sequence[Any]) -> list[contract.TensorSpec]:
+    return [contract.TensorSpec(a.name, a.type, tuple(a.shape)) for a in args]
 
 
 class OnnxEngine:
-    """An ONNX Runtime session behind the `Engine` interface (stateful or stateless models)."""
+    """An ONNX Runtime session behind the `Engine` interface (stateful or stateless models).
+
+    Opening one checks the file against the contract (`contract.check_signature`) and runs one probe
+    step, so that a foreign or broken model is one clear error now, not an IndexError mid-generation.
+    """
 
     def __init__(
         self,
@@ -202,22 +223,27 @@ class OnnxEngine:
         if vocab_path is not None:
             words = _read_vocab(vocab_path)
         elif contract.META_VOCAB in meta:
-            words = _meta_json(meta, contract.META_VOCAB, path)
+            words = _meta_json(meta, contract.META_VOCAB, path, list)
+            if not all(isinstance(w, str) for w in words):
+                raise ModelError(f"model {path}: the vocabulary is not a list of words")
         else:
             raise ModelError(f"model {path} carries no vocabulary: pass --vocab FILE")
         try:
             self.vocab = Vocabulary.from_list(words, lowercase=meta.get(contract.META_LOWERCASE, "ascii"))
+            roles = contract.check_signature(_specs(self.session.get_inputs()), _specs(self.session.get_outputs()),
+                                             len(self.vocab))
         except ValueError as exc:
             raise ModelError(f"model {path}: {exc}") from None
-        self._inputs = [i.name for i in self.session.get_inputs()]
-        self._outputs = [o.name for o in self.session.get_outputs()]
-        self._state_inputs = [n for n in self._inputs if n != self._token_input()]
-        self.stateful = bool(self._state_inputs)
-        self._token_dtype = _numpy_dtype(self.session.get_inputs()[0].type)
-        if self.stateful:
-            self._bind_stateful(path)
+        self.roles = roles
+        self.stateful = roles.stateful
+        self._state_inputs = list(roles.state_inputs)
+        self._state_shapes = list(roles.state_shapes)
+        self._fetch = [roles.logits, *roles.state_outputs]
+        types = {i.name: i.type for i in self.session.get_inputs()}
+        self._token_dtype = _numpy_dtype(types[roles.tokens])
+        probe = self._probe(path)
         self._probs = meta.get(contract.META_OUTPUT_KIND) == "probs" or (
-            not self.stateful and contract.META_OUTPUT_KIND not in meta and self._looks_like_probs()
+            not self.stateful and contract.META_OUTPUT_KIND not in meta and _looks_like_probs(probe)
         )
         self.info = ModelInfo(
             path=str(path),
@@ -230,30 +256,34 @@ class OnnxEngine:
         )
 
     def _token_input(self) -> str:
-        return contract.TOKENS_INPUT if contract.TOKENS_INPUT in self._inputs else self._inputs[0]
+        return self.roles.tokens
 
-    def _bind_stateful(self, path: Path) -> None:
-        self._logits_name = contract.LOGITS_OUTPUT if contract.LOGITS_OUTPUT in self._outputs else self._outputs[0]
+    def _probe(self, path: Path) -> np.ndarray:
+        """Run one step of two rows of two tokens; check every output's shape, type and values."""
+        tokens = np.full((2, 2), min(2, len(self.vocab) - 1), dtype=self._token_dtype)
+        feed: dict[str, np.ndarray] = {self.roles.tokens: tokens}
+        feed.update((n, np.zeros((2, *s), dtype=np.float32))
+                    for n, s in zip(self._state_inputs, self._state_shapes, strict=True))
         try:
-            self._state_outputs = [contract.state_output_name(n) for n in self._state_inputs]
-        except ValueError as exc:
-            raise ModelError(f"model {path} does not follow the state naming contract: {exc}") from None
-        missing = [n for n in self._state_outputs if n not in self._outputs]
-        if missing:
-            raise ModelError(f"model {path} lacks state outputs {missing} for inputs {self._state_inputs}")
-        self._state_shapes = []
-        for inp in self.session.get_inputs()[1:]:
-            dims = inp.shape[1:]
-            if not all(isinstance(d, int) for d in dims):
-                raise ModelError(f"model {path}: state input {inp.name} needs fixed non-batch dims, got {inp.shape}")
-            self._state_shapes.append(tuple(int(d) for d in dims))
-        self._fetch = [self._logits_name, *self._state_outputs]
-
-    def _looks_like_probs(self) -> bool:
-        probe = np.ones((1, 1), dtype=self._token_dtype)
-        out = self.session.run(None, {self._token_input(): probe})[0]
-        last = np.asarray(out, dtype=np.float64).reshape(-1, out.shape[-1])
-        return bool(np.all(last >= 0) and np.allclose(last.sum(-1), 1.0, atol=1e-3))
+            outputs = self.session.run(self._fetch, feed)
+        except Exception as exc:  # ORT's own exception types: shapes the graph cannot take, and the like
+            raise ModelError(f"model {path} fails a probe step: {_first_line(exc)}") from None
+        logits, states = np.asarray(outputs[0]), outputs[1:]
+        size = len(self.vocab)
+        wanted = [(2, 2, size)] if self.stateful else [(2, 2, size), (2, size)]
+        if logits.shape not in wanted or logits.dtype.kind != "f":
+            raise ModelError(f"model {path}: a probe step gave logits {logits.dtype}{list(logits.shape)}, "
+                             f"not float[2, 2, {size}]")
+        for name, shape, value in zip(self.roles.state_outputs, self._state_shapes, states, strict=True):
+            value = np.asarray(value)
+            if value.shape != (2, *shape) or value.dtype != np.float32:
+                raise ModelError(f"model {path}: a probe step gave state {name!r} {value.dtype}{list(value.shape)}, "
+                                 f"not float32{[2, *shape]}")
+            if not np.isfinite(value).all():
+                raise ModelError(f"model {path}: a probe step gave non-finite values (NaN or inf) in state {name!r}")
+        if not np.isfinite(logits).all():
+            raise ModelError(f"model {path}: a probe step gave non-finite values (NaN or inf) in the logits")
+        return logits
 
     def start(self, batch_size: int) -> State:
         """A zero LSTM state (stateful) or empty prefixes (stateless) for `batch_size` rows."""
@@ -281,7 +311,7 @@ class OnnxEngine:
 
     def _forward_stateless(self, tokens: np.ndarray, state: PrefixState) -> tuple[np.ndarray, State]:
         def run(batch: np.ndarray) -> np.ndarray:
-            return np.asarray(self.session.run(None, {self._token_input(): batch.astype(self._token_dtype)})[0])
+            return np.asarray(self.session.run(self._fetch, {self._token_input(): batch.astype(self._token_dtype)})[0])
 
         return forward_prefixes(run, tokens, state, len(self.vocab), self._probs)
 
@@ -332,6 +362,12 @@ class PrefixEngine:
         """Re-feed each row's prefix plus `tokens`."""
         assert isinstance(state, PrefixState)
         return forward_prefixes(self._run, tokens, state, len(self.vocab), self._probs)
+
+
+def _looks_like_probs(out: np.ndarray) -> bool:
+    """Whether a stateless model's output rows are probability distributions (the lecture's softmax)."""
+    rows = np.asarray(out, dtype=np.float64).reshape(-1, out.shape[-1])
+    return bool(np.all(rows >= 0) and np.allclose(rows.sum(-1), 1.0, atol=1e-3))
 
 
 def _numpy_dtype(onnx_type: str) -> type[np.generic]:

@@ -9,5 +9,14 @@ class UserError(Exception):
     exit_code = 2
 
 
+class OutputError(UserError):
+    """Output that could not be written (a full disk, a closed stdout): what was asked for is lost."""
+
+    exit_code = 1
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cannot write the output: {reason}")
+
+
 class ModelError(UserError):
     """A model file that cannot be loaded or does not follow the ONNX contract."""

@@ -79,7 +79,7 @@ class HookCaller:
             self._trace(f"{plugin}.{self.hook}({shown})")
         try:
             impl.function(**args)
-        except Exception as exc:  # a plugin's bug must not stop the tool, nor the other plugins
+        except (Exception, SystemExit) as exc:  # a plugin's bug (or sys.exit) must not stop the tool; Ctrl-C does
             if plugin not in self._reported:
                 self._reported.add(plugin)
                 self._report(f"plugin {plugin} failed in {self.hook}: {one_line(exc)}{note}")

@@ -100,7 +100,7 @@ def find_plugins(
         try:
             path = Path(name)
             plugin = module_from_file(path) if path.suffix == ".py" else importlib.import_module(name)
-        except Exception as exc:  # any error in third-party import code must not stop the tool
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in third-party import code must not end the tool
             problem(f"plugin {name} failed to import: {one_line(exc)}")
             continue
         yield FoundPlugin(plugin, name, "module", str(getattr(plugin, "__version__", "")))
@@ -124,7 +124,7 @@ def _entry_points(problem: Callable[[str], None], seen: dict[str, str]) -> Itera
         seen[ep.name] = ep.value
         try:
             plugin = ep.load()
-        except Exception as exc:  # any error in third-party import code must not stop the tool
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in third-party import code must not end the tool
             problem(f"plugin {ep.name} failed to import: {one_line(exc)}")
             continue
         yield FoundPlugin(plugin, ep.name, "entry point", version)

@@ -21,6 +21,7 @@ from recipe_repl.commands import CommandSpec, CommandTable
 from recipe_repl.errors import UserError
 from recipe_repl.hookcall import BUILTIN, is_builtin, one_line
 from recipe_repl.sampling import Processor, ProcessorFactory, ProcessorSpec
+from recipe_repl.sanitize import clean
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
@@ -89,7 +90,7 @@ class Registry:
     def trace(self, message: str) -> None:
         """One `trace:` line on stderr when RECIPE_REPL_TRACE_HOOKS is set."""
         if self._tracing:
-            sys.stderr.write(f"trace: {message}\n")
+            sys.stderr.write(clean(f"trace: {message}") + "\n")
             sys.stderr.flush()
 
     # --- the register(...) callbacks -------------------------------------------------------------

@@ -8,7 +8,6 @@ prompt-toolkit, so batch mode can use the tables too.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from recipe_repl import heat
+from recipe_repl.sanitize import clean
 from recipe_repl.vocab import PAD_ID, UNK_TOKEN, Vocabulary
 
 END_MARKER = "⏹ [end]"  # the stop token, shown as a marker, never as text
@@ -27,24 +27,15 @@ STYLE_END = "dim"
 STYLE_PROMPT = "bold"
 STYLE_FOOTER = "dim"
 STYLE_CHOSEN = "bold green"
-_UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}  # controls, format (bidi…), line/paragraph separators
 
 
 def safe(text: str, keep: str = "") -> str:
     """`text` with every control or format character replaced by a visible escape (ESC → `\\x1b`).
 
-    Characters in `keep` (e.g. "\\n" for already rendered lines) are left alone.
+    Characters in `keep` (e.g. "\\n" for already rendered lines) are left alone. The one sanitizer,
+    `recipe_repl.sanitize.clean`, does the work for every output of the tool.
     """
-    if text.isprintable():  # the common case, fast
-        return text
-    out = []
-    for ch in text:
-        if ch not in keep and unicodedata.category(ch) in _UNSAFE_CATEGORIES:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return clean(text, keep)
 
 
 def print_safe(console: Console, renderable: Any) -> None:

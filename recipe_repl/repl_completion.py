@@ -62,7 +62,7 @@ class ReplCompleter(Completer):
                 if candidate.startswith(name.lower()):
                     spec = commands.get(candidate)
                     yield Completion(":" + candidate, start_position=-len(text),
-                                     display_meta=spec.help if spec else "")
+                                     display_meta=safe(spec.help) if spec else "")
             return
         spec = commands.get(name.lower())
         if spec is None or spec.complete is None:
@@ -76,9 +76,9 @@ class ReplCompleter(Completer):
         for c in candidates:
             c = str(c)
             if c.startswith(args) and c != args:
-                yield Completion(c, start_position=-len(args))
+                yield Completion(c, start_position=-len(args), display=safe(c))
             elif last != args and c.startswith(last) and c != last:
-                yield Completion(c, start_position=-len(last))
+                yield Completion(c, start_position=-len(last), display=safe(c))
 
     def _words(self, session: Session, text: str) -> Iterator[Completion]:
         last = _WS_RE.split(text)[-1]

@@ -29,6 +29,7 @@ from recipe_repl.generation import (
     generate,
 )
 from recipe_repl.plugins import Plugins
+from recipe_repl.sanitize import has_unsafe
 from recipe_repl.settings import Settings
 from recipe_repl.transcript import Transcript, TranscriptEntry
 
@@ -136,6 +137,7 @@ class Session:
 
     def _load(self, spec: ModelSpec) -> Engine:
         engine: Engine = self.plugins.load_model(spec.path, spec.provider, spec.threads, vocab=spec.vocab)
+        self._warn_unsafe_words(engine)
         return engine
 
     def switch_model(self, path: Path | None = None, provider: str | None = None) -> Engine:
@@ -149,6 +151,13 @@ class Session:
         self.model, self._engine = spec, engine
         self.last_samples = []  # their LSTM states belong to the old model
         return engine
+
+    def _warn_unsafe_words(self, engine: Engine) -> None:
+        """Say once, when a model loads, that its vocabulary holds control or bidi characters."""
+        count = sum(1 for w in engine.vocab.words if has_unsafe(w))
+        if count:
+            self.frontend.message(f"model {engine.info.name}: {count} word{'s' if count != 1 else ''} of its "
+                                  "vocabulary hold control or bidi characters; they are shown escaped", "warning")
 
     # --- input lines -----------------------------------------------------------------------------
 

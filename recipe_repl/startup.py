@@ -19,7 +19,7 @@ import click
 
 from recipe_repl.commands import split_args
 from recipe_repl.config import Config
-from recipe_repl.engine import PROVIDERS
+from recipe_repl.engine import MAX_THREADS, PROVIDERS
 from recipe_repl.errors import UserError
 from recipe_repl.generation import MAX_PROMPT_TOKENS
 from recipe_repl.plugins import Plugins
@@ -38,7 +38,7 @@ MODEL_OPTIONS: tuple[Decorator, ...] = (
                  help="vocabulary for a model that carries none (e.g. a notebook's export): one word a line, "
                       "in the model's id order, or a JSON list"),
     click.option("--provider", type=click.Choice(PROVIDERS), help="ONNX Runtime device"),
-    click.option("--threads", type=int, help="ONNX Runtime threads (0 = its default)"),
+    click.option("--threads", type=int, help=f"ONNX Runtime threads, 0 (its default) to {MAX_THREADS}"),
 )
 
 # One flag per `Settings` field, keyed by the field's name (the option's destination is that name).

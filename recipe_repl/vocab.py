@@ -56,7 +56,9 @@ class Vocabulary:
             raise ValueError("a vocabulary must start with '' (pad/stop) and '[UNK]'")
         index: dict[str, int] = {}
         for i, w in enumerate(self.words):
-            index.setdefault(w, i)
+            first = index.setdefault(w, i)
+            if first != i:  # TextVectorization never repeats a word: the ids after it would be off by one
+                raise ValueError(f"the vocabulary repeats the word {w!r} (ids {first} and {i})")
         object.__setattr__(self, "_index", index)
 
     @classmethod

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import IO
 
+from recipe_repl.sanitize import clean
 from recipe_repl.settings import Settings
 from recipe_repl.vocab import Vocabulary
 
@@ -117,7 +118,7 @@ class SamplePrinter(Callback):
         if self.every and epoch % self.every == 0:
             text = sample_text(self.engine, "recipe for", 1.0, self.max_tokens, self.seed + epoch)
             self.samples.append(text)
-            print(f"sample (T=1.0): {text}", file=self.stream, flush=True)
+            print(f"sample (T=1.0): {clean(text)}", file=self.stream, flush=True)  # the corpus's words
 
 
 def plot_loss_curve(history: list[dict], path) -> None:

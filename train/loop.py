@@ -20,6 +20,7 @@ from recipe_repl.train.rundir import RunDir
 from recipe_repl.train.strategy import is_chief, make_strategy
 
 from recipe_repl.errors import UserError
+from recipe_repl.sanitize import clean
 from recipe_repl.vocab import Vocabulary
 
 
@@ -138,7 +139,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, stream: IO[st
         callbacks: list[Callback] = [] if quiet else [Progress(stream), printer]
         callbacks += extra_callbacks or []
         if not quiet:
-            print(corpus.report() + f"\n{split.counts()}, vocabulary {len(words)}", file=stream, flush=True)
+            print(clean(corpus.report(), keep="\n") + f"\n{split.counts()}, vocabulary {len(words)}", file=stream, flush=True)
         for cb in callbacks:
             cb.on_train_begin(cfg.epochs, start_epoch)
 

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from typing import Any
 
 import click
 
+from recipe_repl.errors import UserError
+from recipe_repl.generation import StopReason
 from recipe_repl.hookspecs import hookimpl
+from recipe_repl.sanitize import dumps
 from recipe_repl.startup import session_options, start_session
 
 
@@ -24,11 +26,17 @@ def generate(ctx: click.Context, prompt: str, **opts: Any) -> None:
 
     plugins = ctx.find_root().obj
     frontend = BatchFrontend(sys.stdout, sys.stderr, json_lines=bool(opts.get("json_out")))
+    if not prompt.strip():
+        raise UserError("the prompt is empty: give the model some words to start from, e.g. \"recipe for\"")
     session = start_session(plugins, frontend, opts, keep_transcript=False)
     samples = session.prompt(prompt)
     if not opts.get("json_out"):
         for s in samples:
             frontend.message(f"[{len(s.token_ids)} tokens · {s.stop_reason.value}]")
+    if any(s.stop_reason == StopReason.INTERRUPTED for s in samples):
+        # Ctrl-C ended generation: the finished samples are out, but the run did not complete.
+        frontend.message("interrupted")
+        ctx.exit(130)
 
 
 @click.command("plugins")
@@ -39,10 +47,12 @@ def plugins_command(ctx: click.Context, json_out: bool) -> None:
     plugins = ctx.find_root().obj
     infos = plugins.listing()
     if json_out:
-        click.echo(json.dumps([i.as_dict() for i in infos], indent=2))
+        click.echo(dumps([i.as_dict() for i in infos], indent=2))
         return
     from rich.console import Console
     from rich.table import Table
+
+    from recipe_repl.render import print_safe
 
     table = Table(title="recipe-repl plugins")
     for col in ("plugin", "version", "source", "registered"):
@@ -56,7 +66,7 @@ def plugins_command(ctx: click.Context, json_out: bool) -> None:
             ", ".join(h for h in info.hooks if h.startswith("on_")),
         ]
         table.add_row(info.name, info.version or "-", info.source, "; ".join(p for p in parts if p) or "-")
-    Console(highlight=False).print(table)  # problems were already reported on stderr while loading
+    print_safe(Console(highlight=False), table)  # problems were already reported on stderr while loading
 
 
 # The heavy subcommands live in subpackages that import TensorFlow only when they run.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,6 +14,7 @@ from recipe_repl.errors import UserError
 from recipe_repl.generation import StopReason
 from recipe_repl.hookcall import is_builtin
 from recipe_repl.hookspecs import hookimpl
+from recipe_repl.sanitize import clean, dumps
 from recipe_repl.session import Session
 from recipe_repl.settings import Settings
 
@@ -94,22 +94,24 @@ def _continue(session: Session, args: str) -> None:
 
 
 def _transcript_markdown(session: Session) -> str:
+    # Every piece of text from outside goes through `clean`: a Markdown file is read in a terminal too.
     lines = ["# recipe-repl session", ""]
     info = session.engine.info
-    lines += [f"Model: `{info.path}` ({info.kind}, vocabulary {info.vocab_size}, {info.provider})", ""]
+    lines += [f"Model: `{clean(info.path)}` ({info.kind}, vocabulary {info.vocab_size}, {info.provider})", ""]
     for entry in session.transcript:
         if entry.kind == "command":
-            lines += [f"`{entry.text}`", ""]
+            lines += [f"`{clean(entry.text)}`", ""]
             continue
         s = entry.settings
         lines += [
-            f"## {entry.text}",
+            f"## {clean(entry.text)}",
             "",
             f"temperature {s['temperature']}, top-k {s['top_k']}, top-p {s['top_p']}, seed {s['seed']}",
             "",
         ]
         for sample in entry.samples:
-            lines += [f"> {sample['text']}", "", f"*{len(sample['tokens'])} tokens, {sample['stop_reason']}*", ""]
+            lines += [f"> {clean(sample['text'])}", "", f"*{len(sample['tokens'])} tokens, {sample['stop_reason']}*",
+                      ""]
     return "\n".join(lines)
 
 
@@ -123,7 +125,7 @@ def _save(session: Session, args: str) -> None:
             "model": session.engine.info.path,
             "entries": [entry.__dict__ for entry in session.transcript],
         }
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        text = dumps(data, indent=2) + "\n"
     elif path.suffix.lower() in (".md", ".markdown", ".txt"):
         text = _transcript_markdown(session)
     else:
