@@ -76,6 +76,7 @@ def sample_record(sample: Sample, with_text: bool = True) -> dict[str, Any]:
         "prompt": sample.prompt,
         "text": sample.text if with_text else sample.continuation,
         "continuation": sample.continuation,
+        "prompt_tokens": sample.prompt_words,
         "tokens": sample.words,
         "token_ids": sample.token_ids,
         "stop_reason": sample.stop_reason.value,

@@ -97,6 +97,13 @@ def session_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Only the model options and --json (for commands that read a model but do not sample, like `score`)."""
+    for option in reversed([*MODEL_OPTIONS, JSON_OPTION, RUN_OPTIONS[1]]):
+        func = option(func)
+    return func
+
+
 def settings_from(config: Config, opts: dict[str, Any]) -> Settings:
     """The config file's starting settings, with the flags that were given on top (validated)."""
     flags = {name: opts.get(name) for name in setting_names()}

@@ -129,7 +129,7 @@ def fetch(download: Callable[[], Path] = kaggle_download, dest: Path | None = No
     The file is checked before it is stored, and stored atomically: a failed or interrupted run leaves
     any earlier good copy in place.
     """
-    from recipe_repl.train.atomic import atomic_path
+    from recipe_repl.atomic import atomic_path
 
     dest = dest or stored_path()
     try:
@@ -138,7 +138,7 @@ def fetch(download: Callable[[], Path] = kaggle_download, dest: Path | None = No
         raise UserError(f"{e}; {MANUAL}") from None
     usable = check_file(downloaded, expected)
     try:
-        with atomic_path(dest) as tmp:
+        with atomic_path(dest, parents=True) as tmp:
             shutil.copyfile(downloaded, tmp)
     except OSError as e:
         raise UserError(f"cannot store the Epicurious data in {dest.parent}: {e.strerror}") from None

@@ -12,8 +12,8 @@ import click
 from recipe_repl.errors import UserError
 from recipe_repl.generation import StopReason
 from recipe_repl.hookspecs import hookimpl
-from recipe_repl.sanitize import dumps
-from recipe_repl.startup import session_options, start_session
+from recipe_repl.sanitize import clean, dumps
+from recipe_repl.startup import model_options, session_options, start_session
 
 
 @click.command()
@@ -37,6 +37,60 @@ def generate(ctx: click.Context, prompt: str, **opts: Any) -> None:
         # Ctrl-C ended generation: the finished samples are out, but the run did not complete.
         frontend.message("interrupted")
         ctx.exit(130)
+
+
+@click.command("score")
+@click.argument("source", metavar="FILE|-")
+@model_options
+@click.pass_context
+def score_command(ctx: click.Context, source: str, **opts: Any) -> None:
+    """How likely the model finds each text of FILE (one a line; - reads stdin): perplexity and least likely words.
+
+    Counts as `recipe-repl eval` does (every word after the first, and the stop token), so the
+    perplexity over a file of recipes equals eval's on the same recipes.
+    """
+    from recipe_repl import render
+    from recipe_repl.batch import BatchFrontend
+    from recipe_repl.scoring import corpus_perplexity, score_text
+
+    texts = _read_texts(source)
+    frontend = BatchFrontend(sys.stdout, sys.stderr)
+    session = start_session(ctx.find_root().obj, frontend, opts, keep_transcript=False)
+    scores = []
+    for text in texts:
+        scored = score_text(session.engine, text, session.max_prompt_tokens)
+        scores.append(scored)
+        worst = scored.least_likely(5)
+        if opts.get("json_out"):
+            record = {"text": text, "tokens": scored.words, "token_probs": [None if p is None else round(p, 6)
+                                                                          for p in scored.probs],
+                      "stop_prob": round(scored.stop_prob, 6), "perplexity": scored.perplexity,
+                      "predictions": len(scored.predictions), "unknown": scored.unknown,
+                      "least_likely": [{"position": k + 1, "word": w, "prob": round(p, 6)} for k, w, p in worst]}
+            sys.stdout.write(dumps(record) + "\n")
+        else:
+            least = ", ".join(f"{w} {render.percent(p)}" for _, w, p in worst)
+            sys.stdout.write(clean(f"{scored.perplexity:10.2f}  {text}   (least likely: {least})") + "\n")
+    unknown = sum(s.unknown for s in scores)
+    frontend.message(f"{len(scores)} text{'s' if len(scores) != 1 else ''}, "
+                     f"{sum(len(s.predictions) for s in scores)} predictions, perplexity "
+                     f"{corpus_perplexity(scores):,.2f}" + (f" ({unknown} unknown words)" if unknown else ""))
+
+
+def _read_texts(source: str) -> list[str]:
+    """Non-empty lines of a file, or of stdin for '-'."""
+    if source == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            with open(source, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise UserError(f"cannot read {source}: {exc.strerror}") from None
+    texts = [line.strip() for line in data.decode("utf-8", errors="replace").splitlines() if line.strip()]
+    if not texts:
+        raise UserError(f"nothing to score in {'stdin' if source == '-' else source}: one text a line")
+    return texts
 
 
 @click.command("plugins")
@@ -80,8 +134,9 @@ _LAZY = (
 
 @hookimpl
 def register_cli_commands(cli: Any) -> None:
-    """generate, plugins, train, export, eval, data."""
+    """generate, score, plugins, train, export, eval, data."""
     cli.add_command(generate)
+    cli.add_command(score_command)
     cli.add_command(plugins_command)
     for module, attr in _LAZY:
         try:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from recipe_repl import atomic
+from recipe_repl import atomic, heat
 from recipe_repl.commands import split_args
 from recipe_repl.engine import PROVIDERS
 from recipe_repl.errors import UserError
@@ -98,6 +98,9 @@ def _transcript_markdown(session: Session) -> str:
     lines = ["# recipe-repl session", ""]
     info = session.engine.info
     lines += [f"Model: `{clean(info.path)}` ({info.kind}, vocabulary {info.vocab_size}, {info.provider})", ""]
+    marks = bool(getattr(session.frontend, "heat", False))  # `:heat on`: keep the bands as marks
+    if marks:
+        lines += [heat.legend_marks(), ""]
     for entry in session.transcript:
         if entry.kind == "command":
             lines += [f"`{clean(entry.text)}`", ""]
@@ -110,8 +113,12 @@ def _transcript_markdown(session: Session) -> str:
             "",
         ]
         for sample in entry.samples:
-            lines += [f"> {clean(sample['text'])}", "", f"*{len(sample['tokens'])} tokens, {sample['stop_reason']}*",
-                      ""]
+            text = sample["text"]
+            if marks:
+                before, words = sample["prompt_tokens"], sample["tokens"]
+                text = heat.marked_text(before + words, [None] * len(before) + sample["token_probs"][:len(words)],
+                                        raw=bool(s.get("raw")))
+            lines += [f"> {clean(text)}", "", f"*{len(sample['tokens'])} tokens, {sample['stop_reason']}*", ""]
     return "\n".join(lines)
 
 

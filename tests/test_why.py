@@ -1,0 +1,316 @@
+"""Why this word? Per-word probabilities, :heat, :why, :back, :branch, :score, beam search and :best."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from recipe_repl.batch import BatchFrontend, BatchRunner
+from recipe_repl.beam import beam_search, mean_logprob
+from recipe_repl.builtins.why_commands import distribution_at
+from recipe_repl.engine import OnnxEngine
+from recipe_repl.generation import Request, StopReason, generate
+from recipe_repl.heat import band, marked_text
+from recipe_repl.render import heat_text
+from recipe_repl.sampling import Sampler
+from recipe_repl.scoring import corpus_perplexity, score_text
+from recipe_repl.session import ModelSpec, Session, sample_record
+from recipe_repl.settings import Settings
+from tests.test_repl import lines, run_script
+
+
+def batch(model: Path, plugins, text: str, settings: Settings | None = None) -> tuple[str, str, int, Session]:
+    out, err = io.StringIO(), io.StringIO()
+    frontend = BatchFrontend(out, err, json_lines=True)
+    session = Session(plugins, frontend, ModelSpec(model), settings or Settings(seed=1, max_tokens=8))
+    status = BatchRunner(session, frontend).run(text.splitlines())
+    return out.getvalue(), err.getvalue(), status, session
+
+
+# --- probabilities of every word ----------------------------------------------------------------------
+
+
+def test_each_words_probability_is_the_samplers_distribution_at_that_step(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":temp 1.3", ":topk 8", ":max 12", "recipe for roast"))
+    sample = run.session.last_samples[0]
+    assert len(sample.probs) == len(sample.token_ids) > 0
+    for k, token in enumerate(sample.token_ids):
+        dist = distribution_at(run.session, sample, k)
+        assert sample.probs[k] == pytest.approx(float(dist[token]), rel=1e-6)
+        assert (dist > 0).sum() <= 8  # the same processors (top-k) as when it was drawn
+    if sample.stop_reason is StopReason.STOP_TOKEN:
+        assert sample.stop_prob == pytest.approx(float(distribution_at(run.session, sample, len(sample.probs))[0]))
+
+
+def test_json_records_carry_token_probs_logprob_and_perplexity(random_model, plugins):
+    out, err, status, _ = batch(random_model, plugins, "recipe for roast\nchicken\n")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert status == 0 and len(records) == 2
+    for r in records:
+        probs = r["token_probs"]
+        extra = 1 if r["stop_reason"] == "stop token" else 0
+        assert len(probs) == len(r["tokens"]) + extra and all(0 < p <= 1 for p in probs)
+        assert r["logprob_sum"] == pytest.approx(sum(math.log(p) for p in probs), abs=1e-4)
+        assert r["perplexity"] == pytest.approx(math.exp(-r["logprob_sum"] / len(probs)), rel=1e-4)
+        assert r["method"] == "sample" and "top_alternatives" not in r
+
+
+def test_top_alternatives_are_the_most_likely_words_at_each_step(random_model, plugins):
+    engine = OnnxEngine(random_model)
+    settings = Settings(seed=3, max_tokens=6, temperature=0.9)
+    [s] = list(generate(engine, [Request("recipe for")], settings, plugins.processor_specs(), top_alternatives=4))
+    assert len(s.alternatives) == len(s.token_probs)
+    sampler = Sampler(settings, plugins.processor_specs(), engine.vocab)
+    ids = engine.vocab.encode("recipe for")
+    for k, step in enumerate(s.alternatives):
+        history = ids + s.token_ids[:k]
+        out, _ = engine.forward(np.array([history]), engine.start(1))
+        dist = sampler.distribution(out[:, -1, :], [history])[0]
+        want = list(np.argsort(-dist, kind="stable")[:4])
+        assert [i for i, _, _ in step] == want
+        assert [p for _, _, p in step] == pytest.approx([float(dist[i]) for i in want], rel=1e-6)
+        assert all(w == engine.vocab.words[i] for i, w, _ in step)
+    record = sample_record(s)
+    assert record["top_alternatives"][0][0] == {"word": s.alternatives[0][0][1], "id": s.alternatives[0][0][0],
+                                                "prob": round(s.alternatives[0][0][2], 6)}
+
+
+def test_cli_top_alternatives_flag(random_model, capsys):
+    from recipe_repl.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--no-plugins", "generate", "recipe for", "--model", str(random_model), "--seed", "2", "--max-tokens", "3", "--json",
+              "--top-alternatives", "2"])
+    assert exit_.value.code == 0
+    record = json.loads(capsys.readouterr().out)
+    assert all(len(step) == 2 for step in record["top_alternatives"]) and record["top_alternatives"]
+
+
+def test_footer_shows_the_perplexity(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":max 5", "recipe for roast"))
+    sample = run.session.last_samples[0]
+    assert f"perplexity {sample.perplexity:,.2f}" in run.out
+
+
+def test_heat_colours_words_by_band_and_raw_shows_numbers(random_model, plugins):
+    buf = io.StringIO()
+    console = Console(file=buf, width=200, color_system="truecolor", highlight=False)
+    from recipe_repl.repl import ReplFrontend
+
+    frontend = ReplFrontend(console)
+    frontend.heat = True
+    session = Session(plugins, frontend, ModelSpec(random_model), Settings(seed=4, max_tokens=10, temperature=1.5))
+    [sample] = session.prompt("recipe for roast")
+    painted = heat_text(sample.prompt_words + sample.words, [None] * len(sample.prompt_words) + sample.probs)
+    assert painted.plain == sample.text
+    styles = {str(span.style) for span in painted.spans}
+    assert any("red3" in st or "dark_orange3" in st or "gold3" in st or "green4" in st for st in styles) or all(
+        band(p) == 4 for p in sample.probs)
+    assert "\x1b[" in buf.getvalue()  # coloured on a colour terminal
+    raw = heat_text(["salt", "pepper"], [None, 0.4242], raw=True)
+    assert raw.plain == "salt pepper(0.42)"
+
+
+def test_heat_needs_no_colour_to_mark_unlikely_words() -> None:
+    buf = io.StringIO()
+    Console(file=buf, width=80, color_system="standard", no_color=True, force_terminal=True).print(
+        heat_text(["a", "b", "c"], [None, 0.001, 0.9]))
+    out = buf.getvalue()
+    assert "\x1b[4m" in out or ";4m" in out  # the least likely band stays underlined without colours
+
+
+def test_heat_command_and_legend(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":heat on", ":max 3", "roast", ":heat off", ":heat maybe"))
+    assert "heat: ■ <1%" in run.out and "≥70%" in run.out and "heat off" in run.out
+    assert "usage: :heat on|off" in run.out
+    out, err, status, _ = batch(random_model, plugins, ":heat on\n")
+    assert status == 1 and "needs an interactive terminal" in err
+
+
+def test_save_markdown_keeps_heat_marks(random_model, plugins, tmp_path):
+    target = tmp_path / "s.md"
+    run = run_script(random_model, plugins, lines(":heat on", ":max 6", ":temp 2", "recipe for roast", f":save {target}"))
+    text = target.read_text()
+    sample = run.session.last_samples[0]
+    assert "heat: ¹ <1%" in text
+    assert marked_text(sample.prompt_words + sample.words, [None] * len(sample.prompt_words) + sample.probs) in text
+
+
+def test_marked_text_marks_each_band() -> None:
+    words = ["recipe", "for", "salt", "pepper", "oil", "rice", "."]
+    text = marked_text(words, [None, None, 0.005, 0.05, 0.2, 0.5, 0.9])
+    assert text == "Recipe for salt¹ pepper² oil³ rice⁴."
+
+
+# --- looking back ----------------------------------------------------------------------------------------
+
+
+def test_why_shows_the_table_a_word_was_drawn_from(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":max 6", ":temp 1.5", "recipe for roast", ":why 2", ":why",
+                                                  ":why -1", ":why 99", ":why x"))
+    sample = run.session.last_samples[0]
+    n = len(sample.token_probs)
+    assert "(word 2 of" in run.out and "◀ drawn" in run.out
+    least = int(np.argmin(sample.token_probs)) + 1
+    assert f"(word {least} of {n}" in run.out
+    assert f"(word {n} of {n}" in run.out
+    assert f"choose 1 to {n}, or -1 to -{n} from the end" in run.out
+    assert "takes a word number" in run.out
+
+
+def test_why_and_back_need_a_sample(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":why", ":back", ":branch 1 salt"))
+    assert run.out.count("no sample yet") == 3
+
+
+def test_back_then_continue_is_reproducible_with_a_seed(random_model, plugins):
+    script = lines(":seed 11", ":max 10", ":temp 1.4", "recipe for roast", ":back 4", ":continue", ":back 2",
+                   ":continue")
+    a = run_script(random_model, plugins, script)
+    b = run_script(random_model, plugins, script)
+    assert a.session.last_samples[0].text == b.session.last_samples[0].text
+    assert "back 4 words" in a.out and "back 2 words" in a.out
+
+
+def test_back_keeps_the_words_and_the_state(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":seed 5", ":max 10", ":temp 1.2", "recipe for roast", ":back 3"))
+    rewound = run.session.last_samples[0]
+    full = [t for e in run.session.transcript if e.kind == "prompt" for t in [e]][0].samples[0]
+    assert rewound.token_ids == full["token_ids"][:-3] and rewound.resume is not None
+    engine = run.session.engine
+    ids = [engine.vocab.id_of(w) for w in rewound.prompt_words] + rewound.token_ids
+    out, state = engine.forward(np.array([ids]), engine.start(1))
+    np.testing.assert_allclose(rewound.resume.logits, out[0, -1], atol=1e-5)
+    for a, b in zip(rewound.resume.state.arrays, state.arrays, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_back_bad_numbers_change_nothing(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":max 4", "recipe for roast", ":back 9", ":back zero", ":back 0"))
+    sample = run.session.last_samples[0]
+    words = len(sample.token_ids)
+    assert run.out.count(f"go back 1 to {words}") == 2 and "takes a number of words" in run.out
+    assert len(sample.token_ids) == words
+
+
+def test_branch_forces_the_word_then_continues(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":seed 2", ":max 6", "recipe for roast", ":branch 2 salt"))
+    branched = run.session.last_samples[0]
+    original = [e for e in run.session.transcript if e.kind == "prompt"][0].samples[0]
+    kept = original["tokens"][:1]
+    assert branched.prompt_words[-2:] == [*kept, "salt"][-2:]
+    assert "branch at word 2: “salt” instead of" in run.out and "the model gave it" in run.out
+    run = run_script(random_model, plugins, lines(":max 3", "roast", ":branch 9 salt", ":branch 1"))
+    assert "choose 1 to" in run.out and "usage: :branch N WORD" in run.out
+
+
+# --- scoring a text -----------------------------------------------------------------------------------------
+
+
+def test_score_shows_probabilities_and_perplexity(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":score recipe for roast chicken with quokka", ":score"))
+    engine = run.session.engine
+    scored = score_text(engine, "recipe for roast chicken with quokka", 10_000)
+    assert f"perplexity {scored.perplexity:,.2f} over {len(scored.predictions)} predictions" in run.out
+    assert scored.words[-1] == "[UNK]" and scored.unknown == 1 and "1 unknown word" in run.out
+    assert "least likely words" in run.out and "usage: :score TEXT" in run.out
+    # each probability is the model's own (temperature 1, no processors) next-word probability
+    ids = scored.ids
+    out, _ = engine.forward(np.array([ids]), engine.start(1))
+    logits = out[0].astype(np.float64)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    assert scored.probs[1:] == pytest.approx([probs[k, ids[k + 1]] for k in range(len(ids) - 1)], rel=1e-6)
+    assert scored.stop_prob == pytest.approx(probs[-1, 0], rel=1e-6)
+
+
+def test_score_cli_and_json(random_model, tmp_path, capsys):
+    from recipe_repl.cli import main
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("recipe for roast chicken\n\nmix salt and pepper\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--no-plugins", "score", str(texts), "--model", str(random_model), "--json"])
+    assert exit_.value.code == 0
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    engine = OnnxEngine(random_model)
+    want = [score_text(engine, t, 10_000) for t in ("recipe for roast chicken", "mix salt and pepper")]
+    assert [r["perplexity"] for r in records] == pytest.approx([w.perplexity for w in want], rel=1e-9)
+    assert f"perplexity {corpus_perplexity(want):,.2f}" in captured.err
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", str(tmp_path / "missing.txt"), "--model", str(random_model)])
+    assert exit_.value.code == 2 and "cannot read" in capsys.readouterr().err
+
+
+# --- search instead of sampling --------------------------------------------------------------------------
+
+
+def test_beam_of_width_one_is_greedy(random_model, plugins):
+    engine = OnnxEngine(random_model)
+    for prompt in ("recipe for roast", "mix salt", "chicken"):
+        for settings in (Settings(max_tokens=25), Settings(max_tokens=25, allow_unk=False, repetition_penalty=1.3)):
+            greedy = list(generate(engine, [Request(prompt)], settings.replace(temperature=0),
+                                   plugins.processor_specs()))[0]
+            [beam] = beam_search(engine, prompt, settings, plugins.processor_specs(), width=1)
+            assert beam.token_ids == greedy.token_ids and beam.stop_reason == greedy.stop_reason
+
+
+def test_beams_are_ranked_and_scored(random_model, plugins):
+    engine = OnnxEngine(random_model)
+    beams = beam_search(engine, "recipe for roast", Settings(max_tokens=12), plugins.processor_specs(), width=4)
+    assert len(beams) == 4 and all(b.method == "beam" for b in beams)
+    means = [mean_logprob(b) for b in beams]
+    assert means == sorted(means, reverse=True)
+    assert len({tuple(b.token_ids) for b in beams}) == 4
+    for b in beams:  # each beam's probabilities are the model's at temperature 1 along its own path
+        history = engine.vocab.encode("recipe for roast")
+        for k, token in enumerate(b.token_ids):
+            out, _ = engine.forward(np.array([history]), engine.start(1))
+            logits = out[0, -1].astype(np.float64)
+            p = np.exp(logits - logits.max())
+            assert b.probs[k] == pytest.approx(p[token] / p.sum(), rel=1e-5)
+            history = history + [token]
+    sums = beam_search(engine, "recipe for roast", Settings(max_tokens=12), plugins.processor_specs(), width=4,
+                       length_penalty=0.0)
+    assert [b.logprob_sum for b in sums] == sorted([b.logprob_sum for b in sums], reverse=True)
+
+
+def test_beam_mode_in_the_repl_batch_and_json(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":beam 3", ":max 8", "recipe for roast", ":beam off", ":beam x",
+                                                  ":beam 99"))
+    assert "beam 1 · mean log p" in run.out and "beam 3 · mean log p" in run.out
+    assert "beam search off" in run.out and "whole number" in run.out and "between 0 (off) and 64" in run.out
+    assert run.session.settings.beam == 0
+    out, err, status, _ = batch(random_model, plugins, ":beam 2\nrecipe for roast\n:beam off\nroast\n")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert status == 0 and [r["method"] for r in records] == ["beam", "beam", "sample"]
+    assert records[0]["beam"] == 2 and records[0]["sample"] == 0 and records[1]["sample"] == 1
+
+
+def test_generate_beam_flag(random_model, capsys):
+    from recipe_repl.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--no-plugins", "generate", "recipe for roast", "--model", str(random_model), "--beam", "3",
+              "--max-tokens", "6", "--json"])
+    assert exit_.value.code == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) == 3 and {r["method"] for r in records} == {"beam"}
+
+
+def test_best_ranks_samples_by_mean_log_probability(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":seed 3", ":max 6", ":temp 1.5", "recipe for roast", ":best 4",
+                                                  ":beam 2", ":best 3"))
+    assert "ranked by mean log-probability" in run.out
+    table = run.out.split("ranked by mean log-probability")[1]
+    means = [float(m) for m in re.findall(r"^\s*\d+\s*│\s*\d+\s*│\s*(-?\d+\.\d+)", table, flags=re.M)][:4]
+    assert len(means) == 4 and means == sorted(means, reverse=True)
+    assert ":best ranks samples: turn beam search off first" in run.out
