@@ -66,7 +66,7 @@ def test_real_terminal_session(random_model, tmp_path, term):
             child.expect("salt")
             time.sleep(0.5)
             child.sendintr()
-            child.expect(r"\d+ tokens · [\d,]+ words/s · interrupted")
+            child.expect(r"\d+ tokens · [\d,]+ words/s · perplexity [\d.,]+ · interrupted")
             child.expect("› ")
             child.sendline(":quit")
             child.expect(pexpect.EOF)
