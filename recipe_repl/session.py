@@ -26,6 +26,7 @@ from recipe_repl.generation import (
     Request,
     Sample,
     draw_chooser,
+    encode_prompt,
     generate,
 )
 from recipe_repl.plugins import Plugins
@@ -190,6 +191,10 @@ class Session:
         if not text:
             return []
         return self.run_requests([text] * (n or self.copies()))
+
+    def check_prompt(self, text: str) -> None:
+        """A UserError when the model cannot take this prompt (no words it reads, or too long)."""
+        encode_prompt(self.engine, text, self.max_prompt_tokens)
 
     def copies(self) -> int:
         """Samples per prompt: `n`, or one beam search (which gives `beam` samples) in beam mode."""

@@ -209,3 +209,31 @@ def test_prompt_length_is_capped_with_a_clear_error(random_model: Path, plugins)
         list(generate(engine, reqs, Settings(), plugins.processor_specs(), max_prompt_tokens=50))
     [s] = list(generate(engine, reqs, Settings(max_tokens=2), plugins.processor_specs(), max_prompt_tokens=60))
     assert len(s.token_ids) <= 2
+
+
+def _peak_rss_mib(args: list[str], stdin: bytes) -> tuple[int, float, bytes]:
+    """Run the CLI in a child process; return its exit status, its peak resident memory (MiB) and stderr."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    code = ("import resource, sys\nfrom recipe_repl.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+            "    sys.stderr.write(f'\\nRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n')\n")
+    r = subprocess.run([sys.executable, "-c", code, *args], input=stdin, capture_output=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(repo)})
+    del resource
+    rss_kib = int(r.stderr.decode().rsplit("RSS ", 1)[1].split()[0])
+    return r.returncode, rss_kib / 1024, r.stderr
+
+
+def test_a_huge_prompt_is_refused_or_fed_in_bounded_memory(random_model: Path) -> None:
+    line = ("recipe for roast chicken , " * 180_000).encode() + b"\n"  # 4.9 MB on one line, 900,000 tokens
+    status, rss, err = _peak_rss_mib(["--model", str(random_model), "--max-tokens", "1", "--no-plugins"], line)
+    assert status == 1 and b"line 1: error: the prompt is 900,000 tokens long, over the limit of 10,000" in err
+    assert rss < 500
+    status, rss, err = _peak_rss_mib(["--model", str(random_model), "--max-tokens", "1", "--no-plugins",
+                                      "--max-prompt-tokens", "1000000"], line)
+    assert status == 0, err
+    assert rss < 500  # the whole [1, 900000, vocab] logits would not be kept
