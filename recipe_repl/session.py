@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from recipe_repl.commands import is_command, parse_command
+from recipe_repl.commands import explain, is_command, parse_command
 from recipe_repl.config import Config
 from recipe_repl.engine import Engine
-from recipe_repl.errors import UserError
+from recipe_repl.errors import BadValue, UsageError, UserError
 from recipe_repl.generation import (
     MAX_PROMPT_TOKENS,
     Chooser,
@@ -171,7 +171,7 @@ class Session:
         return self.prompt(line)
 
     def run_command(self, line: str) -> None:
-        """Parse and run one `:command` line."""
+        """Parse and run one `:command` line; a wrong use or a bad value is answered with the fix."""
         name, args = parse_command(line)
         spec = self.plugins.commands.lookup(name)
         if spec.interactive_only and not self.frontend.interactive:
@@ -180,6 +180,8 @@ class Session:
             self.transcript.append(TranscriptEntry("command", line.strip(), self.settings.as_dict()))
         try:
             spec.handler(self, args)
+        except (UsageError, BadValue) as exc:  # completed with the command's usage or example
+            raise UserError(explain(spec, exc)) from None
         except UserError:
             raise
         except Exception as exc:  # a plugin's bug must not end the session
