@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from recipe_repl import contract
 
 
-def build_metadata(words: list[str], lowercase: str, model_config: dict, training: dict, parity: dict,
+def build_metadata(words: list[str], lowercase: str, model_config: dict[str, Any], training: dict[str, Any],
+                   parity: dict[str, Any],
                    output_kind: str = "logits") -> dict[str, str]:
     """All metadata values as strings (JSON where structured)."""
     return {
@@ -21,7 +23,7 @@ def build_metadata(words: list[str], lowercase: str, model_config: dict, trainin
     }
 
 
-def apply_metadata(model, meta: dict[str, str]) -> None:
+def apply_metadata(model: Any, meta: dict[str, str]) -> None:
     """Replace the model's metadata_props with `meta` (other keys are kept)."""
     existing = {p.key: p.value for p in model.metadata_props}
     existing.update(meta)
@@ -31,5 +33,6 @@ def apply_metadata(model, meta: dict[str, str]) -> None:
         entry.key, entry.value = key, value
 
 
-def read_metadata(model) -> dict[str, str]:
+def read_metadata(model: Any) -> dict[str, str]:
+    """The metadata_props as a dict."""
     return {p.key: p.value for p in model.metadata_props}

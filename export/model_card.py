@@ -45,12 +45,12 @@ def card_samples(model_path: Path, temperature: float, seeds: Sequence[int]) -> 
     return out
 
 
-def ms_per_token(sess, prompt_ids: list[int], n: int = 200, stateful: bool = True, runs: int = 5) -> float:
+def ms_per_token(sess: Any, prompt_ids: list[int], n: int = 200, stateful: bool = True, runs: int = 5) -> float:
     """Greedy generation speed, batch 1 (best of `runs`): carrying the state, or re-feeding the prefix."""
     return min(_ms_per_token_once(sess, prompt_ids, n, stateful) for _ in range(runs))
 
 
-def _ms_per_token_once(sess, prompt_ids: list[int], n: int, stateful: bool) -> float:
+def _ms_per_token_once(sess: Any, prompt_ids: list[int], n: int, stateful: bool) -> float:
     ids = list(prompt_ids)
     t0 = time.perf_counter()
     logits, state = parity.onnx_logits(sess, np.array([ids], np.int32))

@@ -89,7 +89,7 @@ def build_random_lstm(
         model.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
-    return path
+    return Path(path)
 
 
 def _stateless(path, nodes, inits, words, H, vocab, metadata) -> Path:  # type: ignore[no-untyped-def]
@@ -121,4 +121,4 @@ def _stateless(path, nodes, inits, words, H, vocab, metadata) -> Path:  # type: 
         model.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
-    return path
+    return Path(path)

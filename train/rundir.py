@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from recipe_repl.train.config import TrainConfig
 
@@ -81,15 +82,16 @@ class RunDir:
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise UserError(f"cannot read {self.vocab_file}: {e}") from None
 
-    def log_rows(self) -> list[dict]:
+    def log_rows(self) -> list[dict[str, Any]]:
         if not self.log_file.exists():
             return []
         with self.log_file.open(newline="", encoding="utf-8") as f:
             return [{k: (float(v) if k != "epoch" else int(v)) for k, v in row.items() if v not in ("", None)}
                     for row in csv.DictReader(f)]
 
-    def json(self, path: Path) -> dict:
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    def json(self, path: Path) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        return data
 
     def own_files(self) -> list[Path]:
         """The files a training run writes here (a user's other files in the folder are never touched)."""
@@ -180,10 +182,10 @@ class RunDir:
 
     # --- writing -------------------------------------------------------------------------------
 
-    def write_json(self, path: Path, data: dict) -> None:
+    def write_json(self, path: Path, data: dict[str, Any]) -> None:
         atomic.write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
 
-    def write_log(self, rows: list[dict]) -> None:
+    def write_log(self, rows: list[dict[str, Any]]) -> None:
         """Rewrite the whole CSV log (small) atomically: an interrupted write never leaves half a row."""
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS, extrasaction="ignore")
