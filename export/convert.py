@@ -40,12 +40,15 @@ class LoadedRun:
     words: list[str]
     lowercase: str
     model: object  # the trained Keras model (tokens → logits)
+    weights: Path | None = None  # the checkpoint it was loaded from
 
 
-def load_run(run_dir: Path) -> LoadedRun:
-    """Rebuild the trained Keras model from a run folder and load its last checkpoint."""
+def load_run(run_dir: Path, epoch: int | None = None) -> LoadedRun:
+    """Rebuild the trained Keras model from a run folder and load its last checkpoint (or the checkpoint
+    kept after `epoch`, `train --keep-epochs`)."""
     run = RunDir(Path(run_dir))
     run.require_trained()
+    weights = run.checkpoint_file if epoch is None else run.kept_weights(epoch)
     cfg = run.config()
     words, lowercase = run.vocab()
     import_export_libs()
@@ -53,10 +56,10 @@ def load_run(run_dir: Path) -> LoadedRun:
 
     model = build_model(len(words), cfg.embedding_dim, cfg.units, cfg.dropout)
     try:
-        model.load_weights(str(run.checkpoint_file))
+        model.load_weights(str(weights))
     except Exception as e:  # h5py/keras raise many kinds; all mean the same to the user
-        raise UserError(f"cannot load checkpoint {run.checkpoint_file}: {e}") from None
-    return LoadedRun(run, cfg, words, lowercase, model)
+        raise UserError(f"cannot load checkpoint {weights}: {e}") from None
+    return LoadedRun(run, cfg, words, lowercase, model, weights)
 
 
 def build_step_model(trained: Any, vocab_len: int, embedding_dim: int, units: int) -> Any:

@@ -9,10 +9,11 @@ from recipe_repl import contract
 
 
 def build_metadata(words: list[str], lowercase: str, model_config: dict[str, Any], training: dict[str, Any],
-                   parity: dict[str, Any],
-                   output_kind: str = "logits") -> dict[str, str]:
-    """All metadata values as strings (JSON where structured)."""
-    return {
+                   parity: dict[str, Any], output_kind: str = "logits",
+                   sample_texts: dict[str, Any] | None = None) -> dict[str, str]:
+    """All metadata values as strings (JSON where structured); `sample_texts` is {"source", "texts"}."""
+    extra = {contract.META_SAMPLE_TEXTS: json.dumps(sample_texts, ensure_ascii=False)} if sample_texts else {}
+    return extra | {
         contract.META_FORMAT: contract.FORMAT_VERSION,
         contract.META_VOCAB: json.dumps(words, ensure_ascii=False),
         contract.META_LOWERCASE: lowercase,

@@ -15,6 +15,7 @@ import numpy as np
 from recipe_repl import contract
 
 TOLERANCE = 1e-4
+GREEDY_TOKENS = 100  # greedy tokens compared, Keras (re-feeding the prefix) vs ONNX (carrying the state)
 
 
 @dataclass
@@ -78,7 +79,7 @@ def pad_batch(seqs: list[list[int]]) -> np.ndarray:
 
 
 def check(keras_model: Any, model_bytes: bytes, held_out: list[list[int]], prompt: list[int],
-          greedy_tokens: int = 100, tolerance: float = TOLERANCE) -> Parity:
+          greedy_tokens: int = GREEDY_TOKENS, tolerance: float = TOLERANCE) -> Parity:
     """Measure parity; `held_out` are token-id sequences, `prompt` the ids of e.g. "recipe for"."""
     from recipe_repl.train.model import compiled_forward
 

@@ -140,13 +140,18 @@ def compare_table(
     n: int,
     title: str | Text | None = None,
     caption: str | None = None,
+    labels: Sequence[str] | None = None,
 ) -> Group:
-    """Top-`n` next words at several temperatures side by side (the lecture's T = 1.0 vs 0.2 figure)."""
+    """Top-`n` next words at several temperatures side by side (the lecture's T = 1.0 vs 0.2 figure).
+
+    `labels` names the columns instead of their temperatures (`:compare-models`: one model each).
+    """
     table = Table(show_edge=False, pad_edge=False)
     bar_width = max(3, 16 - 3 * len(columns))
     table.add_column("", justify="right", style="dim")
-    for temperature, _ in columns:
-        table.add_column(f"T = {temperature:g}", no_wrap=True, overflow="ellipsis")
+    for k, (temperature, _) in enumerate(columns):
+        header = safe(labels[k]) if labels is not None else f"T = {temperature:g}"
+        table.add_column(header, no_wrap=True, overflow="ellipsis")
     tops = [top_ids(probs, n) for _, probs in columns]
     for rank in range(max((len(t) for t in tops), default=0)):
         cells: list[Text | str] = [str(rank + 1)]

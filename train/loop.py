@@ -138,6 +138,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, stream: IO[st
         printer = SamplePrinter(model, vocab, stream, cfg.sample_every, cfg.sample_tokens, cfg.seed)
         callbacks: list[Callback] = [] if quiet else [Progress(stream), printer]
         callbacks += extra_callbacks or []
+        for cb in callbacks:
+            cb.set_model(model, vocab)
         if not quiet:
             print(clean(corpus.report(), keep="\n") + f"\n{split.counts()}, vocabulary {len(words)}", file=stream, flush=True)
         for cb in callbacks:
