@@ -26,6 +26,7 @@ PALETTE = (
     (253, 219, 199), (244, 165, 130), (214, 96, 77), (178, 24, 43), (103, 0, 31),
 )
 STEPS = len(PALETTE) // 2  # 5 steps each side of 0
+Values = Sequence[float] | np.ndarray  # one activation per word
 
 
 def level(value: float, scale: float) -> int:
@@ -66,7 +67,7 @@ def _value(v: float) -> str:
 class Activations:
     """A text with each word's background coloured by one unit's activation (or `word(+0.42)`)."""
 
-    def __init__(self, words: Sequence[str], values: Sequence[float], scale: float, raw: bool = False) -> None:
+    def __init__(self, words: Sequence[str], values: Values, scale: float, raw: bool = False) -> None:
         self.words, self.values, self.scale, self.raw = list(words), [float(v) for v in values], scale, raw
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -107,7 +108,7 @@ class Legend:
 class Strip:
     """Word × unit: the same words once per unit, each coloured by that unit (wrapped to the width)."""
 
-    def __init__(self, words: Sequence[str], rows: Sequence[tuple[str, Sequence[float], float]],
+    def __init__(self, words: Sequence[str], rows: Sequence[tuple[str, Values, float]],
                  raw: bool = False) -> None:
         self.words, self.rows, self.raw = list(words), list(rows), raw
 

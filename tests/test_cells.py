@@ -323,3 +323,13 @@ def test_compare_models_refuses_other_vocabularies_and_bad_arguments(random_mode
     assert errors[3].startswith("line 5: error: model file not found:") and "nope.onnx" in errors[3]
     assert errors[4] == "line 6: error: :compare-models shows at most 6 models side by side"
     assert session.model.path == random_model and len(session.engine.vocab) == len(WORDS)
+
+
+def test_compare_models_takes_a_pattern(plugins, tmp_path):
+    for epoch in (1, 2, 3):
+        build_random_lstm(tmp_path / f"epoch-00{epoch}.onnx", WORDS, seed=epoch,
+                          metadata={contract.META_TRAINING: json.dumps({"checkpoint_epoch": epoch})})
+    _, err, status, _ = batch(tmp_path / "epoch-003.onnx", plugins, f"roast\n:compare-models {tmp_path}/epoch-*.onnx\n")
+    assert status == 0, err
+    header = next(line for line in err.splitlines() if "epoch-001.onnx" in line)
+    assert header.index("epoch 1") < header.index("epoch 2") < header.index("epoch 3")

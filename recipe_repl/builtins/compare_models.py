@@ -53,10 +53,22 @@ def same_vocabulary(engines: list[Engine]) -> None:
                         "(recipe-repl train --keep-epochs)")
 
 
+def _expand(pattern: str) -> list[Path]:
+    """A path, or the files a pattern such as runs/mine/epochs/*.onnx matches (sorted); a pattern that
+    matches nothing stays as it is, so the error names it."""
+    import glob
+
+    path = Path(pattern).expanduser()
+    if not any(ch in pattern for ch in "*?["):
+        return [path]
+    found = sorted(Path(p) for p in glob.glob(str(path)))
+    return [p for p in found if p.is_file()] or [path]
+
+
 def _compare_models(session: Session, args: str) -> None:
     from recipe_repl import render
 
-    paths = [Path(p).expanduser() for p in split_args(args)]
+    paths = [path for p in split_args(args) for path in _expand(p)]
     if not paths:
         raise UserError(f"usage: {USAGE} — next-word tables of several models side by side "
                         "(one model: compared with the loaded one)")
@@ -97,5 +109,6 @@ def register_commands(register: Any) -> None:
     register("compare-models", _compare_models, usage=USAGE, complete=_complete,
              help="next-word tables of several models (say, the epochs of one run) side by side",
              details="For the last prompt, at the current settings. The models must share one vocabulary: "
-                     "`recipe-repl train --keep-epochs` exports one per epoch into the run folder's epochs/. "
-                     "With one file, the loaded model is compared with it.")
+                     "`recipe-repl train --keep-epochs` exports one per epoch into the run folder's epochs/ "
+                     "(`:compare-models runs/mine/epochs/*.onnx` takes them all, up to 6). With one file, the "
+                     "loaded model is compared with it.")
