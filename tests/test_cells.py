@@ -17,6 +17,7 @@ from recipe_repl.batch import BatchFrontend, BatchRunner
 from recipe_repl.engine import OnnxEngine
 from recipe_repl.errors import ModelError
 from recipe_repl.plugins import Plugins
+from recipe_repl.render import percent, print_safe
 from recipe_repl.sampling import Sampler
 from recipe_repl.session import ModelSpec, Session
 from recipe_repl.settings import Settings
@@ -299,8 +300,6 @@ def test_compare_models_puts_each_models_table_side_by_side(random_model, plugin
         out, _ = engine.forward(np.array([ids]), engine.start(1))
         probs = Sampler(settings, plugins.processor_specs(), engine.vocab).distribution(out[:, -1], [ids])[0]
         top = np.argsort(-probs, kind="stable")[:5]
-        from recipe_repl.render import percent
-
         want = [((engine.vocab.words[i] or "[end]"), percent(float(probs[i]))) for i in top]
         assert [row[column] for row in rows] == want
     assert session.model.path == random_model  # the session's own model stays
@@ -333,3 +332,17 @@ def test_compare_models_takes_a_pattern(plugins, tmp_path):
     assert status == 0, err
     header = next(line for line in err.splitlines() if "epoch-001.onnx" in line)
     assert header.index("epoch 1") < header.index("epoch 2") < header.index("epoch 3")
+
+
+def test_what_a_model_file_bundles_is_shown_escaped(plugins, tmp_path):
+    meta = {contract.META_SAMPLE_TEXTS: json.dumps({"source": "evil\x1b[2J\u202e", "texts": TEXTS})}
+    model = build_paren_lstm(tmp_path / "evil.onnx", WORDS, metadata=meta)
+    buf = io.StringIO()
+    console = Console(file=buf, width=200, color_system="truecolor", force_terminal=True)
+    session = Session(plugins, BatchFrontend(io.StringIO(), io.StringIO()), ModelSpec(model), Settings(seed=1))
+    session.frontend.show = lambda renderable: print_safe(console, renderable)  # type: ignore[method-assign]
+    session.run_command(":cells find paren")
+    session.run_command(":cells 5 ( salt \x1b[31m )")
+    out = buf.getvalue()
+    assert "evil\\x1b[2J\\u202e" in out and "\u202e" not in out and "\x1b[2J" not in out
+    assert "[UNK]" in out.split("unit 5 of the hidden state h", 1)[1]  # the typed ESC is no word of the model
