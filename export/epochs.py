@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from recipe_repl.export.exporter import HeldOut, export_run
 from recipe_repl.train.callbacks import Callback
@@ -57,7 +57,7 @@ class EpochExporter(Callback):
         self.seconds: list[float] = []  # what each export cost
         self._held: HeldOut | None = None
 
-    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         if epoch % self.every:
             return
         t0 = time.perf_counter()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recipe_repl.engine import Engine, RecurrentState
-from recipe_repl.errors import UserError
+from recipe_repl.errors import BadValue, UserError
 from recipe_repl.vocab import PAD_ID
 
 KINDS = ("h", "c")
@@ -112,7 +112,8 @@ def trace(engine: Engine, texts: Sequence[Sequence[int]]) -> list[Trace]:
 def check_unit(unit: int, units: int) -> int:
     """`unit` when the layer has it, else a UserError naming the valid range."""
     if not 0 <= unit < units:
-        raise UserError(f"no unit {unit}: this model's LSTM has {units} units, numbered 0 to {units - 1}")
+        raise BadValue(f"no unit {unit}: this model's LSTM has {units} units, numbered 0 to {units - 1}",
+                       example=f":cells {min(17, units - 1)}")
     return unit
 
 

@@ -227,18 +227,22 @@ def test_top_shows_the_five_units_that_moved_most(random_model, plugins):
 # --- bad arguments and stateless models -----------------------------------------------------------------
 
 
+USAGE = "usage: :cells [c] N [TEXT] | find [c] FEATURE [FILE] | top [c] | features, e.g. :cells find paren " \
+        "(see :help cells)"
+
+
 @pytest.mark.parametrize("line, message", [
-    (":cells", "usage: :cells [h|c] N [TEXT]"),
-    (":cells x", "a unit is a number, not 'x'"),
-    (":cells 99", "no unit 99: this model's LSTM has 16 units, numbered 0 to 15"),
+    (":cells", USAGE),
+    (":cells x", "a unit is a number, not 'x' — e.g. :cells find paren"),
+    (":cells 99", "no unit 99: this model's LSTM has 16 units, numbered 0 to 15 — e.g. :cells 15"),
     (":cells -1 roast", "no unit -1"),
-    (":cells c", "usage: :cells"),
-    (":cells find", "usage: :cells find [h|c] FEATURE [FILE] — features: number, paren, quantity, sentence, step"),
-    (":cells find zzz", "unknown feature 'zzz': choose number, paren, quantity, sentence, step"),
+    (":cells c", f"which unit? — {USAGE}"),
+    (":cells find", f"which feature? number, paren, quantity, sentence, step — {USAGE}"),
+    (":cells find zzz", "unknown feature 'zzz': choose number, paren, quantity, sentence, step — e.g. :cells find paren"),
     (":cells find paren /no/such/file.txt", "cannot read /no/such/file.txt"),
-    (":cells find paren a b", "usage: :cells find"),
-    (":cells top extra", "usage: :cells top [h|c]"),
-    (":cells features x", "usage: :cells features"),
+    (":cells find paren a b", f"too many arguments — {USAGE}"),
+    (":cells top extra", f"too many arguments — {USAGE}"),
+    (":cells features x", f"no arguments expected after features — {USAGE}"),
 ])
 def test_bad_arguments_give_one_line_and_change_nothing(random_model, plugins, line, message):
     out, err, status, session = batch(random_model, plugins, f"recipe for roast\n:temp 0.7\n{line}\n")
@@ -315,12 +319,14 @@ def test_compare_models_refuses_other_vocabularies_and_bad_arguments(random_mode
     assert status == 1 and len(errors) == 5, err
     assert errors[0] == "line 1: error: no prompt yet: type a prompt (e.g. recipe for roast), then " \
                         ":compare-models A.onnx B.onnx"
-    assert errors[1].startswith("line 3: error: usage: :compare-models A.onnx [B.onnx …]")
+    assert errors[1] == ("line 3: error: usage: :compare-models A.onnx [B.onnx …], e.g. :compare-models "
+                         "runs/mine/epochs/*.onnx (see :help compare-models)")
     assert errors[2] == ("line 4: error: random.onnx and small.onnx have different vocabularies (40 and 37 words): "
                          ":compare-models needs models of one vocabulary, such as the epochs of one run "
                          "(recipe-repl train --keep-epochs)")
-    assert errors[3].startswith("line 5: error: model file not found:") and "nope.onnx" in errors[3]
-    assert errors[4] == "line 6: error: :compare-models shows at most 6 models side by side"
+    assert errors[3] == (f"line 5: error: no model file '{tmp_path / 'nope.onnx'}' — "
+                         "e.g. :compare-models runs/mine/epochs/*.onnx")
+    assert errors[4].startswith("line 6: error: at most 6 models side by side, not 7 — usage: :compare-models")
     assert session.model.path == random_model and len(session.engine.vocab) == len(WORDS)
 
 

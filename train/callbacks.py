@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 from recipe_repl.sanitize import clean
 from recipe_repl.settings import Settings
 from recipe_repl.vocab import Vocabulary
 
+if TYPE_CHECKING:
+    from recipe_repl.engine import Engine
+
 
 class Callback:
-    def set_model(self, model, vocab: Vocabulary) -> None: ...  # the Keras model in training, once built
+    def set_model(self, model: Any, vocab: Vocabulary) -> None: ...  # the Keras model in training, once built
     def on_train_begin(self, epochs: int, start_epoch: int) -> None: ...
     def on_epoch_begin(self, epoch: int, steps: int) -> None: ...
     def on_step(self, epoch: int, step: int, loss: float, tokens_per_s: float) -> None: ...
@@ -137,11 +140,11 @@ class ProbePrinter(Callback):
     def __init__(self, prompt: str = DEFAULT_PROBE, stream: IO[str] | None = None, words: int = PROBE_WORDS):
         self.prompt, self.words = prompt, words
         self.stream = stream or sys.stderr
-        self.engine = None
+        self.engine: Engine | None = None
         self.ids: list[int] = []
         self.lines: list[str] = []
 
-    def set_model(self, model, vocab: Vocabulary) -> None:
+    def set_model(self, model: Any, vocab: Vocabulary) -> None:
         from recipe_repl.errors import UserError
 
         self.ids = vocab.encode(self.prompt)
@@ -149,7 +152,7 @@ class ProbePrinter(Callback):
             raise UserError(f"--probe {self.prompt!r} has no words the model reads")
         self.engine = keras_engine(model, vocab)
 
-    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         if self.engine is None:
             return
         line = f"probe “{self.prompt}” → {probe_line(self.engine, self.ids, self.words)}"
@@ -157,7 +160,7 @@ class ProbePrinter(Callback):
         print(clean(line), file=self.stream, flush=True)
 
 
-def probe_line(engine, ids: list[int], words: int = PROBE_WORDS) -> str:
+def probe_line(engine: Engine, ids: list[int], words: int = PROBE_WORDS) -> str:
     """The `words` likeliest next words after `ids` at temperature 1: "mix 12.0% · in 8.1% · …"."""
     import numpy as np
 

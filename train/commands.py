@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from recipe_repl.train.callbacks import DEFAULT_PROBE, ProbePrinter
+from recipe_repl.train.callbacks import DEFAULT_PROBE, Callback, ProbePrinter
 from recipe_repl.train.config import TrainConfig
 
 _D = TrainConfig()
@@ -76,7 +76,7 @@ def train_command(ctx: click.Context, out: Path, no_mask: bool, no_bucketing: bo
     if found.warning():
         click.echo(found.warning(), err=True)
 
-    extra = [] if quiet or no_probe or not probe.strip() else [ProbePrinter(probe)]
+    extra: list[Callback] = [] if quiet or no_probe or not probe.strip() else [ProbePrinter(probe)]
     if keep_epochs:
         extra.append(_epoch_exporter(out, keep_epochs, quiet))
     result = train(cfg, out, resume=resume, quiet=quiet, fresh=fresh, extra_callbacks=extra)
@@ -86,13 +86,14 @@ def train_command(ctx: click.Context, out: Path, no_mask: bool, no_bucketing: bo
                    f"val perplexity {last['val_perplexity']:.1f}; run folder {out}", err=True)
 
 
-def _epoch_exporter(out: Path, every: int, quiet: bool):
+def _epoch_exporter(out: Path, every: int, quiet: bool) -> Callback:
     """`--keep-epochs`: export/ sits above train/ in the layering, so its callback is looked up by name
     (as the CLI finds the train and export commands) rather than imported."""
     import importlib
 
     importlib.import_module("recipe_repl.export.convert").import_export_libs()  # tf2onnx missing: one line now
-    return importlib.import_module("recipe_repl.export.epochs").EpochExporter(out, every, quiet=quiet)
+    exporter: Callback = importlib.import_module("recipe_repl.export.epochs").EpochExporter(out, every, quiet=quiet)
+    return exporter
 
 
 def _check_resume_flags(ctx: click.Context, cfg: TrainConfig, out: Path) -> None:

@@ -20,12 +20,12 @@ from typing import Any
 from recipe_repl import cells
 from recipe_repl.builtins.why_commands import context_ids, last_sample
 from recipe_repl.commands import split_args
-from recipe_repl.errors import UserError
+from recipe_repl.errors import BadValue, UsageError, UserError
 from recipe_repl.generation import encode_prompt
 from recipe_repl.hookspecs import hookimpl
 from recipe_repl.session import Session
 
-USAGE = ":cells [h|c] N [TEXT] | :cells find [h|c] FEATURE [FILE] | :cells top [h|c] | :cells features"
+USAGE = ":cells [c] N [TEXT] | find [c] FEATURE [FILE] | top [c] | features"
 MAX_FILE_BYTES = 5_000_000  # texts for `:cells find FILE`: a few thousand recipes at most
 MAX_TEXTS = 1000  # texts searched at most (482 validation recipes of the built-in corpus: about 5 s)
 TOP_UNITS = 10
@@ -42,13 +42,13 @@ def _unit_arg(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise UserError(f"usage: {USAGE} (a unit is a number, not {text!r})") from None
+        raise BadValue(f"a unit is a number, not {text!r}") from None
 
 
 def _cells(session: Session, args: str) -> None:
     parts = args.split()
     if not parts:
-        raise UserError(f"usage: {USAGE}")
+        raise UsageError()
     head = parts[0].lower()
     if head == "find":
         _find(session, args.split(None, 1)[1] if len(parts) > 1 else "")
@@ -59,7 +59,7 @@ def _cells(session: Session, args: str) -> None:
     else:
         kind, rest = _kind(parts)
         if not rest:
-            raise UserError(f"usage: {USAGE}")
+            raise UsageError("which unit?")
         unit = _unit_arg(rest[0])
         text = args.split(None, 2 if _kind_given(parts) else 1)[-1] if len(rest) > 1 else ""
         _unit(session, kind, unit, text)
@@ -117,12 +117,15 @@ def _find(session: Session, args: str) -> None:
     parts = split_args(args)
     kind, rest = _kind(parts)
     features = _features_table(session)
-    if not rest or len(rest) > 2:
-        raise UserError(f"usage: :cells find [h|c] FEATURE [FILE] — features: {', '.join(sorted(features))}")
+    if not rest:
+        raise UsageError(f"which feature? {', '.join(sorted(features))}")
+    if len(rest) > 2:
+        raise UsageError("too many arguments")
     name = rest[0].lower()
     spec = features.get(name)
     if spec is None:
-        raise UserError(f"unknown feature {rest[0]!r}: choose {', '.join(sorted(features))}")
+        raise BadValue(f"unknown feature {rest[0]!r}: choose {', '.join(sorted(features))}",
+                       example=":cells find paren")
     engine = session.engine
     cells.state_indices(engine)
     texts, source = _texts(session, Path(rest[1]).expanduser() if len(rest) > 1 else None)
@@ -189,7 +192,7 @@ def _features(session: Session, rest: Sequence[str]) -> None:
     from recipe_repl import render
 
     if rest:
-        raise UserError("usage: :cells features")
+        raise UsageError("no arguments expected after features")
     table = Table(show_edge=False, box=None, pad_edge=False)
     table.add_column("feature", style="cyan")
     table.add_column("is, at each word")
@@ -211,7 +214,7 @@ def _top(session: Session, rest: list[str]) -> None:
 
     kind, extra = _kind(rest)
     if extra:
-        raise UserError("usage: :cells top [h|c] — the five units that moved most over the last sample")
+        raise UsageError("too many arguments")
     engine = session.engine
     cells.state_indices(engine)
     ids, source = _text_ids(session, "", "cells top")
@@ -247,7 +250,7 @@ def register_cell_features(register: Any) -> None:
 @hookimpl
 def register_commands(register: Any) -> None:
     """`:cells`."""
-    register("cells", _cells, usage=":cells [c] N [TEXT] | find FEATURE | top", complete=_complete,
+    register("cells", _cells, usage=USAGE, example=":cells find paren", complete=_complete,
              help="inside the LSTM: unit N's activation after each word; find units that follow a feature",
              details="`:cells N` colours each word of the last sample by hidden unit N's value after the model "
                      "read it (blue below 0, red above; `:cells N TEXT` any text; `:cells c N` the memory cell). "

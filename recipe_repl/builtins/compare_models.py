@@ -17,7 +17,7 @@ import numpy as np
 from recipe_repl.builtins.teaching_commands import MAX_COLUMNS, after_title, last_prompt, shaping
 from recipe_repl.commands import split_args
 from recipe_repl.engine import Engine
-from recipe_repl.errors import UserError
+from recipe_repl.errors import BadValue, UsageError, UserError
 from recipe_repl.generation import encode_prompt, prefill
 from recipe_repl.hookspecs import hookimpl
 from recipe_repl.sampling import Sampler
@@ -25,6 +25,7 @@ from recipe_repl.session import Session
 from recipe_repl.vocab import detokenize
 
 USAGE = ":compare-models A.onnx [B.onnx …]"
+EXAMPLE = ":compare-models runs/mine/epochs/*.onnx"
 
 
 def label(engine: Engine) -> str:
@@ -70,16 +71,17 @@ def _compare_models(session: Session, args: str) -> None:
 
     paths = [path for p in split_args(args) for path in _expand(p)]
     if not paths:
-        raise UserError(f"usage: {USAGE} — next-word tables of several models side by side "
-                        "(one model: compared with the loaded one)")
+        raise UsageError()
     if len(paths) > MAX_COLUMNS:
-        raise UserError(f":compare-models shows at most {MAX_COLUMNS} models side by side")
+        raise UsageError(f"at most {MAX_COLUMNS} models side by side, not {len(paths)}")
     prompt = last_prompt(session)
     if not prompt:
         raise UserError("no prompt yet: type a prompt (e.g. recipe for roast), then :compare-models A.onnx B.onnx")
     model = session.model
     engines: list[Engine] = [session.engine] if len(paths) == 1 else []
     for path in paths:
+        if not path.is_file():
+            raise BadValue(f"no model file {str(path)!r}")
         engines.append(session.plugins.load_model(path, model.provider, model.threads))
     same_vocabulary(engines)
     vocab = engines[0].vocab
@@ -106,7 +108,7 @@ def _complete(session: Session, text: str) -> Iterable[str]:
 @hookimpl
 def register_commands(register: Any) -> None:
     """`:compare-models`."""
-    register("compare-models", _compare_models, usage=USAGE, complete=_complete,
+    register("compare-models", _compare_models, usage=USAGE, example=EXAMPLE, complete=_complete,
              help="next-word tables of several models (say, the epochs of one run) side by side",
              details="For the last prompt, at the current settings. The models must share one vocabulary: "
                      "`recipe-repl train --keep-epochs` exports one per epoch into the run folder's epochs/ "
