@@ -16,7 +16,7 @@ from recipe_repl.sanitize import clean
 from recipe_repl.vocab import Vocabulary
 
 HELD_OUT_RECIPES = 48
-SAMPLE_TEXTS = 32  # validation recipes bundled into the model file for `:cells find` (about 40 KB)
+SAMPLE_TEXTS = 64  # validation recipes bundled into the model file for `:cells find` (about 40 KB)
 SAMPLE_CHARS = 1500
 PROMPT = "recipe for"
 
@@ -51,7 +51,9 @@ def held_out(loaded: convert.LoadedRun, vocab: Vocabulary, limit: int = HELD_OUT
         source = f"validation split of {corpus.name}"
     except UserError:
         val, source = [], ""
-    texts = [_cut(t, cfg.seq_len) for t in val[:SAMPLE_TEXTS]]
+    # spread over the whole split, so that every corpus of a joined spec (builtin+wikibooks) is in it
+    step = max(1, len(val) / SAMPLE_TEXTS)
+    texts = [_cut(val[int(k * step)], cfg.seq_len) for k in range(min(SAMPLE_TEXTS, len(val)))]
     if not val:  # the corpus moved away: fall back to a fixed text, still parity-meaningful
         val = ["Recipe for tomato soup | Heat the oil in a pot, add onion and cook 5 minutes. Serve hot."]
         source = "fixed fallback text"

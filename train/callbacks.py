@@ -134,7 +134,9 @@ class ProbePrinter(Callback):
 
     Read down the epochs, the lines show the model learning what follows the prompt. The table is
     the runtime sampler's distribution at temperature 1 (what `:probs` would show), computed on the
-    model in training through the engine interface, as the samples are.
+    model in training through the engine interface, as the samples are. `train` prints it by default
+    (unless --quiet or --no-probe): it costs one forward pass of a few words per epoch, one line
+    beside the sample, and it is the lecture's "how the model learns" without any extra step.
     """
 
     def __init__(self, prompt: str = DEFAULT_PROBE, stream: IO[str] | None = None, words: int = PROBE_WORDS):

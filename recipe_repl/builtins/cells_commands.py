@@ -257,6 +257,7 @@ def register_commands(register: Any) -> None:
                      "`:cells find FEATURE [FILE]` ranks units by correlation with a feature of the text "
                      "(paren, step, number, sentence, quantity, and plugins' features; `:cells features` lists "
                      "them) over the held-out recipes the model bundles, else the last samples, or FILE (one "
-                     "text a line). `:cells top` shows the five units that moved most over the last sample. "
+                     "text a line). `:cells top` shows the five units that moved most over the last sample "
+                     "(the sum of |change| from word to word), each word coloured once per unit. "
                      "Units are numbered from 0. Without colour (or with :raw on) the values are printed. "
                      "Needs a stateful model.")
