@@ -212,20 +212,25 @@ def test_prompt_length_is_capped_with_a_clear_error(random_model: Path, plugins)
 
 
 def _peak_rss_mib(args: list[str], stdin: bytes) -> tuple[int, float, bytes]:
-    """Run the CLI in a child process; return its exit status, its peak resident memory (MiB) and stderr."""
+    """Run the CLI in a child process; return its exit status, its peak resident memory (MiB) and stderr.
+
+    The peak is the child's own VmHWM: `ru_maxrss` would carry over the parent's peak through
+    fork and exec (a test process that trained a Keras model first would count).
+    """
     import os
-    import resource
     import subprocess
     import sys
 
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("needs /proc/self/status (Linux) to read a process's peak memory")
     repo = Path(__file__).resolve().parents[1]
-    code = ("import resource, sys\nfrom recipe_repl.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
-            "    sys.stderr.write(f'\\nRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n')\n")
+    code = ("import sys\nfrom recipe_repl.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+            "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+            "    sys.stderr.write(f'\\nHWM {hwm}\\n')\n")
     r = subprocess.run([sys.executable, "-c", code, *args], input=stdin, capture_output=True, timeout=600,
                        env={**os.environ, "PYTHONPATH": str(repo)})
-    del resource
-    rss_kib = int(r.stderr.decode().rsplit("RSS ", 1)[1].split()[0])
-    return r.returncode, rss_kib / 1024, r.stderr
+    hwm_kib = int(r.stderr.decode().rsplit("HWM ", 1)[1].split()[0])
+    return r.returncode, hwm_kib / 1024, r.stderr
 
 
 def test_a_huge_prompt_is_refused_or_fed_in_bounded_memory(random_model: Path) -> None:
