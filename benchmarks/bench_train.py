@@ -32,8 +32,8 @@ def main() -> None:
     import tensorflow as tf
     from recipe_repl.train import preprocess
     from recipe_repl.train.corpus import load_corpus
-    from recipe_repl.train.loop import _Steps
     from recipe_repl.train.model import build_model
+    from recipe_repl.train.steps import Steps
 
     corpus = load_corpus(args.data)
     texts = corpus.texts[: args.recipes] if args.recipes else corpus.texts
@@ -50,7 +50,7 @@ def main() -> None:
     def val_loss(model) -> float:
         opt = keras.optimizers.Adam()
         opt.build(model.trainable_variables)
-        return _Steps(tf, keras, model, opt, tf.distribute.get_strategy(), False).evaluate(ids_val, 64)[0]
+        return Steps(tf, keras, model, opt, tf.distribute.get_strategy(), False).evaluate(ids_val, 64)[0]
 
     # --- the lecture: strings through tf.data, TextVectorization in the pipeline, model.fit, loss on all positions
     keras.utils.set_random_seed(args.seed)
@@ -76,7 +76,7 @@ def main() -> None:
     ours = build_model(vocab_len, args.embedding_dim, args.units)
     opt = keras.optimizers.Adam()
     opt.build(ours.trainable_variables)
-    steps = _Steps(tf, keras, ours, opt, tf.distribute.get_strategy(), False)
+    steps = Steps(tf, keras, ours, opt, tf.distribute.get_strategy(), False)
     batches = preprocess.bucketed_batches(ids_train, args.batch_size, shuffle_seed=args.seed)
     t0 = time.perf_counter()
     for _ in steps.train_epoch(batches):

@@ -184,24 +184,33 @@ def style_samples(model_path: Path, training: dict[str, Any]) -> list[dict[str, 
 
 
 def render_card(f: dict[str, Any]) -> str:
-    """The card's Markdown from `card_facts` (no figure is typed in here)."""
-    config, training, corpus, rc, ev = f["config"], f["training"], f["corpus"], f["run_config"], f["eval"]
-    lstm, kn = ev["lstm"], ev["kneser_ney_3gram"]
-    rows = f["log"]
-    speed = f["speed_ms"]
-    lecture_ms = speed["float32 stateful, the lecture's size (Embedding 100, LSTM 128, random weights)"]
-    per_corpus = corpus.get("per_corpus") or {corpus.get("name"): {"recipes": corpus.get("used"),
-                                                                    "train_recipes": corpus.get("train_recipes"),
-                                                                    "val_recipes": corpus.get("val_recipes")}}
-    epoch_s = [r["seconds"] for r in rows]
-    cores = f["cpu_count"]
-    lines = [
+    """The card's Markdown from `card_facts` (no figure is typed in here), section by section."""
+    sections = (_intro, _data, _model, _training, _evaluation, _parity, _tables, _speed, _samples, _rebuild)
+    return "\n".join(line for section in sections for line in section(f))
+
+
+def _per_corpus(corpus: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    one = {"recipes": corpus.get("used"), "train_recipes": corpus.get("train_recipes"),
+           "val_recipes": corpus.get("val_recipes")}
+    per: dict[str, dict[str, Any]] = corpus.get("per_corpus") or {str(corpus.get("name")): one}
+    return per
+
+
+def _intro(f: dict[str, Any]) -> list[str]:
+    return [
         f"# Model card: `{f['file']['name']}`",
         "",
         "A word-level LSTM language model that writes recipes, the architecture of the *Generative Deep Learning*",
         "(2nd ed., ch. 5) lecture, trained with `recipe-repl train` and exported with `recipe-repl export`.",
         "Every figure below was measured on this file by `python -m recipe_repl.export.model_card`.",
         "",
+    ]
+
+
+def _data(f: dict[str, Any]) -> list[str]:
+    config, training, corpus, rc = f["config"], f["training"], f["corpus"], f["run_config"]
+    per_corpus = _per_corpus(corpus)
+    return [
         "## Data",
         "",
         *[f"- `{name}`: {ATTRIBUTION.get(name, 'a corpus given by the user.')}" for name in per_corpus],
@@ -218,6 +227,12 @@ def render_card(f: dict[str, Any]) -> str:
         f" max_tokens={rc.get('vocab_size')}, output_sequence_length={config['seq_len'] + 1})`; lower-casing"
         f" `{f['file']['lowercase']}`.",
         "",
+    ]
+
+
+def _model(f: dict[str, Any]) -> list[str]:
+    config = f["config"]
+    return [
         "## Model",
         "",
         f"- Embedding({config['vocab_size']}, {config['embedding_dim']}) → LSTM({config['units']}) →"
@@ -228,6 +243,14 @@ def render_card(f: dict[str, Any]) -> str:
         f"- File: {f['file']['bytes'] / 2**20:.1f} MiB float32, stateful step graph (`tokens`, `h0`, `c0` →"
         " `logits`, `h`, `c`) with a native ONNX `LSTM` node; vocabulary and facts in `metadata_props`.",
         "",
+    ]
+
+
+def _training(f: dict[str, Any]) -> list[str]:
+    training, rc, rows = f["training"], f["run_config"], f["log"]
+    epoch_s = [r["seconds"] for r in rows]
+    cores = f["cpu_count"]
+    return [
         "## Training",
         "",
         f"- Adam, learning rate {rc.get('learning_rate')} ({rc.get('lr_schedule', 'constant')} schedule), batch"
@@ -246,6 +269,13 @@ def render_card(f: dict[str, Any]) -> str:
         *[f"| {r['epoch']} | {r['loss']:.4f} | {r['val_loss']:.4f} | {r['val_perplexity']:.2f} | {r['seconds']:.0f} |"
           for r in rows],
         "",
+    ]
+
+
+def _evaluation(f: dict[str, Any]) -> list[str]:
+    ev = f["eval"]
+    lstm, kn = ev["lstm"], ev["kneser_ney_3gram"]
+    lines = [
         "## Held-out evaluation (`recipe-repl eval`)",
         "",
         f"{ev['held_out_recipes']:,} validation recipes, {lstm['tokens']:,} next-word predictions (text + stop token);"
@@ -269,9 +299,13 @@ def render_card(f: dict[str, Any]) -> str:
                   f" {c['kneser_ney_3gram']['perplexity']:.2f} | {c['perplexity_ratio']:.3f} |"
                   for name, c in ev["per_corpus"].items()]
         lines.append("")
+    return lines
+
+
+def _parity(f: dict[str, Any]) -> list[str]:
     par = f["parity"]
     agree = f["int8"]["agreement"]
-    lines += [
+    return [
         "## Parity (measured by the export)",
         "",
         f"- ONNX Runtime vs Keras logits on {par.get('held_out_tokens')} held-out tokens (the recipes' own positions,"
@@ -282,6 +316,11 @@ def render_card(f: dict[str, Any]) -> str:
         f"- int8: top-1 agreement with float32 {agree['top1_agreement']:.1%} on {agree['positions']:,} held-out"
         " positions.",
         "",
+    ]
+
+
+def _tables(f: dict[str, Any]) -> list[str]:
+    lines = [
         "## The lecture's next-word tables",
         "",
         "What `:compare 1.0 0.2` shows after each of the lecture's prompts (the stop token is ⏹ [end]):",
@@ -295,7 +334,13 @@ def render_card(f: dict[str, Any]) -> str:
             cells = [f"{clean(table[t][k][0])} {table[t][k][1]:.1%}" if k < len(table[t]) else "" for t in temps]
             lines.append(f"| {k + 1} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += [
+    return lines
+
+
+def _speed(f: dict[str, Any]) -> list[str]:
+    config, speed = f["config"], f["speed_ms"]
+    lecture_ms = speed["float32 stateful, the lecture's size (Embedding 100, LSTM 128, random weights)"]
+    return [
         "## Generation speed (batch 1, greedy, this machine)",
         "",
         "| mode | ms / token |",
@@ -308,6 +353,11 @@ def render_card(f: dict[str, Any]) -> str:
         f" way) grows with the text. int8 ran at {speed['float32 stateful'] / speed['int8 stateful']:.2f}x the"
         " float32 speed; float32 stays the shipped file because the export's parity check applies to it.",
         "",
+    ]
+
+
+def _samples(f: dict[str, Any]) -> list[str]:
+    lines = [
         f"## Samples (`recipe-repl generate \"{SAMPLE_PROMPT}\" --seed N --temperature T --max-tokens"
         f" {SAMPLE_TOKENS}`)",
         "",
@@ -323,7 +373,12 @@ def render_card(f: dict[str, Any]) -> str:
         lines += [f"- `{s['corpus']}`, T = {s['temperature']} ({s['stop_reason']}): {clean(s['text'])}"
                   for s in f["style_samples"]]
         lines.append("")
-    lines += [
+    return lines
+
+
+def _rebuild(f: dict[str, Any]) -> list[str]:
+    config, training, corpus, rc = f["config"], f["training"], f["corpus"], f["run_config"]
+    return [
         "## Rebuild",
         "",
         "`make model` runs, in order:",
@@ -346,7 +401,6 @@ def render_card(f: dict[str, Any]) -> str:
         "- English only; words outside the vocabulary become [UNK].",
         "",
     ]
-    return "\n".join(lines)
 
 
 def build_card(model_path: Path, run_dir: Path, make_seconds: float | None = None) -> str:
