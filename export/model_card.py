@@ -258,7 +258,8 @@ def _training(f: dict[str, Any]) -> list[str]:
         f" {'masked' if rc.get('mask') else 'unmasked'} loss (positions after the first stop token do not count;"
         " the stop token does).",
         f"- Epochs: {training.get('epochs')}; the lowest validation loss was at epoch {f['best_epoch']}."
-        f" Mean epoch time {np.mean(epoch_s):.0f} s, {sum(epoch_s) / 60:.1f} min of training in all, on"
+        f" Epoch time {min(epoch_s):.0f}–{max(epoch_s):.0f} s (median {np.median(epoch_s):.0f} s, mean"
+        f" {np.mean(epoch_s):.0f} s), {sum(epoch_s) / 60:.1f} min of training in all, on"
         f" {cores} CPU core{'s' if cores != 1 else ''}"
         + (f"; `make model` took {f['make_seconds'] / 60:.0f} min from start to card." if f["make_seconds"] else "."),
         f"- Final training loss {training.get('final_loss'):.4f}, validation loss {training.get('final_val_loss'):.4f}"

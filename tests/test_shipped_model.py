@@ -62,3 +62,20 @@ def test_model_card_samples_are_what_generate_prints() -> None:
         assert r.returncode == 0, r.stderr
         assert r.stdout == (text + "\n").encode("utf-8") and got_seed == seed
         assert reason in ("stop token", "max tokens") and f"· {reason}]" in r.stderr.decode()
+
+
+def test_the_cards_own_sample_lines_are_what_generate_prints() -> None:
+    """Each `- seed N (reason): text` line under "Temperature T:" is `recipe-repl generate`'s output."""
+    card = CARD.read_text(encoding="utf-8").split("## Samples", 1)[1]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RECIPE_REPL_NO_PLUGINS": "1"}
+    checked = 0
+    for block in re.split(r"^Temperature ", card, flags=re.M)[1:3]:
+        temperature = block.split(":", 1)[0]
+        seed, reason, text = re.search(r"^- seed (\d+) \(([^)]+)\): (.*)$", block, flags=re.M).groups()
+        r = subprocess.run([sys.executable, "-m", "recipe_repl", "generate", "recipe for", "--seed", seed,
+                            "--temperature", temperature, "--max-tokens", "80", "--model", str(DEFAULT_MODEL)],
+                           capture_output=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.decode("utf-8") == text + "\n" and f"· {reason}]" in r.stderr.decode()
+        checked += 1
+    assert checked == 2
