@@ -46,7 +46,7 @@ SCRIPT = [
 ]
 
 CELLS_SCRIPT = [
-    ":cells find step",
+    ":cells find c sentence",
     ":max 50",
     ":temp 0.5",
     "recipe for roasted vegetables |",
