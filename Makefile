@@ -26,16 +26,17 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 run: $(RUN_STAMP)
 	$(BIN)/recipe-repl
 
-## test: lint, check the import layering (import-linter) and run the whole test suite (installs dev + train extras into .venv)
+## test: lint, check the import layering (import-linter) and the types (mypy --strict), run the whole test suite (installs dev + train extras into .venv)
 test: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/lint_imports.py
+	$(BIN)/python scripts/typecheck.py
 	$(BIN)/python -m pytest -q
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/lint_imports.py
-	$(BIN)/mypy recipe_repl
+	$(BIN)/python scripts/typecheck.py
 
 ## bench: speed ratios measured in one run on this machine
 bench: $(DEV_STAMP)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from recipe_repl.export import convert, metadata, parity
 
@@ -24,8 +25,8 @@ PROMPT = "recipe for"
 @dataclass
 class ExportResult:
     path: Path
-    parity: dict
-    quantized: dict = field(default_factory=dict)  # top-1 agreement etc. when --quantize int8
+    parity: dict[str, Any]
+    quantized: dict[str, Any] = field(default_factory=dict)  # top-1 agreement etc. when --quantize int8
     bytes: int = 0
     held: HeldOut | None = None  # the validation recipes used (a per-epoch export reuses them)
 
@@ -74,7 +75,7 @@ def _cut(text: str, words: int) -> str:
     return cut[:SAMPLE_CHARS].rsplit(" ", 1)[0] if len(cut) > SAMPLE_CHARS else cut
 
 
-def training_facts(loaded: convert.LoadedRun, epoch: int | None = None) -> dict:
+def training_facts(loaded: convert.LoadedRun, epoch: int | None = None) -> dict[str, Any]:
     """Training JSON for the metadata: training.json, or (for an interrupted run, or a kept `epoch`) the
     log and corpus files."""
     run = loaded.run
@@ -101,7 +102,7 @@ def training_facts(loaded: convert.LoadedRun, epoch: int | None = None) -> dict:
 
 def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless: bool = False,
                tolerance: float = parity.TOLERANCE, stream: IO[str] | None = None, quiet: bool = False,
-               _mutate=None, epoch: int | None = None, held: HeldOut | None = None,
+               _mutate: Callable[[Any], None] | None = None, epoch: int | None = None, held: HeldOut | None = None,
                greedy_tokens: int = parity.GREEDY_TOKENS) -> ExportResult:
     """Convert, check parity, add metadata and write `out` atomically; on any failure no file is left.
 
@@ -143,15 +144,15 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         model = convert.to_onnx(step, cfg.units)
         if _mutate:
             _mutate(model)
-        report = parity.check(loaded.model, model.SerializeToString(), held_ids, prompt, greedy_tokens=greedy_tokens,
-                              tolerance=tolerance)
-        say(report.summary())
-        if not report.ok:
-            raise UserError(f"parity check failed, nothing written: {report.summary()}")
-        report = report.to_dict()
+        checked = parity.check(loaded.model, model.SerializeToString(), held_ids, prompt,
+                               greedy_tokens=greedy_tokens, tolerance=tolerance)
+        say(checked.summary())
+        if not checked.ok:
+            raise UserError(f"parity check failed, nothing written: {checked.summary()}")
+        report = checked.to_dict()
         kind = "logits"
     report["held_out_source"] = source
-    quant_report: dict = {}
+    quant_report: dict[str, Any] = {}
     if quantize == "int8":
         import onnx
         from recipe_repl.export.quantize import quantize_int8
@@ -182,7 +183,8 @@ def _why(exc: OSError, out: Path) -> str:
     return exc.strerror or str(exc)
 
 
-def _stateless_parity(keras_model, model_bytes: bytes, held_out: list[list[int]], tolerance: float) -> dict:
+def _stateless_parity(keras_model: Any, model_bytes: bytes, held_out: list[list[int]], tolerance: float
+                      ) -> dict[str, Any]:
     """Probabilities from ONNX vs softmax of the Keras logits on held-out recipes."""
     import numpy as np
     from recipe_repl.train.model import compiled_forward

@@ -84,7 +84,7 @@ def beam_search(engine: Engine, prompt: str, settings: Settings, processors: lis
     def rank(item: tuple[_Beam, StopReason, float | None]) -> float:
         beam, _, stop_p = item
         n = len(beam.tokens) + (1 if stop_p is not None else 0)
-        return beam.logp / max(n, 1) ** length_penalty
+        return float(beam.logp / max(n, 1) ** length_penalty)
 
     best = sorted(finished, key=rank, reverse=True)[:width]
     prompt_words = vocab.decode_tokens(ids)

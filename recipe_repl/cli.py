@@ -55,7 +55,7 @@ def build_cli(plugins: Plugins) -> click.Group:
                   help="also load this plugin module or .py file (repeatable)")
     @click.version_option(__version__, prog_name="recipe-repl")
     @click.pass_context
-    def cli(ctx: click.Context, batch_size: int, force_batch: bool, no_plugins: bool,
+    def cli(ctx: click.Context, /, batch_size: int, force_batch: bool, no_plugins: bool,
             plugin_modules: tuple[str, ...], **opts: Any) -> None:
         """Write recipes with an LSTM: an interactive REPL on a terminal, batch mode on a pipe.
 

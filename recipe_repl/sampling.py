@@ -165,7 +165,8 @@ class Sampler:
     def choose(self, probs: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
         """One token id per row: the top word when greedy, else a draw with each row's own generator."""
         if self.greedy:
-            return np.argmax(probs, axis=-1)
+            top: np.ndarray = np.argmax(probs, axis=-1)
+            return top
         return draw(probs, rngs)
 
 

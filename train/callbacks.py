@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from recipe_repl.sanitize import clean
@@ -19,15 +20,17 @@ if TYPE_CHECKING:
 
 
 class Callback:
+    """What happens around the training loop; every hook does nothing unless overridden."""
+
     def set_model(self, model: Any, vocab: Vocabulary) -> None: ...  # the Keras model in training, once built
     def on_train_begin(self, epochs: int, start_epoch: int) -> None: ...
     def on_epoch_begin(self, epoch: int, steps: int) -> None: ...
     def on_step(self, epoch: int, step: int, loss: float, tokens_per_s: float) -> None: ...
-    def on_epoch_end(self, epoch: int, logs: dict) -> None: ...
-    def on_train_end(self, history: list[dict]) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None: ...
+    def on_train_end(self, history: list[dict[str, Any]]) -> None: ...
 
 
-def keras_engine(model, vocab: Vocabulary):
+def keras_engine(model: Any, vocab: Vocabulary) -> Any:
     """The Keras model behind the runtime's engine interface (re-feeding the prefix, as the lecture does)."""
     from recipe_repl.train.model import compiled_forward
 
@@ -37,7 +40,7 @@ def keras_engine(model, vocab: Vocabulary):
                         compiled_forward(model))
 
 
-def sample_text(engine, prompt: str = "recipe for", temperature: float = 1.0, max_tokens: int = 60,
+def sample_text(engine: Any, prompt: str = "recipe for", temperature: float = 1.0, max_tokens: int = 60,
                 seed: int | None = None) -> str:
     """One sample, by the same code as `recipe-repl generate PROMPT -t T --max-tokens N --seed S`."""
     from recipe_repl.batch import generate_samples
@@ -53,7 +56,7 @@ class Progress(Callback):
         self.stream = stream or sys.stderr
         self.rich = self.stream.isatty() if rich is None else rich
         self.every = every
-        self._progress = None
+        self._progress: Any = None
         self._task = None
         self._epochs = 0
         self._t0 = 0.0
@@ -90,14 +93,14 @@ class Progress(Callback):
             self._line(f"epoch {epoch}/{self._epochs} step {step}/{self._steps} loss {loss:.4f} "
                        f"{tokens_per_s:,.0f} tok/s ETA {eta:.0f}s")
 
-    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         self._line(
             f"epoch {epoch}/{self._epochs}: loss {logs['loss']:.4f} val_loss {logs['val_loss']:.4f} "
             f"val_perplexity {logs['val_perplexity']:.1f} (unmasked val_loss {logs['val_loss_unmasked']:.4f}) "
             f"{logs['tokens_per_s']:,.0f} tok/s {logs['seconds']:.1f}s"
         )
 
-    def on_train_end(self, history: list[dict]) -> None:
+    def on_train_end(self, history: list[dict[str, Any]]) -> None:
         if self._progress is not None:
             self._progress.stop()
 
@@ -111,14 +114,14 @@ class Progress(Callback):
 class SamplePrinter(Callback):
     """After each epoch, a sample from "recipe for" at temperature 1.0 (the lecture's TextGenerator)."""
 
-    def __init__(self, model, vocab: Vocabulary, stream: IO[str] | None = None, every: int = 1,
-                 max_tokens: int = 60, seed: int = 0):
+    def __init__(self, model: Any, vocab: Vocabulary, stream: IO[str] | None = None, every: int = 1,
+                 max_tokens: int = 60, seed: int = 0) -> None:
         self.engine = keras_engine(model, vocab)
         self.model, self.vocab, self.every, self.max_tokens, self.seed = model, vocab, every, max_tokens, seed
         self.stream = stream or sys.stderr
         self.samples: list[str] = []
 
-    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         if self.every and epoch % self.every == 0:
             text = sample_text(self.engine, "recipe for", 1.0, self.max_tokens, self.seed + epoch)
             self.samples.append(text)
@@ -175,7 +178,7 @@ def probe_line(engine: Engine, ids: list[int], words: int = PROBE_WORDS) -> str:
     return " · ".join(f"{engine.vocab.words[i] or END_MARKER} {percent(p)}" for i, p in top_words(probs, words))
 
 
-def plot_loss_curve(history: list[dict], path) -> None:
+def plot_loss_curve(history: list[dict[str, Any]], path: Path) -> None:
     """Train and validation loss per epoch, as a PNG (matplotlib, Agg backend)."""
     import matplotlib
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from recipe_repl.train.callbacks import DEFAULT_PROBE, Callback, ProbePrinter
@@ -50,8 +51,8 @@ _D = TrainConfig()
 @click.option("--quiet", is_flag=True, help="No progress, samples or probe.")
 @click.option("--verbose", is_flag=True, help="Keep TensorFlow's own log lines (C++ INFO and warnings).")
 @click.pass_context
-def train_command(ctx: click.Context, out: Path, no_mask: bool, no_bucketing: bool, resume: bool, fresh: bool,
-                  keep_epochs: int | None, probe: str, no_probe: bool, quiet: bool, verbose: bool, **kw) -> None:
+def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing: bool, resume: bool, fresh: bool,
+                  keep_epochs: int | None, probe: str, no_probe: bool, quiet: bool, verbose: bool, **kw: Any) -> None:
     """Train the recipe LSTM (Keras) into a run folder that `recipe-repl export` turns into ONNX."""
     from recipe_repl.train.tf_env import set_native_logging
 

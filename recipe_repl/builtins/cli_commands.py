@@ -20,7 +20,7 @@ from recipe_repl.startup import model_options, session_options, start_session
 @click.argument("prompt")
 @session_options
 @click.pass_context
-def generate(ctx: click.Context, prompt: str, **opts: Any) -> None:
+def generate(ctx: click.Context, /, prompt: str, **opts: Any) -> None:
     """Write a recipe that starts with PROMPT, e.g. recipe-repl generate "recipe for roast"."""
     from recipe_repl.batch import BatchFrontend
 
@@ -43,7 +43,7 @@ def generate(ctx: click.Context, prompt: str, **opts: Any) -> None:
 @click.argument("source", metavar="FILE|-")
 @model_options
 @click.pass_context
-def score_command(ctx: click.Context, source: str, **opts: Any) -> None:
+def score_command(ctx: click.Context, /, source: str, **opts: Any) -> None:
     """How likely the model finds each text of FILE (one a line; - reads stdin): perplexity and least likely words.
 
     Counts as `recipe-repl eval` does (every word after the first, and the stop token), so the

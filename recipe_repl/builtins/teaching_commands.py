@@ -62,7 +62,8 @@ def feed_logits(session: Session, ids: list[int]) -> np.ndarray:
     """Next-word logits [vocab] after feeding `ids` from a fresh state."""
     engine = session.engine
     last, _ = prefill(engine, np.array([ids], dtype=np.int64), engine.start(1))
-    return last[0]
+    row: np.ndarray = last[0]
+    return row
 
 
 def next_word_probs(session: Session, settings: Settings, history: list[int], logits: np.ndarray) -> np.ndarray:
