@@ -314,3 +314,32 @@ def test_best_ranks_samples_by_mean_log_probability(random_model, plugins):
     means = [float(m) for m in re.findall(r"^\s*\d+\s*│\s*\d+\s*│\s*(-?\d+\.\d+)", table, flags=re.M)][:4]
     assert len(means) == 4 and means == sorted(means, reverse=True)
     assert ":best ranks samples: turn beam search off first" in run.out
+
+
+@pytest.mark.slow
+def test_score_of_a_file_of_recipes_equals_eval(tmp_path):
+    """`recipe-repl score` over the held-out recipes gives the perplexity `recipe-repl eval` reports."""
+    from recipe_repl.export.evaluate import evaluate
+    from recipe_repl.train.preprocess import load_split
+
+    from recipe_repl.cli import main
+    from tests.tiny import export_tiny_onnx, tiny_config, train_tiny_run
+
+    run = train_tiny_run(tmp_path / "run", seq_len=500)  # longer than every recipe: eval cuts none
+    model = export_tiny_onnx(run, tmp_path / "tiny.onnx")
+    report = evaluate(model, ngram=False)
+    cfg = tiny_config()
+    _, split = load_split(cfg.data, cfg.val_split, cfg.seed)
+    texts = tmp_path / "held_out.txt"
+    texts.write_text("".join(t.replace("\n", " ") + "\n" for t in split.val))
+    engine = OnnxEngine(model)
+    scores = [score_text(engine, t, 10_000) for t in split.val]
+    assert corpus_perplexity(scores) == pytest.approx(report["lstm"]["perplexity"], rel=1e-5)
+    assert sum(len(s.predictions) for s in scores) == report["lstm"]["tokens"]
+    from click.testing import CliRunner
+
+    with CliRunner().isolation() as (_, err, _):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--no-plugins", "score", str(texts), "--model", str(model)])
+        assert exit_.value.code == 0
+        assert f"perplexity {report['lstm']['perplexity']:,.2f}" in err.getvalue().decode()
