@@ -72,7 +72,7 @@ def _word_number(text: str, count: int, command: str, rest: str = "") -> int:
     return n - 1 if n > 0 else count + n
 
 
-def _choice_word(session: Session, sample: Sample, k: int) -> int:
+def _choice_word(sample: Sample, k: int) -> int:
     return sample.token_ids[k] if k < len(sample.token_ids) else PAD_ID
 
 
@@ -91,7 +91,7 @@ def _why(session: Session, args: str) -> None:
     else:
         k = int(np.argmin(probs))  # the least likely choice
     dist = distribution_at(session, sample, k)
-    chosen = _choice_word(session, sample, k)
+    chosen = _choice_word(sample, k)
     vocab = session.engine.vocab
     before = detokenize(sample.prompt_words + vocab.decode_tokens(sample.token_ids[:k]), capitalize=False)
     title = after_title(before)
