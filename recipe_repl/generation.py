@@ -303,6 +303,7 @@ class _Batch:
             while live:
                 probs: np.ndarray | None = None
                 chosen_probs: np.ndarray | None = None
+                chosen: Sequence[int] | np.ndarray
                 if fast:
                     drawn = self.sampler.sample(logits, history, rngs)
                     chosen, chosen_probs = drawn.tokens, drawn.probs
@@ -317,12 +318,17 @@ class _Batch:
                     if token == STOP_HERE:
                         self.done[r] = StopReason.INTERRUPTED
                     else:
-                        prob = float(chosen_probs[j]) if chosen_probs is not None else float(probs[j, token])
-                        if self._accept(r, token, prob, None if probs is None else probs[j], step):
+                        row = None if probs is None else probs[j]
+                        if chosen_probs is not None:
+                            prob = float(chosen_probs[j])
+                        else:
+                            assert row is not None  # a chooser is always shown the distribution
+                            prob = float(row[token])
+                        if self._accept(r, token, prob, row, step):
                             keep.append(j)
                             continue
                     self.resume[r] = self._resume_point(stepper.state().take([j]), logits[j], r, fed[r])
-                feed = chosen
+                feed = np.asarray(chosen)
                 if len(keep) < len(live):
                     if not keep:
                         break

@@ -335,8 +335,8 @@ def _locate(w: np.ndarray, cum: np.ndarray, targets: np.ndarray, vocab: int, out
     np.cumsum(inner, axis=1, out=inner)
     j = np.minimum((inner[:, 1:] <= targets[:, None]).sum(axis=1), BLOCK - 1)
     out[:] = k * BLOCK + j
-    for r in np.flatnonzero((out >= vocab) | (w[np.arange(rows), np.minimum(out, vocab - 1)] <= 0)):
-        out[r] = _possible_before(w[r, :vocab], int(min(out[r], vocab - 1)))
+    for bad in np.flatnonzero((out >= vocab) | (w[np.arange(rows), np.minimum(out, vocab - 1)] <= 0)):
+        out[bad] = _possible_before(w[bad, :vocab], int(min(out[bad], vocab - 1)))
 
 
 def _locate_row(w: np.ndarray, cum: np.ndarray, target: float, vocab: int) -> int:
