@@ -115,6 +115,17 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def auto_threads(interactive: bool) -> int:
+    """ONNX Runtime intra-op threads when none are asked for (`--threads 0`), by use.
+
+    Interactive (the REPL: one sample, batch 1): 1 thread. A step at batch 1 is too small to split,
+    and ONNX Runtime's default (a thread per core) keeps a second core busy-waiting while the words
+    are sampled and shown: ~1.8x the CPU time for no faster words (`make bench`). Batch mode and
+    `generate` (many rows a step): 0, ONNX Runtime's default, a thread per core.
+    """
+    return 1 if interactive else 0
+
+
 def check_threads(threads: int) -> int:
     """The thread count, or a UserError naming the bound (0 = ONNX Runtime's default)."""
     if not 0 <= threads <= MAX_THREADS:
@@ -122,7 +133,7 @@ def check_threads(threads: int) -> int:
     return threads
 
 
-def _session_options(threads: int) -> ort.SessionOptions:
+def _session_options(threads: int, spinning: bool | None = None) -> ort.SessionOptions:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -130,12 +141,19 @@ def _session_options(threads: int) -> ort.SessionOptions:
     if threads > 0:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+    if spinning is not None:
+        # ORT's idle workers busy-wait for the next op by default: a whole core at batch 1 for a few
+        # per cent of speed. Off, they sleep between ops (and between tokens).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return opts
 
 
-def open_session(path: Path, provider: str = "auto", threads: int = 0) -> tuple[ort.InferenceSession, str]:
+def open_session(path: Path, provider: str = "auto", threads: int = 0,
+                 spinning: bool | None = None) -> tuple[ort.InferenceSession, str]:
     """Open an ONNX Runtime session on the asked provider; return it with the provider really used.
 
+    `threads` are ONNX Runtime's intra-op threads (0: its default, one per core); `spinning` lets
+    its idle workers busy-wait (None: its default, which spins).
     ONNX Runtime silently falls back from CUDA to CPU with only a log line, so the providers the
     session really got are checked here and a failed explicit `cuda` request is an error.
     """
@@ -153,7 +171,7 @@ def open_session(path: Path, provider: str = "auto", threads: int = 0) -> tuple[
         )
     wanted = [_CUDA, _CPU] if provider in ("cuda", "auto") and _CUDA in offered else [_CPU]
     try:
-        session = ort.InferenceSession(str(path), sess_options=_session_options(threads), providers=wanted)
+        session = ort.InferenceSession(str(path), sess_options=_session_options(threads, spinning), providers=wanted)
     except Exception as exc:  # ORT raises its own exception types for corrupt or foreign files
         raise ModelError(f"cannot load model {path}: {_first_line(exc)}") from None
     used = session.get_providers()
@@ -214,11 +232,12 @@ class OnnxEngine:
         provider: str = "auto",
         threads: int = 0,
         vocab_path: Path | None = None,
+        spinning: bool | None = None,
     ) -> None:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"model file not found: {path}")
-        self.session, used = open_session(path, provider, threads)
+        self.session, used = open_session(path, provider, threads, spinning)
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         if vocab_path is not None:
             words = _read_vocab(vocab_path)

@@ -143,3 +143,48 @@ def test_a_step_allocates_nothing_of_the_vocabularys_size(big_model: Path, plugi
     finally:
         tracemalloc.stop()
     assert peak - base < BIG * 4  # less than one float32 row of logits was ever allocated at once
+
+
+# --- threads and spinning, per use ---------------------------------------------------------------------
+
+
+def test_threads_and_spinning_reach_the_session(random_model: Path) -> None:
+    from recipe_repl.engine import open_session
+
+    session, _ = open_session(random_model, "cpu", threads=2, spinning=False)
+    opts = session.get_session_options()
+    assert opts.intra_op_num_threads == 2 and opts.inter_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    session, _ = open_session(random_model, "cpu", threads=1, spinning=True)
+    assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert OnnxEngine(random_model, threads=3).session.get_session_options().intra_op_num_threads == 3
+
+
+@pytest.mark.parametrize(("interactive", "flag", "config", "want"), [
+    (True, None, None, 1),  # the REPL: one thread, nothing left spinning
+    (False, None, None, 0),  # batch mode: ONNX Runtime's default, a thread per core
+    (True, 3, None, 3), (False, 2, None, 2),  # --threads wins
+    (True, None, 4, 4),  # then the config file
+])
+def test_threads_are_chosen_per_use(random_model: Path, interactive: bool, flag, config, want: int) -> None:
+    from recipe_repl.config import Config
+    from recipe_repl.startup import model_spec
+
+    spec = model_spec(Config(Path("none.toml"), threads=config), {"model": random_model, "threads": flag},
+                      interactive=interactive)
+    assert spec.threads == want
+
+
+def test_batch_mode_and_the_repl_open_the_model_with_their_threads(random_model: Path, plugins) -> None:
+    import io
+
+    from recipe_repl.batch import BatchFrontend
+    from recipe_repl.startup import start_session
+
+    frontend = BatchFrontend(io.StringIO(), io.StringIO())
+    opts = {"model": random_model}
+    session = start_session(plugins, frontend, opts)
+    assert session.engine.session.get_session_options().intra_op_num_threads == 0
+    frontend.interactive = True  # what the REPL's frontend says
+    session = start_session(plugins, frontend, opts)
+    assert session.engine.session.get_session_options().intra_op_num_threads == 1
