@@ -13,8 +13,10 @@ decided once per generation by `build_chain`, so the per-token path only calls t
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 
@@ -130,24 +132,25 @@ def apply_repetition_penalty(logits: np.ndarray, history: Sequence[Sequence[int]
 #
 # The draw is an inverse CDF in two levels, so that no step takes a cumulative sum over the whole
 # vocabulary (numpy's cumsum is sequential and costs ~8 ns a word: 40 µs a step at 5,000 words, more
-# than the rest of the sampler). The weights exp(x - max) are summed per block of BLOCK words (float64,
-# each block the same pairwise sum alone or in a batch); a cumulative sum over the blocks finds the
-# block where u × total falls, and one over that block's words finds the word. Every sum is a row's
-# own, in a fixed order, so the word drawn for a row never depends on the batch around it; it is the
-# plain inverse-CDF word up to float64 rounding at the block edges.
+# than the rest of the sampler). The float32 weights exp(x - max) are summed per block of BLOCK words
+# in float64 (numpy's pairwise sum, the same for a block alone or in a batch); a cumulative sum over
+# the blocks finds the block where u × total falls, and one over that block's words finds the word.
+# Every sum is a row's own, in a fixed order, so the word drawn for a row never depends on the batch
+# around it; it is the plain inverse-CDF word up to float64 rounding at the block edges.
+#
+# One row (the REPL) takes a scalar path: after an ONNX Runtime step has streamed megabytes of
+# weights through the cache, every numpy call pays to bring its own code and data back, so the
+# fewer calls the better (measured: ~5 µs a call on top of its own cost).
 
 BLOCK = 64  # words per block of the two-level inverse CDF
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float64 (a new array), the reference; rows that are all -inf are not allowed."""
-    return _softmax_inplace(np.array(logits, dtype=np.float64))
-
-
-def _softmax_inplace(x: np.ndarray) -> np.ndarray:
+    x = np.array(logits, dtype=np.float64)
     x -= x.max(axis=-1, keepdims=True)
     np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True, dtype=np.float64)
+    x /= x.sum(axis=-1, keepdims=True)
     return x
 
 
@@ -158,19 +161,24 @@ class _Scratch:
         blocks = -(-vocab // BLOCK)
         self.rows, self.vocab, self.blocks = rows, vocab, blocks
         self.x = np.empty((rows, vocab), dtype=np.float32)  # processed logits, then their weights
+        self.padded = np.zeros((rows, blocks * BLOCK), dtype=np.float64)  # the weights again; the tail stays 0
         self.top = np.empty(rows, dtype=np.float32)  # each row's largest logit
-        self.w = np.zeros((rows, blocks * BLOCK), dtype=np.float64)  # weights, zero-padded to whole blocks
-        self.cum = np.empty((rows, blocks), dtype=np.float64)  # cumulative block sums
+        self.cum = np.empty((rows, blocks), dtype=np.float64)  # block sums, then their cumulative sums
+        self.totals = np.empty(rows, dtype=np.float64)
         self.tokens = np.empty(rows, dtype=np.int64)
         self.probs = np.empty(rows, dtype=np.float64)
         self._views: dict[int, tuple[np.ndarray, ...]] = {}
 
     def views(self, rows: int) -> tuple[np.ndarray, ...]:
-        """(x, top, w, cum, tokens, probs) for the first `rows` rows, made once per row count."""
+        """(padded, x, top, cum, totals, tokens, probs) for the first `rows` rows, made once per row count.
+
+        The weights are copied to float64 before the block sums: a reduce that casts as it goes
+        allocates a buffer at every call.
+        """
         got = self._views.get(rows)
         if got is None:
-            got = self._views[rows] = (self.x[:rows], self.top[:rows], self.w[:rows], self.cum[:rows],
-                                       self.tokens[:rows], self.probs[:rows])
+            got = self._views[rows] = (self.padded[:rows], self.x[:rows], self.top[:rows], self.cum[:rows],
+                                       self.totals[:rows], self.tokens[:rows], self.probs[:rows])
         return got
 
 
@@ -183,16 +191,14 @@ class Draw:
     """
 
     tokens: np.ndarray  # int64 [rows]
-    probs: np.ndarray  # float64 [rows]: the probability each token had (1.0 when greedy)
-    _weights: np.ndarray  # float64 [rows, vocab] unnormalized, or the processed logits when greedy
+    probs: np.ndarray  # float64 [rows]: the probability each token had (1.0 when greedy), float32-rounded
+    _weights: np.ndarray  # float32 [rows, vocab] unnormalized, or the processed logits when greedy
     _totals: np.ndarray | None  # float64 [rows]; None when greedy
-    _greedy: bool
 
     def distribution(self) -> np.ndarray:
         """Probabilities float32 [rows, vocab]: exactly what `Sampler.distribution` gives for this step."""
-        if self._greedy:
+        if self._totals is None:
             return _one_hot(self.tokens, self._weights.shape)
-        assert self._totals is not None
         return np.divide(self._weights, self._totals[:, None], dtype=np.float64).astype(np.float32)
 
 
@@ -229,14 +235,14 @@ class Sampler:
         """Chain, softmax and draw in one pass over the sampler's own work arrays: the generation loop's step.
 
         Draws the same word, with the same probability, as `choose` on `distribution` would (up to
-        float32 rounding of the normalized probabilities), with one `random()` per row; nothing of
-        the vocabulary's size is allocated. The result is only valid until the next call.
+        the float32 rounding of the normalized probabilities), with one `random()` per row; nothing
+        of the vocabulary's size is allocated. The result is only valid until the next call.
         """
         rows, vocab = logits.shape
         sc = self._scratch
         if sc is None or sc.rows < rows or sc.vocab != vocab:
             sc = self._scratch = _Scratch(rows, vocab)
-        x, top, w, cum, tokens, probs = sc.views(rows)
+        padded, x, top, cum, totals, tokens, probs = sc.views(rows)
         src = logits
         if self.chain or logits.dtype != np.float32:
             np.copyto(x, logits, casting="same_kind")  # processors may write in place: they get our copy
@@ -247,28 +253,31 @@ class Sampler:
         if self.greedy:
             np.argmax(src, axis=1, out=tokens)
             probs.fill(1.0)
-            return Draw(tokens, probs, src, None, True)
-        if rows == 1:  # the REPL's case: scalars where numpy would make arrays
-            np.subtract(src, src.max(), out=x)
+            return Draw(tokens, probs, src, None)
+        if rows == 1:  # the REPL's case: scalars and plain floats where numpy would make arrays
+            row = src[0]
+            np.subtract(row, row.max(), out=x[0])
         else:
             np.max(src, axis=1, out=top)
             np.subtract(src, top[:, None], out=x)
         np.exp(x, out=x)
-        np.copyto(w[:, :vocab], x)
-        _block_cdf(w, cum)
-        totals = cum[:, -1]
+        np.copyto(padded[:, :vocab], x)
+        np.add.reduce(padded.reshape(rows, -1, BLOCK), axis=2, out=cum)
         if rows == 1:
-            total = float(totals[0])
-            token = _locate_row(w[0], cum[0], rngs[0].random() * total, vocab)
+            cdf = list(accumulate(cum[0].tolist()))  # the same sequential sums as np.cumsum
+            total = totals[0] = cdf[-1]
+            token = _locate_row(padded[0], cdf, rngs[0].random() * total, vocab)
             tokens[0] = token
-            # the word's probability as `distribution` shows it: the float64 quotient rounded to float32
-            probs[0] = np.float32(w[0, token] / total)
+            # its probability as `distribution` shows it: the float64 quotient rounded to float32
+            probs[0] = np.float32(float(padded[0, token]) / total)
         else:
+            np.cumsum(cum, axis=1, out=cum)
+            np.copyto(totals, cum[:, -1])
             for r in range(rows):
                 probs[r] = rngs[r].random() * totals[r]  # the targets first, then the probabilities
-            _locate(w, cum, probs, vocab, tokens)
-            probs[:] = (w[np.arange(rows), tokens] / totals).astype(np.float32)
-        return Draw(tokens, probs, w[:, :vocab], totals, False)
+            _locate(padded, cum, probs, vocab, tokens)
+            probs[:] = (x[np.arange(rows), tokens] / totals).astype(np.float32)
+        return Draw(tokens, probs, x, totals)
 
 
 def _one_hot(tokens: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -284,8 +293,8 @@ def distribution(
 
     The chain and the exponentials run in float32 (the model's own precision; float32 rows of a
     batch stay in the CPU cache where float64 ones spill out of it); the sums are float64 and the
-    same two-level block sums the draw uses, so each probability is within ~1e-7 relative of the
-    float64 reference and is exactly the one `Sampler.sample` reports for the word it draws.
+    same block sums the draw uses, so each probability is within ~1e-7 relative of the float64
+    reference and is exactly the one `Sampler.sample` reports for the word it draws.
     """
     x = np.array(logits, dtype=np.float32)  # a copy: processors may write in place
     for proc in chain:
@@ -294,9 +303,8 @@ def distribution(
         return _one_hot(np.argmax(x, axis=-1), x.shape)
     x = x - x.max(axis=-1, keepdims=True)
     np.exp(x, out=x)
-    rows, vocab = x.shape
     w = _padded(x)
-    cum = np.empty((rows, w.shape[1] // BLOCK))
+    cum = np.empty((w.shape[0], w.shape[1] // BLOCK))
     _block_cdf(w, cum)
     return np.divide(x, cum[:, -1:], dtype=np.float64).astype(np.float32)
 
@@ -310,7 +318,7 @@ def _padded(weights: np.ndarray) -> np.ndarray:
 
 
 def _block_cdf(w: np.ndarray, cum: np.ndarray) -> None:
-    """Cumulative block sums of zero-padded weights w [rows, blocks × BLOCK] into cum [rows, blocks]."""
+    """Cumulative float64 block sums of zero-padded weights w [rows, blocks × BLOCK] into cum [rows, blocks]."""
     rows, blocks = cum.shape
     np.add.reduce(w.reshape(rows, blocks, BLOCK), axis=2, out=cum)
     np.cumsum(cum, axis=1, out=cum)
@@ -325,7 +333,7 @@ def _locate(w: np.ndarray, cum: np.ndarray, targets: np.ndarray, vocab: int, out
     rows, blocks = cum.shape
     if rows <= 4:
         for r in range(rows):
-            out[r] = _locate_row(w[r], cum[r], float(targets[r]), vocab)
+            out[r] = _locate_row(w[r], cum[r].tolist(), float(targets[r]), vocab)
         return
     k = np.minimum((cum <= targets[:, None]).sum(axis=1), blocks - 1)
     base = np.where(k > 0, cum[np.arange(rows), np.maximum(k - 1, 0)], 0.0)
@@ -339,10 +347,10 @@ def _locate(w: np.ndarray, cum: np.ndarray, targets: np.ndarray, vocab: int, out
         out[bad] = _possible_before(w[bad, :vocab], int(min(out[bad], vocab - 1)))
 
 
-def _locate_row(w: np.ndarray, cum: np.ndarray, target: float, vocab: int) -> int:
-    blocks = len(cum)
-    k = min(int(cum.searchsorted(target, side="right")), blocks - 1)
-    acc = float(cum[k - 1]) if k else 0.0
+def _locate_row(w: np.ndarray, cdf: list[float], target: float, vocab: int) -> int:
+    """One row of `_locate`: `cdf` holds the row's cumulative block sums."""
+    k = min(bisect_right(cdf, target), len(cdf) - 1)
+    acc = cdf[k - 1] if k else 0.0
     start = k * BLOCK
     j = BLOCK - 1
     for n, v in enumerate(w[start:start + BLOCK].tolist()):
