@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -116,6 +115,13 @@ class CommandTable:
         spec = self.get(name)
         if spec is not None:
             return spec
-        close = difflib.get_close_matches(name, self.all_names(), n=1, cutoff=0.5)
+        close = close_matches(name, self.all_names(), n=1, cutoff=0.5)
         hint = f" — did you mean :{close[0]}?" if close else " — type :help for the list"
         raise UserError(f"unknown command :{name}{hint}")
+
+
+def close_matches(word: str, choices: list[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """difflib's suggestions, imported only when a name was mistyped (it is not free at start-up)."""
+    import difflib
+
+    return [str(m) for m in difflib.get_close_matches(word, choices, n=n, cutoff=cutoff)]
