@@ -152,16 +152,11 @@ def step_profile(path: Path, steps: int = 300) -> dict[str, float]:
 def quantized(path: Path) -> dict | None:
     """Output-layer int8 (after the graph clean-up) against the float file: step speed-up, perplexity."""
     try:
-        import onnx
+        import onnx  # noqa: F401 - the quantizer needs it (the train extra)
         from recipe_repl.export import quantize
     except ImportError:
         return None
-    data = path.read_bytes()
-    q_model = onnx.load_from_string(quantize.quantize_int8(quantize.simplify(data), "int8-output"))
-    for prop in onnx.load_from_string(data).metadata_props:
-        q_model.metadata_props.add(key=prop.key, value=prop.value)
-    q_path = Path(tempfile.mkdtemp()) / "int8-output.onnx"
-    q_path.write_bytes(q_model.SerializeToString())
+    q_path = quantize.write_quantized(path, Path(tempfile.mkdtemp()) / "int8-output.onnx", "int8-output")
     try:
         return quantize.measure(path, q_path, limit=300)
     except Exception as exc:  # no corpus in the metadata, or it is not installed: speed only

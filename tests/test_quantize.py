@@ -67,11 +67,10 @@ def test_export_offers_output_only_int8(tmp_path_factory, tmp_path: Path) -> Non
 
 
 def test_measure_reports_speed_and_perplexity_of_both(tiny_onnx: Path, tmp_path: Path) -> None:
-    q_path = tmp_path / "q.onnx"
-    q_model = onnx.load_from_string(quantize.quantize_int8(tiny_onnx.read_bytes(), "int8-output"))
-    for prop in onnx.load(str(tiny_onnx)).metadata_props:  # the metadata eval needs (vocabulary, corpus)
-        q_model.metadata_props.add(key=prop.key, value=prop.value)
-    q_path.write_bytes(q_model.SerializeToString())
+    q_path = quantize.write_quantized(tiny_onnx, tmp_path / "q.onnx", "int8-output")
+    meta = {p.key: p.value for p in onnx.load(str(q_path)).metadata_props}
+    assert meta[contract.META_VOCAB] == {p.key: p.value for p in onnx.load(str(tiny_onnx)).metadata_props}[
+        contract.META_VOCAB]  # eval reads the vocabulary and the corpus from it
     report = quantize.measure(tiny_onnx, q_path, limit=3)
     for key in ("float32", "quantized"):
         assert report[key]["step_ms"] > 0 and report[key]["perplexity"] > 1 and report[key]["tokens"] > 0
