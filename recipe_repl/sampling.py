@@ -13,6 +13,7 @@ decided once per generation by `build_chain`, so the per-token path only calls t
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -160,9 +161,9 @@ class _Scratch:
     def __init__(self, rows: int, vocab: int) -> None:
         blocks = -(-vocab // BLOCK)
         self.rows, self.vocab, self.blocks = rows, vocab, blocks
-        self.x = np.empty((rows, vocab), dtype=np.float32)  # processed logits, then their weights
+        self.x = np.empty((rows, vocab), dtype=np.float32)  # the processed logits (when there is a chain)
+        self.y = np.empty((rows, vocab), dtype=np.float32)  # their weights exp(x) (or exp(x - max))
         self.padded = np.zeros((rows, blocks * BLOCK), dtype=np.float64)  # the weights again; the tail stays 0
-        self.top = np.empty(rows, dtype=np.float32)  # each row's largest logit
         self.cum = np.empty((rows, blocks), dtype=np.float64)  # block sums, then their cumulative sums
         self.totals = np.empty(rows, dtype=np.float64)
         self.tokens = np.empty(rows, dtype=np.int64)
@@ -170,14 +171,14 @@ class _Scratch:
         self._views: dict[int, tuple[np.ndarray, ...]] = {}
 
     def views(self, rows: int) -> tuple[np.ndarray, ...]:
-        """(padded, x, top, cum, totals, tokens, probs) for the first `rows` rows, made once per row count.
+        """(padded, x, y, cum, totals, tokens, probs) for the first `rows` rows, made once per row count.
 
         The weights are copied to float64 before the block sums: a reduce that casts as it goes
         allocates a buffer at every call.
         """
         got = self._views.get(rows)
         if got is None:
-            got = self._views[rows] = (self.padded[:rows], self.x[:rows], self.top[:rows], self.cum[:rows],
+            got = self._views[rows] = (self.padded[:rows], self.x[:rows], self.y[:rows], self.cum[:rows],
                                        self.totals[:rows], self.tokens[:rows], self.probs[:rows])
         return got
 
@@ -242,7 +243,7 @@ class Sampler:
         sc = self._scratch
         if sc is None or sc.rows < rows or sc.vocab != vocab:
             sc = self._scratch = _Scratch(rows, vocab)
-        padded, x, top, cum, totals, tokens, probs = sc.views(rows)
+        padded, x, y, cum, totals, tokens, probs = sc.views(rows)
         src = logits
         if self.chain or logits.dtype != np.float32:
             np.copyto(x, logits, casting="same_kind")  # processors may write in place: they get our copy
@@ -254,30 +255,59 @@ class Sampler:
             np.argmax(src, axis=1, out=tokens)
             probs.fill(1.0)
             return Draw(tokens, probs, src, None)
-        if rows == 1:  # the REPL's case: scalars and plain floats where numpy would make arrays
-            row = src[0]
-            np.subtract(row, row.max(), out=x[0])
-        else:
-            np.max(src, axis=1, out=top)
-            np.subtract(src, top[:, None], out=x)
-        np.exp(x, out=x)
-        np.copyto(padded[:, :vocab], x)
-        np.add.reduce(padded.reshape(rows, -1, BLOCK), axis=2, out=cum)
-        if rows == 1:
-            cdf = list(accumulate(cum[0].tolist()))  # the same sequential sums as np.cumsum
-            total = totals[0] = cdf[-1]
-            token = _locate_row(padded[0], cdf, rngs[0].random() * total, vocab)
-            tokens[0] = token
-            # its probability as `distribution` shows it: the float64 quotient rounded to float32
-            probs[0] = np.float32(float(padded[0, token]) / total)
-        else:
-            np.cumsum(cum, axis=1, out=cum)
+        if rows > 1:
+            _weights(src, y, padded, cum)
             np.copyto(totals, cum[:, -1])
             for r in range(rows):
                 probs[r] = rngs[r].random() * totals[r]  # the targets first, then the probabilities
             _locate(padded, cum, probs, vocab, tokens)
-            probs[:] = (x[np.arange(rows), tokens] / totals).astype(np.float32)
-        return Draw(tokens, probs, x, totals)
+            probs[:] = (y[np.arange(rows), tokens] / totals).astype(np.float32)
+            return Draw(tokens, probs, y, totals)
+        # One row (the REPL): `_weights` in plain floats, the fewest numpy calls (the same sums).
+        blocks = padded.reshape(1, -1, BLOCK)
+        with np.errstate(over="ignore", under="ignore"):  # handled below: no RuntimeWarning in the REPL
+            np.exp(src, out=y)
+        np.copyto(padded[:, :vocab], y)
+        np.add.reduce(blocks, axis=2, out=cum)
+        cdf = list(accumulate(cum[0].tolist()))  # the same sequential sums as np.cumsum
+        if not _SAFE_TOTAL <= cdf[-1] < math.inf:
+            row = src[0]
+            np.subtract(row, row.max(), out=y[0])
+            np.exp(y, out=y)
+            np.copyto(padded[:, :vocab], y)
+            np.add.reduce(blocks, axis=2, out=cum)
+            cdf = list(accumulate(cum[0].tolist()))
+        total = totals[0] = cdf[-1]
+        token = _locate_row(padded[0], cdf, rngs[0].random() * total, vocab)
+        tokens[0] = token
+        # its probability as `distribution` shows it: the float64 quotient rounded to float32
+        probs[0] = np.float32(float(padded[0, token]) / total)
+        return Draw(tokens, probs, y, totals)
+
+
+# exp(x) straight from the logits is exact enough when the row's total lands in this range; a row
+# whose exponentials overflow, or all underflow towards the subnormals, is shifted by its largest
+# logit first (the softmax's usual guard, skipped where it is not needed: it costs two passes).
+_SAFE_TOTAL = 1e-20
+
+
+def _weights(src: np.ndarray, y: np.ndarray, padded: np.ndarray, cum: np.ndarray) -> None:
+    """y = exp(src) (float32), padded = y in float64, cum = the cumulative float64 block sums, row by row.
+
+    Rows whose total is not in [_SAFE_TOTAL, inf) are redone as exp(src - max): a row's own test, so
+    a row's weights never depend on the batch around it.
+    """
+    rows, vocab = src.shape
+    with np.errstate(over="ignore", under="ignore"):  # handled below: no RuntimeWarning on the terminal
+        np.exp(src, out=y)
+    padded[:, :vocab] = y
+    _block_cdf(padded, cum)
+    bad = np.flatnonzero(~((cum[:, -1] >= _SAFE_TOTAL) & (cum[:, -1] < math.inf)))
+    for r in bad:
+        np.subtract(src[r], src[r].max(), out=y[r])
+        np.exp(y[r], out=y[r])
+        padded[r, :vocab] = y[r]
+        _block_cdf(padded[r : r + 1], cum[r : r + 1])
 
 
 def _one_hot(tokens: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -301,12 +331,12 @@ def distribution(
         x = proc(x, context)
     if greedy:
         return _one_hot(np.argmax(x, axis=-1), x.shape)
-    x = x - x.max(axis=-1, keepdims=True)
-    np.exp(x, out=x)
-    w = _padded(x)
-    cum = np.empty((w.shape[0], w.shape[1] // BLOCK))
-    _block_cdf(w, cum)
-    return np.divide(x, cum[:, -1:], dtype=np.float64).astype(np.float32)
+    rows, vocab = x.shape
+    y = np.empty_like(x)
+    padded = np.zeros((rows, -(-vocab // BLOCK) * BLOCK))
+    cum = np.empty((rows, padded.shape[1] // BLOCK))
+    _weights(x, y, padded, cum)
+    return np.divide(y, cum[:, -1:], dtype=np.float64).astype(np.float32)
 
 
 def _padded(weights: np.ndarray) -> np.ndarray:

@@ -188,3 +188,23 @@ def test_batch_mode_and_the_repl_open_the_model_with_their_threads(random_model:
     frontend.interactive = True  # what the REPL's frontend says
     session = start_session(plugins, frontend, opts)
     assert session.engine.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_rows_that_would_overflow_or_underflow_are_shifted_by_their_max(plugins) -> None:
+    """exp(logits) straight is the fast path; huge or tiny logits take the shifted one, row by row."""
+    vocab = Vocabulary.from_list(["", "[UNK]"] + [f"w{i}" for i in range(BIG - 2)])
+    sampler = sampling.Sampler(Settings(seed=5), plugins.processor_specs(), vocab)
+    logits = _logits(6, BIG, 7)
+    logits[1] += 300.0  # exp overflows float32
+    logits[3] -= 150.0  # every exp underflows
+    logits[4, 10] = 95.0  # one word alone overflows
+    reference = sampling.softmax(logits)
+    probs = sampler.distribution(logits, [[]] * 6)
+    np.testing.assert_allclose(probs, reference, rtol=2e-6, atol=1e-12)
+    for trial in range(20):
+        together = sampler.sample(logits, [[]] * 6, [sampling.row_rng(trial, r) for r in range(6)])
+        tokens = together.tokens.tolist()
+        assert tokens == sampler.choose(probs, [sampling.row_rng(trial, r) for r in range(6)]).tolist()
+        for r in range(6):
+            alone = sampler.sample(logits[r : r + 1], [[]], [sampling.row_rng(trial, r)])
+            assert int(alone.tokens[0]) == tokens[r] and float(alone.probs[0]) == float(probs[r, tokens[r]])
