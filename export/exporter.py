@@ -96,6 +96,8 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         if not quiet:
             print(clean(text, keep="\n"), file=stream, flush=True)
 
+    import onnx
+
     if stateless:
         model = convert.to_onnx_stateless(loaded.model)
         if _mutate:
@@ -103,8 +105,12 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         report = _stateless_parity(loaded.model, model.SerializeToString(), held_out, tolerance)
         kind = "probs"
     else:
+        from recipe_repl.export.quantize import simplify
+
         step = convert.build_step_model(loaded.model, len(loaded.words), cfg.embedding_dim, cfg.units)
-        model = convert.to_onnx(step, cfg.units)
+        # tf2onnx's index arithmetic and Tensordot reshapes removed: ~1.2x faster steps (checked here
+        # against the converted graph, and below by the parity check like any export)
+        model = onnx.load_from_string(simplify(convert.to_onnx(step, cfg.units).SerializeToString()))
         if _mutate:
             _mutate(model)
         report = parity.check(loaded.model, model.SerializeToString(), held_out, prompt, tolerance=tolerance)
@@ -116,12 +122,10 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
     report["held_out_source"] = source
     quant_report: dict = {}
     if quantize:
-        import onnx
-        from recipe_repl.export.quantize import quantize_int8, simplify
+        from recipe_repl.export.quantize import quantize_int8
 
         float_bytes = model.SerializeToString()
-        # the graph cleaned of tf2onnx's small ops first (checked against the float graph, else unchanged)
-        q_bytes = quantize_int8(simplify(float_bytes), quantize)
+        q_bytes = quantize_int8(float_bytes, quantize)
         what = "int8 dynamic" if quantize == "int8" else "int8 dynamic, output layer only"
         quant_report = parity.top1_agreement(float_bytes, q_bytes, held_out) | {"quantization": what}
         say(f"{quantize}: top-1 agreement with float {quant_report['top1_agreement']:.2%} on "
