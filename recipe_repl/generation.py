@@ -313,14 +313,17 @@ class _Batch:
                     probs = self.sampler.distribution(logits, history)
                     chosen = self.chooser(Step(step, probs, history, rngs, self.sampler))
                 keep: list[int] = []
+                # plain ints and floats: no numpy scalar per row
+                tokens = chosen.tolist() if isinstance(chosen, np.ndarray) else [int(t) for t in chosen]
+                chosen_list = chosen_probs.tolist() if chosen_probs is not None else None
                 for j, r in enumerate(live):
-                    token = int(chosen[j])
+                    token = tokens[j]
                     if token == STOP_HERE:
                         self.done[r] = StopReason.INTERRUPTED
                     else:
                         row = None if probs is None else probs[j]
-                        if chosen_probs is not None:
-                            prob = float(chosen_probs[j])
+                        if chosen_list is not None:
+                            prob = chosen_list[j]
                         else:
                             assert row is not None  # a chooser is always shown the distribution
                             prob = float(row[token])
@@ -333,7 +336,7 @@ class _Batch:
                     if not keep:
                         break
                     # A row finished: a smaller batch from here on (the only time anything is re-made).
-                    feed = np.asarray([int(chosen[j]) for j in keep], dtype=np.int64)
+                    feed = np.asarray([tokens[j] for j in keep], dtype=np.int64)
                     stepper, logits = open_stepper(self.engine, stepper.state().take(keep)), logits[keep]
                     live = [live[j] for j in keep]
                     history = [self.history[r] for r in live]
