@@ -72,6 +72,33 @@ def startup_seconds(model: str) -> tuple[float, float]:
     return best_tool, best_floor
 
 
+def import_breakdown(model: str) -> tuple[dict[str, float], float]:
+    """Milliseconds of import time per top-level package that the tool spends beyond the floor
+    (`python -X importtime`, self times summed per package; best of 3 each), and the floor's total."""
+    env = _env()
+    tool = [sys.executable, "-X", "importtime", "-m", "recipe_repl", "--model", model, "--max-tokens", "1"]
+    floor = [sys.executable, "-X", "importtime", "-c", "import onnxruntime, numpy; "
+             f"onnxruntime.InferenceSession({model!r}, providers=['CPUExecutionProvider'])"]
+
+    def per_package(cmd: list[str], stdin: bytes) -> dict[str, float]:
+        best: dict[str, float] = {}
+        for _ in range(3):
+            err = subprocess.run(cmd, input=stdin, capture_output=True, env=env, check=True).stderr.decode()
+            got: dict[str, float] = {}
+            for line in err.splitlines():
+                parts = line.split("|")
+                if len(parts) == 3 and parts[0].startswith("import time:") and parts[0].split(":")[1].strip().isdigit():
+                    name = parts[2].strip().split(".")[0]
+                    got[name] = got.get(name, 0.0) + int(parts[0].split(":")[1]) / 1000
+            for name, ms in got.items():
+                best[name] = min(best.get(name, ms), ms)
+        return best
+
+    ours, base = per_package(tool, b"recipe for roast\n"), per_package(floor, b"")
+    extra = {name: ms - base.get(name, 0.0) for name, ms in ours.items()}
+    return dict(sorted(extra.items(), key=lambda kv: -kv[1])), sum(base.values())
+
+
 def first_prompt_seconds(model: str) -> tuple[float, float] | None:
     """Best-of-RUNS time to the REPL's first prompt on a pseudo-terminal, and of its floor; None without pexpect."""
     try:
@@ -123,6 +150,9 @@ def main() -> None:
     print(f"start-up: echo prompt | recipe-repl --max-tokens 1: {tool * 1000:.0f} ms; floor (import onnxruntime, "
           f"numpy + InferenceSession on the model): {floor * 1000:.0f} ms")
     print(f"piped start-up over the floor: {tool / floor:.2f}x   {verdict(tool / floor, 1.15, higher_is_better=False)}")
+    extra, _ = import_breakdown(str(path))
+    top = ", ".join(f"{name} {ms:.0f}" for name, ms in list(extra.items())[:8] if ms >= 0.5)
+    print(f"  imports beyond the floor's (python -X importtime, ms): {sum(extra.values()):.0f} in all; {top}")
     first = first_prompt_seconds(str(path))
     if first is None:
         print("interactive start-up: not measured (pexpect is in the dev extra)")
