@@ -30,11 +30,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 from common import bench_model, verdict  # noqa: E402
 
-from recipe_repl.engine import BoundStepper, OnnxEngine, auto_threads  # noqa: E402
+from recipe_repl.engine import OnnxEngine, auto_threads  # noqa: E402
 from recipe_repl.generation import Request, generate  # noqa: E402
 from recipe_repl.plugins import Plugins  # noqa: E402
 from recipe_repl.sampling import ProcessorSpec, Sampler, ban_tokens, row_rng  # noqa: E402
 from recipe_repl.settings import Settings  # noqa: E402
+from recipe_repl.stepping import open_stepper  # noqa: E402
 
 TOKENS = 200
 ROUNDS = 15
@@ -75,7 +76,7 @@ def loop_overhead(engine: OnnxEngine) -> dict[str, float]:
     """CPU µs per token: bare session.run, bare stepper, the sampler alone, and the whole loop (interleaved rounds)."""
     ids = engine.vocab.encode(PROMPT)
     token = np.array([ids[-1]])
-    feed = {engine.roles.tokens: token.reshape(1, 1).astype(engine._token_dtype)}
+    feed = {engine.roles.tokens: token.reshape(1, 1).astype(engine.token_dtype)}
     feed.update((n, np.zeros((1, *s), np.float32)) for n, s in zip(engine.roles.state_inputs,
                                                                   engine.roles.state_shapes, strict=True))
     fetch = [engine.roles.logits, *engine.roles.state_outputs]
@@ -91,8 +92,7 @@ def loop_overhead(engine: OnnxEngine) -> dict[str, float]:
             f.update(zip(engine.roles.state_inputs, out[1:], strict=True))
 
     def bare_bound() -> None:
-        stepper = BoundStepper(engine.session, engine.roles, engine._token_dtype, len(engine.vocab),
-                               engine.start(1))  # type: ignore[arg-type]
+        stepper = open_stepper(engine, engine.start(1))
         for _ in range(TOKENS):
             stepper.step(token)
 
@@ -128,7 +128,7 @@ def step_profile(path: Path, steps: int = 300) -> dict[str, float]:
     opts.log_severity_level = 3
     opts.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "step")
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    feed = {engine.roles.tokens: np.full((1, 1), 5, engine._token_dtype)}
+    feed = {engine.roles.tokens: np.full((1, 1), 5, engine.token_dtype)}
     feed.update((n, np.zeros((1, *s), np.float32)) for n, s in zip(engine.roles.state_inputs,
                                                                   engine.roles.state_shapes, strict=True))
     for _ in range(steps):

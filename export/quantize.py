@@ -202,13 +202,13 @@ def step_seconds(paths: list[Path], steps: int = 200, rounds: int = 15) -> list[
     """Seconds per stateful step at batch 1 (1 thread, I/O bound, CPU time) for each model, best of
     `rounds` interleaved rounds so that every model sees the same machine."""
     from recipe_repl.engine import OnnxEngine
+    from recipe_repl.stepping import open_stepper
 
     engines = [OnnxEngine(p, provider="cpu", threads=1) for p in paths]
     best = [float("inf")] * len(engines)
     for _ in range(rounds):
         for k, engine in enumerate(engines):
-            stepper = engine.stepper(engine.start(1))
-            assert stepper is not None, "a stateful model on the CPU"
+            stepper = open_stepper(engine, engine.start(1))
             token = np.array([min(5, len(engine.vocab) - 1)])
             t0 = time.process_time()
             for _ in range(steps):

@@ -21,10 +21,11 @@ from typing import Protocol
 
 import numpy as np
 
-from recipe_repl.engine import Engine, State, Stepper, open_stepper
+from recipe_repl.engine import Engine, State
 from recipe_repl.errors import UserError
 from recipe_repl.sampling import ProcessorSpec, Sampler, row_rng
 from recipe_repl.settings import Settings
+from recipe_repl.stepping import Stepper, open_stepper
 from recipe_repl.vocab import PAD_ID, detokenize
 
 MAX_PROMPT_TOKENS = 10_000  # default cap on a prompt's length (`--max-prompt-tokens`)
