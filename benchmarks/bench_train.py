@@ -64,11 +64,11 @@ def _data(args):
 def _steps(model, learning_rate: float, jit: bool = False):
     import keras
     import tensorflow as tf
-    from recipe_repl.train.loop import _Steps
+    from recipe_repl.train.steps import Steps
 
     opt = keras.optimizers.Adam(learning_rate=learning_rate)
     opt.build(model.trainable_variables)
-    return _Steps(tf, keras, model, opt, tf.distribute.get_strategy(), jit), opt
+    return Steps(tf, keras, model, opt, tf.distribute.get_strategy(), jit), opt
 
 
 def time_to_quality(args) -> None:
@@ -189,7 +189,7 @@ def one_lever(args, lever: dict) -> dict:
 
 
 def _data_variant(steps, cache: bool, prefetch: int):
-    """`_Steps.train_epoch` with a different tf.data tail (cache and AUTOTUNE prefetch, or none)."""
+    """`Steps.train_epoch` with a different tf.data tail (cache and AUTOTUNE prefetch, or none)."""
     import tensorflow as tf
     from recipe_repl.train import preprocess
 

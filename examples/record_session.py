@@ -1,9 +1,11 @@
 """Record a real recipe-repl session as an SVG picture (the one in the README, docs/session.svg).
 
 It shows what the lecture is about, on a real model through ONNX Runtime: a prompt written at
-temperature 1.0, the table of the most likely next words (`:probs`), the same table at 1.0 and 0.2
-side by side (`:compare`), a colder sample, a prompt with a word the model does not know ([UNK]),
-and choosing words by hand (`:pick`), with the stop token shown as ⏹ [end].
+temperature 1.0 with each word coloured by the probability it had (`:heat on`), the table the least
+likely word was drawn from (`:why`), the next-word table at 1.0 and 0.2 side by side (`:compare`),
+a colder sample, a prompt with a word the model does not know ([UNK]), and choosing words by hand
+(`:pick`), with the stop token shown as ⏹ [end]. `--script cells` records the LSTM's own cells
+instead (docs/cells.svg): `:cells find`, then one unit over a recipe.
 
 The REPL is driven exactly as a person would drive it, but through prompt-toolkit pipe input, and a
 rich `Console(record=True)` keeps what was shown:
@@ -30,16 +32,25 @@ from recipe_repl.settings import Settings
 
 SCRIPT = [
     ":max 40",
+    ":heat on",
     "recipe for roast chicken",
-    ":probs 6",
+    ":why",
     ":compare 1.0 0.2",
     ":temp 0.2",
-    "recipe for roast chicken",
+    "recipe for chocolate ice cream |",
     "recipe for quokka stew",  # a word no recipe has: the model reads [UNK]
     ":pick 4",
     "1",
     "",
     "s",
+]
+
+CELLS_SCRIPT = [
+    ":cells find step",
+    ":max 50",
+    ":temp 0.5",
+    "recipe for roasted vegetables |",
+    ":cells c {unit}",
 ]
 
 
@@ -67,11 +78,14 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=Path("models/recipes.onnx"), help="the .onnx model to run")
     parser.add_argument("--out", type=Path, default=Path("docs/session.svg"), help="where to write the SVG")
     parser.add_argument("--seed", type=int, default=42, help="sampler seed, so the recording is reproducible")
+    parser.add_argument("--script", choices=("session", "cells"), default="session", help="what to record")
+    parser.add_argument("--unit", type=int, default=0, help="with --script cells: the memory-cell unit to show")
     args = parser.parse_args()
     if not args.model.is_file():
         print(f"error: no model at {args.model} (pass --model FILE)", file=sys.stderr)
         return 2
-    print(record(args.model, args.out, args.seed))
+    script = SCRIPT if args.script == "session" else [line.format(unit=args.unit) for line in CELLS_SCRIPT]
+    print(record(args.model, args.out, args.seed, script=script))
     print(f"saved {args.out}", file=sys.stderr)
     return 0
 

@@ -16,10 +16,12 @@ import click
                    "most of a step's time at batch 1, with the least change to the perplexity).")
 @click.option("--stateless", is_flag=True, help="The lecture's format: tokens → probabilities, no state.")
 @click.option("--tolerance", type=float, default=1e-4, show_default=True, help="Max |Δlogits| allowed.")
+@click.option("--epoch", type=click.IntRange(min=1), default=None,
+              help="Export the checkpoint kept after this epoch (`train --keep-epochs`) instead of the last one.")
 @click.option("--quiet", is_flag=True)
 @click.option("--verbose", is_flag=True, help="Keep TensorFlow's own log lines (C++ INFO and warnings).")
 def export_command(run_dir: Path, out: Path, quantize: str | None, stateless: bool, tolerance: float,
-                   quiet: bool, verbose: bool) -> None:
+                   epoch: int | None, quiet: bool, verbose: bool) -> None:
     """Export a training run folder to one self-describing ONNX file, checking parity with Keras."""
     from recipe_repl.train.tf_env import set_native_logging
 
@@ -29,7 +31,7 @@ def export_command(run_dir: Path, out: Path, quantize: str | None, stateless: bo
     import_export_libs()
     from recipe_repl.export.exporter import export_run
 
-    export_run(run_dir, out, quantize=quantize, stateless=stateless, tolerance=tolerance, quiet=quiet)
+    export_run(run_dir, out, quantize=quantize, stateless=stateless, tolerance=tolerance, quiet=quiet, epoch=epoch)
 
 
 @click.command("eval")

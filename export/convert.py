@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from recipe_repl.train.config import TrainConfig
 from recipe_repl.train.rundir import RunDir
@@ -20,7 +21,7 @@ from recipe_repl.errors import UserError
 OPSET = 17
 
 
-def import_export_libs():
+def import_export_libs() -> tuple[Any, Any, Any]:
     """TensorFlow, Keras and tf2onnx, or a UserError naming the extra to install."""
     set_native_logging()  # a no-op when a command already chose (or TensorFlow is already imported)
     try:
@@ -39,12 +40,15 @@ class LoadedRun:
     words: list[str]
     lowercase: str
     model: object  # the trained Keras model (tokens → logits)
+    weights: Path | None = None  # the checkpoint it was loaded from
 
 
-def load_run(run_dir: Path) -> LoadedRun:
-    """Rebuild the trained Keras model from a run folder and load its last checkpoint."""
+def load_run(run_dir: Path, epoch: int | None = None) -> LoadedRun:
+    """Rebuild the trained Keras model from a run folder and load its last checkpoint (or the checkpoint
+    kept after `epoch`, `train --keep-epochs`)."""
     run = RunDir(Path(run_dir))
     run.require_trained()
+    weights = run.checkpoint_file if epoch is None else run.kept_weights(epoch)
     cfg = run.config()
     words, lowercase = run.vocab()
     import_export_libs()
@@ -52,13 +56,13 @@ def load_run(run_dir: Path) -> LoadedRun:
 
     model = build_model(len(words), cfg.embedding_dim, cfg.units, cfg.dropout)
     try:
-        model.load_weights(str(run.checkpoint_file))
+        model.load_weights(str(weights))
     except Exception as e:  # h5py/keras raise many kinds; all mean the same to the user
-        raise UserError(f"cannot load checkpoint {run.checkpoint_file}: {e}") from None
-    return LoadedRun(run, cfg, words, lowercase, model)
+        raise UserError(f"cannot load checkpoint {weights}: {e}") from None
+    return LoadedRun(run, cfg, words, lowercase, model, weights)
 
 
-def build_step_model(trained, vocab_len: int, embedding_dim: int, units: int):
+def build_step_model(trained: Any, vocab_len: int, embedding_dim: int, units: int) -> Any:
     """The stateful inference model: (tokens, h0, c0) → (logits, h, c), weights copied from `trained`."""
     import keras
     from keras import layers
@@ -76,7 +80,7 @@ def build_step_model(trained, vocab_len: int, embedding_dim: int, units: int):
     return model
 
 
-def to_onnx(step_model, units: int):
+def to_onnx(step_model: Any, units: int) -> Any:
     """Convert the step model with tf2onnx.from_function; outputs ordered logits, h, c."""
     tf, _, tf2onnx = import_export_libs()
     signature = [
@@ -85,8 +89,8 @@ def to_onnx(step_model, units: int):
         tf.TensorSpec([None, units], tf.float32, name="c0"),
     ]
 
-    @tf.function(input_signature=signature)
-    def step(tokens, h0, c0):
+    @tf.function(input_signature=signature)  # type: ignore[untyped-decorator]  # TensorFlow ships no types
+    def step(tokens: Any, h0: Any, c0: Any) -> Any:
         logits, h, c = step_model([tokens, h0, c0], training=False)
         return {contract.LOGITS_OUTPUT: logits, "h": h, "c": c}
 
@@ -96,7 +100,7 @@ def to_onnx(step_model, units: int):
     return model
 
 
-def to_onnx_stateless(trained):
+def to_onnx_stateless(trained: Any) -> Any:
     """The lecture's way: tokens → softmax probabilities, no state, via tf2onnx.convert.from_keras."""
     tf, keras, tf2onnx = import_export_libs()
     tokens = keras.Input(shape=(None,), dtype="int32", name=contract.TOKENS_INPUT)
@@ -110,11 +114,11 @@ def to_onnx_stateless(trained):
     return model
 
 
-def op_types(model) -> list[str]:
+def op_types(model: Any) -> list[str]:
     """All node op types of the graph, including those inside subgraphs."""
     out = []
 
-    def walk(graph):
+    def walk(graph: Any) -> None:
         for node in graph.node:
             out.append(node.op_type)
             for attr in node.attribute:
@@ -127,7 +131,7 @@ def op_types(model) -> list[str]:
     return out
 
 
-def check_native_lstm(model) -> None:
+def check_native_lstm(model: Any) -> None:
     """Raise UserError unless the graph has exactly one ONNX LSTM node and no Loop/Scan/CudnnRNN."""
     ops = op_types(model)
     bad = sorted({op for op in ops if op in ("Loop", "Scan") or "Cudnn" in op})
@@ -136,7 +140,7 @@ def check_native_lstm(model) -> None:
                         f"unwanted ops: {', '.join(bad) or 'none'})")
 
 
-def _order_outputs(model, names: list[str]) -> None:
+def _order_outputs(model: Any, names: list[str]) -> None:
     by_name = {o.name: o for o in model.graph.output}
     if set(by_name) != set(names):
         raise UserError(f"export produced outputs {sorted(by_name)}, expected {names}")
@@ -147,7 +151,7 @@ def _order_outputs(model, names: list[str]) -> None:
     model.graph.output.extend(ordered)
 
 
-def _rename_output(model, old: str, new: str) -> None:
+def _rename_output(model: Any, old: str, new: str) -> None:
     if old == new:
         return
     for node in model.graph.node:

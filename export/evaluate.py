@@ -21,7 +21,7 @@ def target_sequence(vocab: Vocabulary, text: str, seq_len: int) -> list[int]:
     return ids + [0] if len(ids) <= seq_len else ids
 
 
-def _number(table: dict, key: str, default: float, kind: type, path: Path) -> Any:
+def _number(table: dict[str, Any], key: str, default: float, kind: type, path: Path) -> Any:
     """A number from the model's metadata, or a ModelError naming the key."""
     value = table.get(key, default)
     try:
@@ -32,7 +32,7 @@ def _number(table: dict, key: str, default: float, kind: type, path: Path) -> An
         raise ModelError(f"model {path}: metadata {key!r} is not a number ({value!r})") from None
 
 
-def score_onnx(engine: OnnxEngine, sequences: list[list[int]], batch_size: int = 32) -> dict:
+def score_onnx(engine: OnnxEngine, sequences: list[list[int]], batch_size: int = 32) -> dict[str, Any]:
     """NLL/perplexity/top-1/top-5 over targets seq[1:] given inputs seq[:-1], batched from a fresh state.
 
     Goes through the runtime's engine, so a stateless model (tokens → probabilities) is scored the same
@@ -68,7 +68,7 @@ def score_onnx(engine: OnnxEngine, sequences: list[list[int]], batch_size: int =
 
 
 def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: int | None = None,
-             ngram: bool = True, vocab_path: Path | None = None) -> dict:
+             ngram: bool = True, vocab_path: Path | None = None) -> dict[str, Any]:
     from recipe_repl.train.preprocess import load_split
 
     if batch_size < 1:
@@ -103,7 +103,7 @@ def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: 
         report["per_corpus"] = {}
         for name, val in per_val.items():
             seqs = [target_sequence(vocab, t, seq_len) for t in val]
-            part: dict = {"held_out_recipes": len(val), "lstm": score_onnx(engine, seqs, batch_size)}
+            part: dict[str, Any] = {"held_out_recipes": len(val), "lstm": score_onnx(engine, seqs, batch_size)}
             if kn is not None:
                 part["kneser_ney_3gram"] = kn.score(seqs)
                 part["perplexity_ratio"] = part["lstm"]["perplexity"] / part["kneser_ney_3gram"]["perplexity"]
@@ -111,7 +111,7 @@ def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: 
     return report
 
 
-def format_report(report: dict) -> str:
+def format_report(report: dict[str, Any]) -> str:
     lines = [f"{report['model']}: {report['held_out_recipes']} held-out recipes of {report['data']} "
              f"(seed {report['seed']}, val split {report['val_split']})",
              f"{'model':<22}{'tokens':>8}{'perplexity':>12}{'top-1':>8}{'top-5':>8}"]

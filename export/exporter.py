@@ -16,6 +16,8 @@ from recipe_repl.sanitize import clean
 from recipe_repl.vocab import Vocabulary
 
 HELD_OUT_RECIPES = 48
+SAMPLE_TEXTS = 64  # validation recipes bundled into the model file for `:cells find` (about 40 KB)
+SAMPLE_CHARS = 1500
 PROMPT = "recipe for"
 
 
@@ -25,10 +27,21 @@ class ExportResult:
     parity: dict
     quantized: dict = field(default_factory=dict)  # top-1 agreement etc. when --quantize
     bytes: int = 0
+    held: HeldOut | None = None  # the validation recipes used (a per-epoch export reuses them)
 
 
-def held_out_ids(loaded: convert.LoadedRun, vocab: Vocabulary, limit: int = HELD_OUT_RECIPES) -> tuple[list[list[int]], str]:
-    """Token ids of validation recipes (the training split, same seed), cut to seq_len; and their source."""
+@dataclass
+class HeldOut:
+    """Validation recipes for the parity check (as ids) and for the model file (`sample_texts`, bundled
+    for `:cells find`: the runtime cannot read the corpus itself)."""
+
+    ids: list[list[int]]
+    source: str
+    texts: list[str]  # empty when the corpus could not be read (a fixed fallback text is no sample of it)
+
+
+def held_out(loaded: convert.LoadedRun, vocab: Vocabulary, limit: int = HELD_OUT_RECIPES) -> HeldOut:
+    """Validation recipes (the training split, same seed), cut to seq_len, and where they come from."""
     from recipe_repl.train.preprocess import load_split
 
     cfg = loaded.config
@@ -38,19 +51,38 @@ def held_out_ids(loaded: convert.LoadedRun, vocab: Vocabulary, limit: int = HELD
         source = f"validation split of {corpus.name}"
     except UserError:
         val, source = [], ""
+    # spread over the whole split, so that every corpus of a joined spec (builtin+wikibooks) is in it
+    step = max(1, len(val) / SAMPLE_TEXTS)
+    texts = [_cut(val[int(k * step)], cfg.seq_len) for k in range(min(SAMPLE_TEXTS, len(val)))]
     if not val:  # the corpus moved away: fall back to a fixed text, still parity-meaningful
         val = ["Recipe for tomato soup | Heat the oil in a pot, add onion and cook 5 minutes. Serve hot."]
         source = "fixed fallback text"
     seqs = [ids[: cfg.seq_len] for ids in (vocab.encode(t) for t in val[:limit]) if ids]
-    return seqs, source
+    return HeldOut(seqs, source, texts)
 
 
-def training_facts(loaded: convert.LoadedRun) -> dict:
-    """Training JSON for the metadata: training.json, or (for an interrupted run) the log and corpus files."""
+def held_out_ids(loaded: convert.LoadedRun, vocab: Vocabulary, limit: int = HELD_OUT_RECIPES) -> tuple[list[list[int]], str]:
+    """Token ids of validation recipes (the training split, same seed), cut to seq_len; and their source."""
+    found = held_out(loaded, vocab, limit)
+    return found.ids, found.source
+
+
+def _cut(text: str, words: int) -> str:
+    """The first `words` whitespace-separated pieces of a text, and no more than SAMPLE_CHARS characters."""
+    pieces = text.split()
+    cut = " ".join(pieces[:words])
+    return cut[:SAMPLE_CHARS].rsplit(" ", 1)[0] if len(cut) > SAMPLE_CHARS else cut
+
+
+def training_facts(loaded: convert.LoadedRun, epoch: int | None = None) -> dict:
+    """Training JSON for the metadata: training.json, or (for an interrupted run, or a kept `epoch`) the
+    log and corpus files."""
     run = loaded.run
-    facts = run.json(run.training_file)
+    facts = run.json(run.training_file) if epoch is None else {}
     if not facts:
         rows, corpus = run.log_rows(), run.json(run.corpus_file)
+        if epoch is not None:
+            rows = [r for r in rows if r.get("epoch") == epoch] or [{"epoch": epoch}]
         last = rows[-1] if rows else {}
         facts = {
             "corpus": corpus.get("name"), "corpus_recipes": corpus.get("used"),
@@ -62,16 +94,19 @@ def training_facts(loaded: convert.LoadedRun) -> dict:
         }
     from recipe_repl.train import checkpoint
 
-    facts["checkpoint_epoch"] = checkpoint.epoch_of(run.checkpoint_file)
+    facts["checkpoint_epoch"] = checkpoint.epoch_of(loaded.weights or run.checkpoint_file)
     facts["exported"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return facts
 
 
 def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless: bool = False,
                tolerance: float = parity.TOLERANCE, stream: IO[str] | None = None, quiet: bool = False,
-               _mutate=None) -> ExportResult:
+               _mutate=None, epoch: int | None = None, held: HeldOut | None = None,
+               greedy_tokens: int = parity.GREEDY_TOKENS) -> ExportResult:
     """Convert, check parity, add metadata and write `out` atomically; on any failure no file is left.
 
+    `epoch` exports the checkpoint `train --keep-epochs` kept after that epoch instead of the last one;
+    `held` reuses validation recipes already read (the per-epoch exports read the corpus once).
     `_mutate(onnx_model)` lets tests damage the graph before the parity check.
     """
     stream = stream or sys.stderr
@@ -86,10 +121,11 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         atomic.check_writable(out, parents=True)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {_why(exc, out)}") from None
-    loaded = convert.load_run(Path(run_dir))
+    loaded = convert.load_run(Path(run_dir), epoch)
     vocab = Vocabulary.from_list(loaded.words, lowercase=loaded.lowercase)
     cfg = loaded.config
-    held_out, source = held_out_ids(loaded, vocab)
+    held = held or held_out(loaded, vocab)
+    held_ids, source = held.ids, held.source
     prompt = vocab.encode(PROMPT)
 
     def say(text: str) -> None:
@@ -102,7 +138,7 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         model = convert.to_onnx_stateless(loaded.model)
         if _mutate:
             _mutate(model)
-        report = _stateless_parity(loaded.model, model.SerializeToString(), held_out, tolerance)
+        report = _stateless_parity(loaded.model, model.SerializeToString(), held_ids, tolerance)
         kind = "probs"
     else:
         from recipe_repl.export.quantize import simplify
@@ -113,7 +149,8 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         model = onnx.load_from_string(simplify(convert.to_onnx(step, cfg.units).SerializeToString()))
         if _mutate:
             _mutate(model)
-        report = parity.check(loaded.model, model.SerializeToString(), held_out, prompt, tolerance=tolerance)
+        report = parity.check(loaded.model, model.SerializeToString(), held_ids, prompt, greedy_tokens=greedy_tokens,
+                              tolerance=tolerance)
         say(report.summary())
         if not report.ok:
             raise UserError(f"parity check failed, nothing written: {report.summary()}")
@@ -127,13 +164,14 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         float_bytes = model.SerializeToString()
         q_bytes = quantize_int8(float_bytes, quantize)
         what = "int8 dynamic" if quantize == "int8" else "int8 dynamic, output layer only"
-        quant_report = parity.top1_agreement(float_bytes, q_bytes, held_out) | {"quantization": what}
+        quant_report = parity.top1_agreement(float_bytes, q_bytes, held_ids) | {"quantization": what}
         say(f"{quantize}: top-1 agreement with float {quant_report['top1_agreement']:.2%} on "
             f"{quant_report['positions']} held-out positions, max|Δlogits| {quant_report['max_abs_logit_diff']:.3f}")
         model = onnx.load_from_string(q_bytes)
         report["quantized"] = quant_report
-    meta = metadata.build_metadata(
-        loaded.words, loaded.lowercase, cfg.model_config(len(loaded.words)), training_facts(loaded), report, kind)
+    samples = {"source": source, "texts": held.texts} if held.texts else None
+    meta = metadata.build_metadata(loaded.words, loaded.lowercase, cfg.model_config(len(loaded.words)),
+                                   training_facts(loaded, epoch), report, kind, sample_texts=samples)
     metadata.apply_metadata(model, meta)
     data = model.SerializeToString()
     try:
@@ -141,7 +179,7 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
     except OSError as exc:
         raise UserError(f"cannot write {out}: {_why(exc, out)}") from None
     say(f"wrote {out} ({len(data) / 2**20:.1f} MiB, output_kind {kind})")
-    return ExportResult(out, report, quant_report, len(data))
+    return ExportResult(out, report, quant_report, len(data), held)
 
 
 def _why(exc: OSError, out: Path) -> str:

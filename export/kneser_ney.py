@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -67,14 +68,14 @@ class KneserNey3:
             if 0 <= w < self.V:
                 p1[w] = max(n - self.D1, 0.0) / total
         p1 += self.D1 * len(uni) / total / self.V
-        self.p1 = p1 / p1.sum()  # exact normalisation (guards against ids outside the vocabulary)
+        self.p1: np.ndarray = p1 / p1.sum()  # exact normalisation (guards against ids outside the vocabulary)
         return self
 
     def _p2(self, v: int) -> np.ndarray:
         t = self.bi.get(v)
         if t is None:
             return self.p1
-        p = self.p1 * (self.D2 * t.types / t.total)
+        p: np.ndarray = self.p1 * (self.D2 * t.types / t.total)
         np.add.at(p, t.ids, np.maximum(t.counts - self.D2, 0.0) / t.total)
         return p
 
@@ -88,7 +89,7 @@ class KneserNey3:
         np.add.at(p, t.ids, np.maximum(t.counts - self.D3, 0.0) / t.total)
         return p
 
-    def score(self, sequences: Iterable[Sequence[int]], skip_first: int = 1) -> dict:
+    def score(self, sequences: Iterable[Sequence[int]], skip_first: int = 1) -> dict[str, Any]:
         """Mean negative log-likelihood, perplexity, top-1/top-5 accuracy over targets seq[skip_first:]."""
         nll = 0.0
         n = top1 = top5 = 0

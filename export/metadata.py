@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from recipe_repl import contract
 
 
-def build_metadata(words: list[str], lowercase: str, model_config: dict, training: dict, parity: dict,
-                   output_kind: str = "logits") -> dict[str, str]:
-    """All metadata values as strings (JSON where structured)."""
-    return {
+def build_metadata(words: list[str], lowercase: str, model_config: dict[str, Any], training: dict[str, Any],
+                   parity: dict[str, Any], output_kind: str = "logits",
+                   sample_texts: dict[str, Any] | None = None) -> dict[str, str]:
+    """All metadata values as strings (JSON where structured); `sample_texts` is {"source", "texts"}."""
+    extra = {contract.META_SAMPLE_TEXTS: json.dumps(sample_texts, ensure_ascii=False)} if sample_texts else {}
+    return extra | {
         contract.META_FORMAT: contract.FORMAT_VERSION,
         contract.META_VOCAB: json.dumps(words, ensure_ascii=False),
         contract.META_LOWERCASE: lowercase,
@@ -21,7 +24,7 @@ def build_metadata(words: list[str], lowercase: str, model_config: dict, trainin
     }
 
 
-def apply_metadata(model, meta: dict[str, str]) -> None:
+def apply_metadata(model: Any, meta: dict[str, str]) -> None:
     """Replace the model's metadata_props with `meta` (other keys are kept)."""
     existing = {p.key: p.value for p in model.metadata_props}
     existing.update(meta)
@@ -31,5 +34,6 @@ def apply_metadata(model, meta: dict[str, str]) -> None:
         entry.key, entry.value = key, value
 
 
-def read_metadata(model) -> dict[str, str]:
+def read_metadata(model: Any) -> dict[str, str]:
+    """The metadata_props as a dict."""
     return {p.key: p.value for p in model.metadata_props}

@@ -8,12 +8,14 @@ the state) — which must be identical.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from recipe_repl import contract
 
 TOLERANCE = 1e-4
+GREEDY_TOKENS = 100  # greedy tokens compared, Keras (re-feeding the prefix) vs ONNX (carrying the state)
 
 
 @dataclass
@@ -32,7 +34,7 @@ class Parity:
         return (self.max_abs_logit_diff <= self.tolerance and self.incremental_max_abs_diff <= self.tolerance
                 and self.greedy_identical)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"ok": self.ok}
 
     def summary(self) -> str:
@@ -42,7 +44,7 @@ class Parity:
                 f"(tolerance {self.tolerance:g})")
 
 
-def session(model_bytes: bytes):
+def session(model_bytes: bytes) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -50,7 +52,7 @@ def session(model_bytes: bytes):
     return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
 
 
-def _zeros(sess, batch: int) -> dict[str, np.ndarray]:
+def _zeros(sess: Any, batch: int) -> dict[str, np.ndarray]:
     feeds = {}
     for inp in sess.get_inputs():
         if inp.name != contract.TOKENS_INPUT:
@@ -58,7 +60,8 @@ def _zeros(sess, batch: int) -> dict[str, np.ndarray]:
     return feeds
 
 
-def onnx_logits(sess, tokens: np.ndarray, state: dict | None = None) -> tuple[np.ndarray, dict]:
+def onnx_logits(sess: Any, tokens: np.ndarray, state: dict[str, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Run the step graph: returns logits and the new state keyed by state *input* names."""
     feeds = dict(state) if state is not None else _zeros(sess, tokens.shape[0])
     feeds[contract.TOKENS_INPUT] = tokens.astype(np.int32)
@@ -75,8 +78,8 @@ def pad_batch(seqs: list[list[int]]) -> np.ndarray:
     return out
 
 
-def check(keras_model, model_bytes: bytes, held_out: list[list[int]], prompt: list[int],
-          greedy_tokens: int = 100, tolerance: float = TOLERANCE) -> Parity:
+def check(keras_model: Any, model_bytes: bytes, held_out: list[list[int]], prompt: list[int],
+          greedy_tokens: int = GREEDY_TOKENS, tolerance: float = TOLERANCE) -> Parity:
     """Measure parity; `held_out` are token-id sequences, `prompt` the ids of e.g. "recipe for"."""
     from recipe_repl.train.model import compiled_forward
 
@@ -120,7 +123,7 @@ def check(keras_model, model_bytes: bytes, held_out: list[list[int]], prompt: li
     return Parity(max_diff, inc_diff, greedy_tokens, mismatch == -1, mismatch, len(held_out), n_tokens, tolerance)
 
 
-def top1_agreement(ref_bytes: bytes, other_bytes: bytes, held_out: list[list[int]]) -> dict:
+def top1_agreement(ref_bytes: bytes, other_bytes: bytes, held_out: list[list[int]]) -> dict[str, Any]:
     """Share of held-out positions where two ONNX models agree on the most likely next token."""
     a, b = session(ref_bytes), session(other_bytes)
     agree = total = 0

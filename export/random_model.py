@@ -25,23 +25,60 @@ def build_random_lstm(
     With `stateless=True` the same weights make a lecture-style file instead: int64 tokens → softmax
     probabilities, no state inputs, no metadata but the vocabulary (as `--vocab` would give it).
     """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     rng = np.random.default_rng(seed)
     vocab = len(words)
     H, D = units, embedding_dim
 
-    def init(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:
-        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+    def init(shape: tuple[int, ...]) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
 
+    weights = {"E": init((vocab, D)), "W": init((1, 4 * H, D)), "R": init((1, 4 * H, H)), "B": init((1, 8 * H)),
+               "Wd": init((H, vocab)), "bd": init((vocab,))}
+    return write_lstm(path, words, weights, metadata, stateless)
+
+
+def build_paren_lstm(path: Path, words: list[str], unit: int = 5, units: int = 12, embedding_dim: int = 6,
+                     seed: int = 0, metadata: dict[str, str] | None = None) -> Path:
+    """A hand-set LSTM whose memory cell `unit` counts open parentheses: it rises at "(", holds, and
+    drops to 0 at ")"; every other unit has small random weights (a test model for `:cells find`).
+
+    ONNX orders the gates i, o, f, c. Two embedding dimensions carry "(" and ")"; unit `unit` reads
+    only them: input gate open at "(", forget gate shut at ")", output gate always open.
+    """
+    rng = np.random.default_rng(seed)
+    vocab, H, D = len(words), units, embedding_dim
+    E = (rng.standard_normal((vocab, D)) * 0.5).astype(np.float32)
+    E[:, :2] = 0.0
+    E[words.index("("), 0] = 1.0
+    E[words.index(")"), 1] = 1.0
+    W = (rng.standard_normal((1, 4 * H, D)) * 0.5).astype(np.float32)
+    R = (rng.standard_normal((1, 4 * H, H)) * 0.3).astype(np.float32)
+    B = np.zeros((1, 8 * H), np.float32)
+    i, o, f, c = (g * H + unit for g in range(4))
+    for row in (i, o, f, c):
+        W[0, row, :] = 0.0
+        R[0, row, :] = 0.0
+    W[0, i, 0], B[0, i] = 16.0, -8.0  # input gate: open at "(" only
+    B[0, o] = 8.0  # output gate: open
+    W[0, f, 1], B[0, f] = -16.0, 8.0  # forget gate: keeps, but forgets at ")"
+    W[0, c, 0] = 3.0  # what "(" writes: tanh(3) ≈ 1
+    weights = {"E": E, "W": W, "R": R, "B": B, "Wd": (rng.standard_normal((H, vocab)) * 0.5).astype(np.float32),
+               "bd": np.zeros(vocab, np.float32)}
+    return write_lstm(path, words, weights, metadata)
+
+
+def write_lstm(path: Path, words: list[str], weights: dict[str, np.ndarray],
+               metadata: dict[str, str] | None = None, stateless: bool = False) -> Path:
+    """Write tokens/h0/c0 → logits/h/c (or, `stateless`, the lecture's tokens → probabilities) with these
+    weights: E [vocab, D], W [1, 4H, D], R [1, 4H, H], B [1, 8H] (ONNX LSTM, gates i o f c), Wd [H, vocab], bd."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    vocab = len(words)
+    D = int(weights["E"].shape[1])
+    H = int(weights["R"].shape[2])
     inits = [
-        init("E", (vocab, D)),
-        init("W", (1, 4 * H, D)),
-        init("R", (1, 4 * H, H)),
-        init("B", (1, 8 * H)),
-        init("Wd", (H, vocab)),
-        init("bd", (vocab,)),
+        *(numpy_helper.from_array(np.asarray(weights[n], np.float32), n) for n in ("E", "W", "R", "B", "Wd", "bd")),
         numpy_helper.from_array(np.array([0], dtype=np.int64), "ax0"),
         numpy_helper.from_array(np.array([1], dtype=np.int64), "ax1"),
     ]
@@ -89,7 +126,7 @@ def build_random_lstm(
         model.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
-    return path
+    return Path(path)
 
 
 def _stateless(path, nodes, inits, words, H, vocab, metadata) -> Path:  # type: ignore[no-untyped-def]
@@ -121,4 +158,4 @@ def _stateless(path, nodes, inits, words, H, vocab, metadata) -> Path:  # type: 
         model.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
-    return path
+    return Path(path)

@@ -120,6 +120,14 @@ class BatchRunner:
                 if self.session.quit_requested:
                     break
                 continue
+            try:
+                self.session.check_prompt(stripped)  # a bad prompt is one line's error, not the batch's
+            except UserError as exc:
+                self.frontend.where = f"line {number}: "
+                self.frontend.message(str(exc), "error")
+                self.frontend.where = ""
+                self.failed += 1
+                continue
             self.pending.extend([stripped] * self.session.copies())
             if len(self.pending) >= self.session.batch_size:
                 self.flush()

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from recipe_repl.errors import UserError
+from recipe_repl.errors import BadValue, UsageError, UserError
 
 # A handler gets the session and the raw argument text (everything after the name, stripped).
 # The session is `Any` here: `recipe_repl.session` sits above this module and imports it, so naming
@@ -25,6 +25,7 @@ class CommandSpec:
     handler: Handler
     help: str = ""  # one line, shown by `:help`
     usage: str = ""  # e.g. ":temp T"; defaults to ":name"
+    example: str = ""  # a typical use, e.g. ":temp 0.7": errors about a bad value end with it
     details: str = ""  # longer text for `:help NAME`
     complete: Completer | None = None
     aliases: tuple[str, ...] = ()
@@ -56,11 +57,43 @@ def parse_command(line: str) -> tuple[str, str]:
 
 
 def split_args(args: str) -> list[str]:
-    """Shell-like split of an argument string; a stray quote is a UserError, not a crash."""
+    """Shell-like split of an argument string; a stray quote is a UsageError, not a crash."""
     try:
         return shlex.split(args)
     except ValueError as exc:
-        raise UserError(f"cannot read the arguments: {exc}") from None
+        raise UsageError(f"cannot read the arguments: {str(exc).lower()}") from None
+
+
+def no_args(args: str) -> None:
+    """For a command that takes no arguments: anything after its name is a UsageError, not ignored."""
+    if args.strip():
+        raise UsageError("no arguments expected")
+
+
+def one_arg(args: str) -> str:
+    """The one word after a command's name; none or several is a UsageError."""
+    parts = args.split()
+    if len(parts) != 1:
+        raise UsageError("" if not parts else "too many arguments")
+    return parts[0]
+
+
+def explain(spec: CommandSpec, exc: UserError) -> str:
+    """The one-line message for an error raised by `spec`'s handler, with the fix where there is one.
+
+    A UsageError gets the command's usage and `(see :help NAME)`; a BadValue gets an example of a
+    good value (its own, else the command's), or `(see :help NAME)` when there is none; any other
+    UserError already says what to do and is left as it is.
+    """
+    see = f"(see :help {spec.name})"
+    if isinstance(exc, UsageError):
+        reason = f"{exc.reason} — " if exc.reason else ""
+        example = f", e.g. {spec.example}" if spec.example else ""
+        return f"{reason}usage: {spec.synopsis}{example} {see}"
+    if isinstance(exc, BadValue):
+        example = exc.example or spec.example
+        return f"{exc.message} — e.g. {example}" if example else f"{exc.message} {see}"
+    return str(exc)
 
 
 class CommandTable:
@@ -110,13 +143,18 @@ class CommandTable:
         """Every command, sorted by name."""
         return [self._by_name[n] for n in self.names()]
 
+    def closest(self, name: str) -> str | None:
+        """The name or alias nearest to a mistyped one, or None when none is near."""
+        close = close_matches(name, self.all_names(), n=1, cutoff=0.5)
+        return close[0] if close else None
+
     def lookup(self, name: str) -> CommandSpec:
         """The command for a name, or a UserError naming the closest one."""
         spec = self.get(name)
         if spec is not None:
             return spec
-        close = close_matches(name, self.all_names(), n=1, cutoff=0.5)
-        hint = f" — did you mean :{close[0]}?" if close else " — type :help for the list"
+        close = self.closest(name)
+        hint = f" — did you mean :{close}?" if close else " — type :help for the list"
         raise UserError(f"unknown command :{name}{hint}")
 
 

@@ -23,6 +23,7 @@ META_CONFIG = "recipe_repl.config"  # JSON: model config (vocab_size, embedding_
 META_TRAINING = "recipe_repl.training"  # JSON: corpus name and size, epochs, final losses, dates
 META_PARITY = "recipe_repl.parity"  # JSON: parity figures measured by the export
 META_OUTPUT_KIND = "recipe_repl.output_kind"  # "logits" or "probs"
+META_SAMPLE_TEXTS = "recipe_repl.sample_texts"  # JSON: {"source": …, "texts": [a few held-out recipes]}
 
 
 def state_output_name(input_name: str) -> str:

@@ -68,6 +68,8 @@ class ModelInfo:
     config: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
+    sample_texts: tuple[str, ...] = ()  # a few held-out recipes bundled by the export (`:cells find`)
+    sample_source: str = ""  # where they come from, in words
 
     @property
     def name(self) -> str:
@@ -215,6 +217,20 @@ def _meta_json(meta: dict[str, str], key: str, path: Path, kind: type = dict) ->
     return value
 
 
+MAX_SAMPLE_TEXTS = 256  # a model file is untrusted: what it bundles is bounded
+MAX_SAMPLE_CHARS = 20_000
+
+
+def _sample_texts(meta: dict[str, str], path: Path) -> dict[str, Any]:
+    """The held-out texts a model bundles (bounded; a malformed entry is a ModelError like other metadata)."""
+    found = _meta_json(meta, contract.META_SAMPLE_TEXTS, path)
+    texts = found.get("texts", [])
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ModelError(f"model {path}: metadata {contract.META_SAMPLE_TEXTS!r} holds no list of texts")
+    return {"sample_texts": tuple(t[:MAX_SAMPLE_CHARS] for t in texts[:MAX_SAMPLE_TEXTS]),
+            "sample_source": str(found.get("source", ""))[:200]}
+
+
 def _specs(args: Sequence[Any]) -> list[contract.TensorSpec]:
     return [contract.TensorSpec(a.name, a.type, tuple(a.shape)) for a in args]
 
@@ -274,6 +290,7 @@ class OnnxEngine:
             config=_meta_json(meta, contract.META_CONFIG, path),
             training=_meta_json(meta, contract.META_TRAINING, path),
             parity=_meta_json(meta, contract.META_PARITY, path),
+            **_sample_texts(meta, path),
         )
 
     def _token_input(self) -> str:

@@ -20,3 +20,27 @@ class OutputError(UserError):
 
 class ModelError(UserError):
     """A model file that cannot be loaded or does not follow the ONNX contract."""
+
+
+class UsageError(UserError):
+    """A command typed the wrong way (too many arguments, an unknown keyword).
+
+    Raised inside a `:command`, the session completes the message with the command's registered
+    usage and `(see :help NAME)`: handlers say what was wrong, never repeat their usage text.
+    """
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BadValue(UserError):
+    """An argument of the right shape with a wrong value ("abc" for a number, 9 for a temperature).
+
+    Raised inside a `:command`, the session adds an example of a good one: `example` if given, else
+    the command's registered example (`e.g. :temp 0.7`), else `(see :help NAME)`.
+    """
+
+    def __init__(self, message: str, example: str = "") -> None:
+        super().__init__(message)
+        self.message, self.example = message, example

@@ -70,3 +70,10 @@ def on_token(token_id: int, word: str, probability: float, step: int, sample_key
 def on_sample_end(sample: Sample) -> None:
     """A sample finished: `sample.text`, `sample.stop_reason`, `sample.settings`, `sample.token_ids`,
     `sample.probs`, `sample.prompt`, `sample.key`."""
+
+
+@hookspec
+def register_cell_features(register: Register) -> None:
+    """Add features of a text for `:cells find NAME`: `register(name, feature, help=, override=)`;
+    `feature(words)` gets the words of one text as the model reads them and returns one number per
+    word (say 1.0 inside a span, 0.0 outside); units are ranked by their correlation with it."""

@@ -37,6 +37,16 @@ class LoaderSpec:
     takes_vocab: bool = False
 
 
+@dataclass(frozen=True)
+class FeatureSpec:
+    """A text feature for `:cells find` from `register_cell_features`: `feature(words)` → one number per word."""
+
+    name: str
+    feature: Callable[[list[str]], Any]
+    help: str = ""
+    plugin: str = BUILTIN
+
+
 @dataclass
 class PluginInfo:
     """What one plugin is and what it registered (for `recipe-repl plugins`)."""
@@ -49,6 +59,7 @@ class PluginInfo:
     loaders: list[str] = field(default_factory=list)
     cli_commands: list[str] = field(default_factory=list)
     hooks: list[str] = field(default_factory=list)
+    features: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for `--json`."""
@@ -61,6 +72,7 @@ class PluginInfo:
             "loaders": self.loaders,
             "cli_commands": self.cli_commands,
             "hooks": self.hooks,
+            "features": self.features,
         }
 
 
@@ -76,6 +88,7 @@ class Registry:
         self.commands = CommandTable()
         self.processors: dict[str, ProcessorSpec] = {}
         self.loaders: list[LoaderSpec] = []
+        self.features: dict[str, FeatureSpec] = {}
         self._report = report
         self._tracing = tracing
 
@@ -216,6 +229,25 @@ class Registry:
                 guarded = _guarded_load(plugin, name, load)
                 self.loaders.insert(0, LoaderSpec(name, can_load, guarded, plugin, takes_vocab))
             self.infos[plugin].loaders.append(name)
+
+        return register
+
+    def feature_registrar(self, plugin: str) -> Callable[..., None]:
+        """The `register` that `register_cell_features` hands to `plugin`."""
+
+        def register(name: str, feature: Callable[[list[str]], Any], *, help: str = "",
+                     override: bool = False) -> None:
+            if self._bad_name(plugin, "feature", name, feature):
+                return
+            current = self.features.get(name)
+            if current is not None and not override:
+                self.problem(f"plugin {plugin}: feature {name!r} not registered: already registered by "
+                             f"{current.plugin} (ask for override to replace it)")
+                return
+            if current is not None and name in self.infos[current.plugin].features:
+                self.infos[current.plugin].features.remove(name)
+            self.features[name] = FeatureSpec(name, feature, str(help), plugin)
+            self.infos[plugin].features.append(name)
 
         return register
 

@@ -31,7 +31,7 @@ from recipe_repl.plugin_loader import (
     module_from_file,
     no_plugins_requested,
 )
-from recipe_repl.plugin_registry import LoaderSpec, PluginInfo, Registry
+from recipe_repl.plugin_registry import FeatureSpec, LoaderSpec, PluginInfo, Registry
 
 ENV_TRACE = "RECIPE_REPL_TRACE_HOOKS"
 HOOK_NAMES = sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), hookspecs.PROJECT + "_spec"))
@@ -98,6 +98,7 @@ class Plugins(Registry):
             "register_commands": self.command_registrar,
             "register_processors": self.processor_registrar,
             "register_model_loaders": self.loader_registrar,
+            "register_cell_features": self.feature_registrar,
         }
         for hook_name, registrar in registrars.items():
             hook = self.hook(hook_name)
@@ -134,6 +135,7 @@ __all__ = [
     "ENV_NO_PLUGINS",
     "ENV_PLUGINS",
     "ENV_TRACE",
+    "FeatureSpec",
     "HOOK_NAMES",
     "LoaderSpec",
     "PluginInfo",

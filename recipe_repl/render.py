@@ -26,6 +26,7 @@ STYLE_UNK = "bold magenta"
 STYLE_END = "dim"
 STYLE_PROMPT = "bold"
 STYLE_FOOTER = "dim"
+STYLE_HINT = "yellow"
 STYLE_CHOSEN = "bold green"
 
 
@@ -139,13 +140,18 @@ def compare_table(
     n: int,
     title: str | Text | None = None,
     caption: str | None = None,
+    labels: Sequence[str] | None = None,
 ) -> Group:
-    """Top-`n` next words at several temperatures side by side (the lecture's T = 1.0 vs 0.2 figure)."""
+    """Top-`n` next words at several temperatures side by side (the lecture's T = 1.0 vs 0.2 figure).
+
+    `labels` names the columns instead of their temperatures (`:compare-models`: one model each).
+    """
     table = Table(show_edge=False, pad_edge=False)
     bar_width = max(3, 16 - 3 * len(columns))
     table.add_column("", justify="right", style="dim")
-    for temperature, _ in columns:
-        table.add_column(f"T = {temperature:g}", no_wrap=True, overflow="ellipsis")
+    for k, (temperature, _) in enumerate(columns):
+        header = safe(labels[k]) if labels is not None else f"T = {temperature:g}"
+        table.add_column(header, no_wrap=True, overflow="ellipsis")
     tops = [top_ids(probs, n) for _, probs in columns]
     for rank in range(max((len(t) for t in tops), default=0)):
         cells: list[Text | str] = [str(rank + 1)]
@@ -164,15 +170,35 @@ def compare_table(
 
 
 def footer(tokens: int, stop_reason: str, seconds: float | None = None, label: str = "",
-           perplexity: float | None = None) -> Text:
-    """The dim line under a sample: tokens generated, words per second, perplexity, why it stopped."""
+           perplexity: float | None = None, hint: str = "") -> Text:
+    """The dim line under a sample: tokens generated, words per second, perplexity, why it stopped
+    (and `hint`, what to do about it)."""
     parts = [f"{tokens} token{'s' if tokens != 1 else ''}"]
     if seconds is not None and seconds > 0 and tokens:
         parts.append(f"{tokens / seconds:,.0f} words/s")
     if perplexity is not None:
         parts.append(f"perplexity {perplexity:,.2f}" if perplexity < 1e6 else "perplexity ∞")
     parts.append(stop_reason)
-    return Text(f"{label}{' · '.join(parts)}", style=STYLE_FOOTER)
+    line = Text(f"{label}{' · '.join(parts)}", style=STYLE_FOOTER)
+    if hint:
+        line.append(f" — {hint}", style=STYLE_HINT)
+    return line
+
+
+SENTENCE_ENDS = (".", "!", "?")
+MAX_TOKENS_LIMIT = 100_000  # `Settings.max_tokens` allows no more
+
+
+def cut_mid_sentence(words: Sequence[str]) -> bool:
+    """Whether a text stops inside a sentence: its last word is not a full stop, ! or ?."""
+    return bool(words) and words[-1] not in SENTENCE_ENDS
+
+
+def max_tokens_hint(max_tokens: int) -> str:
+    """What to do when the max-tokens cap cut a sentence: raise the cap, or go on from there."""
+    raised = min(2 * max_tokens, MAX_TOKENS_LIMIT)
+    more = f":max {raised} raises the cap, " if raised > max_tokens else ""
+    return f"the cap cut a sentence: {more}:continue goes on"
 
 
 # --- heat: each word coloured by the probability it had -------------------------------------------------

@@ -21,7 +21,6 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
-from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
@@ -30,6 +29,7 @@ from recipe_repl.config import state_dir
 from recipe_repl.errors import UserError
 from recipe_repl.generation import Request, Sample, StopReason, TokenEvent
 from recipe_repl.repl_completion import STYLE, ReplCompleter, ReplLexer, toolbar
+from recipe_repl.repl_wrap import StreamWrapper
 from recipe_repl.session import Session
 from recipe_repl.settings import Settings
 from recipe_repl.vocab import detokenize
@@ -37,8 +37,9 @@ from recipe_repl.vocab import detokenize
 PROMPT = FormattedText([("class:prompt", "› ")])
 _TAIL = 48  # characters of text shown in the title of a probability table
 _CONTEXT = 16  # words of text before a new word that decide how it joins on (spaces, capitals)
-_GLUE = ("/", "-", "'")
-_FLUSH_S = 0.03  # streamed words reach the screen at least this often  # the detokenizer glues these to the next word or not, depending on it
+_GLUE = ("/", "-", "'")  # the detokenizer glues these to the next word or not, depending on it
+_CLOSING = frozenset(",.;:!?)]}%")  # raw tokens kept with the word before (readable text has no space there)
+_FLUSH_S = 0.03  # streamed words reach the screen at least this often
 
 
 def history_file() -> History:
@@ -73,10 +74,8 @@ class LiveView:
         self.prompts = 0
         self.started: float | None = None
         self.ended: dict[int, float] = {}
-        self.column = 0  # where the streamed line has got to, for wrapping
-        self._pending = Text()  # words not yet printed (see `_write`)
+        self.wrap = StreamWrapper(self.console.width)  # read for each generation: the terminal may have changed
         self._flushed = time.perf_counter()
-        self._width = max(20, self.console.width)
         self.heat = frontend.heat
         self.probs: list[float | None] = []  # per word of `words`: its probability (None before the sample)
 
@@ -115,7 +114,7 @@ class LiveView:
             self._emit()
         else:
             self._emit(final=True)
-            self._write(" " + render.END_MARKER, render.heat_style(event.prob) if self.heat else render.STYLE_END)
+            self._put(" " + render.END_MARKER, render.heat_style(event.prob) if self.heat else render.STYLE_END, False)
 
     def on_sample_end(self, sample: Sample) -> None:
         """Note when each sample ended (for words per second)."""
@@ -124,8 +123,9 @@ class LiveView:
     # --- drawing ---------------------------------------------------------------------------------
 
     def _table(self, event: TokenEvent) -> None:
+        self.wrap.place()
         self._flush()
-        if self.streaming and self.column:
+        if self.streaming and self.wrap.column:
             self._newline()
         words = self.words[-_CONTEXT:]
         text = " ".join(words) if self.settings.raw else detokenize(words, capitalize=False)
@@ -135,7 +135,7 @@ class LiveView:
         title.append(render.styled(text)).append("”")
         self.console.print(render.prob_table(self.vocab, event.probs, self.settings.probs_n, title=title,
                                              chosen=event.token_id))
-        self.column = 0
+        self.wrap.column = 0
 
     def _text(self, words: list[str]) -> str:
         return " ".join(words) if self.settings.raw else detokenize(words)
@@ -144,20 +144,24 @@ class LiveView:
         self.streaming = True
         assert self.main is not None
         self.streamed_keys.add(self.main.key)
+        lead = ""
         if self.numbered:
-            self._write(f"#{self.main.index + 1} ", "bold cyan")
+            self._put(f"#{self.main.index + 1}", "bold cyan")
+            lead = " "
         self.shown = len(self.words)
         if self.main.resume is not None:
-            self._write("…", render.STYLE_END)
+            self._put(lead + "…", render.STYLE_END)
         else:
-            self._write(self._text(self.words), render.STYLE_PROMPT)
+            self.wrap.put_text(lead + self._text(self.words), render.STYLE_PROMPT)
 
     def _emit(self, final: bool = False) -> None:
         """Show the words not yet on screen, as the detokenizer joins them to the text before.
 
         Only the last `_CONTEXT` words are re-joined, so each word costs the same however long the
         text is. A trailing "/", "-" or "'" waits for the next word: it may glue to it (1/2). With
-        heat on, each word is styled by the probability it had (and `word(0.42)` when raw).
+        heat on, each word is styled by the probability it had (and `word(0.42)` when raw). A piece
+        with no space before it (and in raw mode a closing punctuation token) wraps with the word
+        before it.
         """
         words = self.words
         if self.shown >= len(words) or not self.streaming:
@@ -168,71 +172,45 @@ class LiveView:
         start = max(0, self.shown - _CONTEXT)
         pieces = heat.pieces(words[start:], raw=raw)
         for k in range(self.shown, len(words)):
-            p = self.probs[k]
+            piece = pieces[k - start]
+            glued = not piece.startswith(" ") or (raw and words[k] in _CLOSING)
             if self.heat:
-                self._write(pieces[k - start] + (f"({p:.2f})" if raw and p is not None else ""), render.heat_style(p))
+                p = self.probs[k]
+                self._put(piece + (f"({p:.2f})" if raw and p is not None else ""), render.heat_style(p), glued)
             else:
-                self._write(pieces[k - start])
+                self._put(piece, "", glued)
         self.shown = len(words)
 
-    def _write(self, text: str, style: str = "") -> None:
-        """Add words to the line, wrapping at word boundaries (rich cannot wrap a line printed in parts).
+    def _put(self, piece: str, style: str = "", glued: bool | None = None) -> None:
+        """Add a piece to the line; the wrapper breaks lines at word boundaries (rich cannot wrap a line
+        printed in parts).
 
         Words are printed in bursts (every `_FLUSH_S` seconds at most): one rich print per word
         would cost more than the model's step.
         """
-        width = self._width
-        line = ""
-        for piece in _pieces(text):
-            size = cell_len(piece)
-            if self.column and self.column + size > width:
-                if line:
-                    self._pending.append_text(render.styled(line, style))
-                    line = ""
-                self._pending.append("\n")
-                self.column = 0
-                piece = piece.lstrip(" ")
-                size = cell_len(piece)
-            line += piece
-            self.column += size
-        if line:
-            self._pending.append_text(render.styled(line, style))
+        self.wrap.put(piece, style, glued)
         if time.perf_counter() - self._flushed > _FLUSH_S:
             self._flush()
 
     def _flush(self) -> None:
-        """Print the words added since the last flush."""
-        if self._pending:
-            self.console.print(self._pending, end="", soft_wrap=True)
-            self._pending = Text()
+        """Print the words placed since the last flush."""
+        ready = self.wrap.take()
+        if ready:
+            self.console.print(ready, end="", soft_wrap=True)
         self._flushed = time.perf_counter()
-        self._width = max(20, self.console.width)  # the terminal may have been resized
+        self.wrap.resize(self.console.width)  # the terminal may have been resized
 
     def _newline(self) -> None:
+        self.wrap.newline()
         self._flush()
-        self.console.print()
-        self.column = 0
 
     def finish(self) -> None:
         """End the streamed line."""
         self._emit(final=True)
-        if self.column or self.streaming or self._pending:
+        self.wrap.place()
+        if self.wrap.column or self.streaming or self.wrap.holding:
             self._newline()
         self.streaming = False
-
-
-def _pieces(text: str) -> list[str]:
-    """Split text into wrap units: each word with the spaces before it."""
-    out: list[str] = []
-    current = ""
-    for ch in text:
-        if ch == " " and current.strip():
-            out.append(current)
-            current = ""
-        current += ch
-    if current:
-        out.append(current)
-    return out
 
 
 class ReplFrontend:
@@ -250,6 +228,7 @@ class ReplFrontend:
         self._prompt: PromptSession[str] | None = None
         self._ask: PromptSession[str] | None = None
         self.heat = False  # `:heat on`: words coloured by the probability they had
+        self.cut_hint_shown = False  # the max-tokens hint comes once a session: it says nothing new after
 
     def attach(self, session: Session, history: History | None = None) -> None:
         """Build the prompt once the session exists."""
@@ -309,7 +288,15 @@ class ReplFrontend:
                 n = len(sample.token_probs)
                 label += f"beam {sample.index + 1} · mean log p {sample.logprob_sum / n if n else 0:.3f} · "
             self.console.print(render.footer(len(sample.token_ids), sample.stop_reason.value, seconds, label,
-                                             sample.perplexity))
+                                             sample.perplexity, self._cut_hint(sample)))
+
+    def _cut_hint(self, sample: Sample) -> str:
+        """The hint for a sample that the max-tokens cap cut mid-sentence, the first time only."""
+        if (self.cut_hint_shown or sample.stop_reason != StopReason.MAX_TOKENS or sample.method == "beam"
+                or not render.cut_mid_sentence(sample.words)):
+            return ""
+        self.cut_hint_shown = True
+        return render.max_tokens_hint(sample.settings.max_tokens)
 
     def _print_sample(self, sample: Sample, number: int | None) -> None:
         raw = sample.settings.raw

@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from recipe_repl.commands import is_command, parse_command
+from recipe_repl.commands import explain, is_command, parse_command
 from recipe_repl.config import Config
 from recipe_repl.engine import Engine
-from recipe_repl.errors import UserError
+from recipe_repl.errors import BadValue, UsageError, UserError
 from recipe_repl.generation import (
     MAX_PROMPT_TOKENS,
     Chooser,
@@ -26,6 +26,7 @@ from recipe_repl.generation import (
     Request,
     Sample,
     draw_chooser,
+    encode_prompt,
     generate,
 )
 from recipe_repl.plugins import Plugins
@@ -170,7 +171,7 @@ class Session:
         return self.prompt(line)
 
     def run_command(self, line: str) -> None:
-        """Parse and run one `:command` line."""
+        """Parse and run one `:command` line; a wrong use or a bad value is answered with the fix."""
         name, args = parse_command(line)
         spec = self.plugins.commands.lookup(name)
         if spec.interactive_only and not self.frontend.interactive:
@@ -179,6 +180,8 @@ class Session:
             self.transcript.append(TranscriptEntry("command", line.strip(), self.settings.as_dict()))
         try:
             spec.handler(self, args)
+        except (UsageError, BadValue) as exc:  # completed with the command's usage or example
+            raise UserError(explain(spec, exc)) from None
         except UserError:
             raise
         except Exception as exc:  # a plugin's bug must not end the session
@@ -190,6 +193,10 @@ class Session:
         if not text:
             return []
         return self.run_requests([text] * (n or self.copies()))
+
+    def check_prompt(self, text: str) -> None:
+        """A UserError when the model cannot take this prompt (no words it reads, or too long)."""
+        encode_prompt(self.engine, text, self.max_prompt_tokens)
 
     def copies(self) -> int:
         """Samples per prompt: `n`, or one beam search (which gives `beam` samples) in beam mode."""

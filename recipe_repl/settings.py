@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from recipe_repl.errors import UserError
+from recipe_repl.errors import BadValue, UserError
 
 PROBS_MODES = ("off", "first", "every")
 
@@ -33,7 +33,10 @@ class Settings:
     use: tuple[tuple[str, tuple[str, ...]], ...] = ()  # extra processors by name, with their arguments
 
     def validate(self) -> Settings:
-        """Raise UserError for an out-of-range value; return self so it chains."""
+        """Raise BadValue (a UserError) for an out-of-range value; return self so it chains.
+
+        In a `:command` the session adds the command's example to the message (`e.g. :temp 0.7`).
+        """
         checks = [
             (0 <= self.temperature <= 5, "temperature must be between 0 and 5"),
             (self.top_k >= 0, "top-k must be 0 (off) or a positive count"),
@@ -50,7 +53,7 @@ class Settings:
         ]
         for ok, message in checks:
             if not ok:
-                raise UserError(message)
+                raise BadValue(message)
         return self
 
     def replace(self, **changes: Any) -> Settings:

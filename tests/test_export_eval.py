@@ -108,7 +108,10 @@ def test_model_card_reports_measured_figures(tiny_onnx: Path, tiny_run_dir: Path
     assert r.exit_code == 0, r.output
     card = out.read_text()
     for heading in ("## Data", "## Model", "## Training", "## Held-out evaluation", "## Parity",
-                    "## Generation speed", "## Samples", "## Rebuild"):
+                    "## The lecture's next-word tables", "## Generation speed", "## Samples", "## Rebuild"):
         assert heading in card
+    for prompt in ("recipe for roast", "recipe for roasted vegetables | chop 1 /", "recipe for chocolate ice cream |"):
+        assert f"`{prompt}`" in card
+    assert "--lr-schedule constant --epochs 2" in card  # the rebuild line is the run's own settings
     assert "Perplexity ratio LSTM / 3-gram" in card and "top-1 agreement" in card
     assert card.count("Recipe for") >= 6  # three samples at each of two temperatures

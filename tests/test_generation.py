@@ -209,3 +209,36 @@ def test_prompt_length_is_capped_with_a_clear_error(random_model: Path, plugins)
         list(generate(engine, reqs, Settings(), plugins.processor_specs(), max_prompt_tokens=50))
     [s] = list(generate(engine, reqs, Settings(max_tokens=2), plugins.processor_specs(), max_prompt_tokens=60))
     assert len(s.token_ids) <= 2
+
+
+def _peak_rss_mib(args: list[str], stdin: bytes) -> tuple[int, float, bytes]:
+    """Run the CLI in a child process; return its exit status, its peak resident memory (MiB) and stderr.
+
+    The peak is the child's own VmHWM: `ru_maxrss` would carry over the parent's peak through
+    fork and exec (a test process that trained a Keras model first would count).
+    """
+    import os
+    import subprocess
+    import sys
+
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("needs /proc/self/status (Linux) to read a process's peak memory")
+    repo = Path(__file__).resolve().parents[1]
+    code = ("import sys\nfrom recipe_repl.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+            "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+            "    sys.stderr.write(f'\\nHWM {hwm}\\n')\n")
+    r = subprocess.run([sys.executable, "-c", code, *args], input=stdin, capture_output=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(repo)})
+    hwm_kib = int(r.stderr.decode().rsplit("HWM ", 1)[1].split()[0])
+    return r.returncode, hwm_kib / 1024, r.stderr
+
+
+def test_a_huge_prompt_is_refused_or_fed_in_bounded_memory(random_model: Path) -> None:
+    line = ("recipe for roast chicken , " * 180_000).encode() + b"\n"  # 4.9 MB on one line, 900,000 tokens
+    status, rss, err = _peak_rss_mib(["--model", str(random_model), "--max-tokens", "1", "--no-plugins"], line)
+    assert status == 1 and b"line 1: error: the prompt is 900,000 tokens long, over the limit of 10,000" in err
+    assert rss < 500
+    status, rss, err = _peak_rss_mib(["--model", str(random_model), "--max-tokens", "1", "--no-plugins",
+                                      "--max-prompt-tokens", "1000000"], line)
+    assert status == 0, err
+    assert rss < 500  # the whole [1, 900000, vocab] logits would not be kept

@@ -100,7 +100,7 @@ def notebook(tmp_path_factory: pytest.TempPathFactory) -> Notebook:
 
 def test_greedy_generate_follows_keras_predict(notebook: Notebook) -> None:
     r = cli(["generate", PROMPT, "--model", str(notebook.onnx), "--vocab", str(notebook.vocab_file),
-             "--temperature", "0", "--max-tokens", "8", "--json"], timeout=120)
+             "--temperature", "0", "--max-tokens", "8", "--json"])
     assert r.returncode == 0, r.stderr.decode()
     record = json.loads(r.stdout)
     ids, generated = notebook.ids(PROMPT), record["token_ids"]
@@ -117,7 +117,7 @@ END = "⏹ [end]"
 
 def test_probs_table_matches_keras_predict(notebook: Notebook) -> None:
     r = cli(["--model", str(notebook.onnx), "--vocab", str(notebook.vocab_file), "--max-tokens", "1"],
-            f"{PROMPT}\n:probs 5\n", timeout=120)
+            f"{PROMPT}\n:probs 5\n")
     assert r.returncode == 0, r.stderr.decode()
     rows = [m.groups() for m in map(ROW.match, r.stderr.decode().splitlines()) if m]
     assert [int(rank) for rank, _, _ in rows] == [1, 2, 3, 4, 5]

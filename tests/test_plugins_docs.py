@@ -70,7 +70,7 @@ def test_tutorial_plugin_installs_and_works(tmp_path: Path, random_model: Path) 
     assert listed["tally"]["version"] == "0.1.0"
     assert listed["tally"]["commands"] == ["tally"] and listed["tally"]["processors"] == ["stop-bias"]
 
-    script = ":tally\n:use stop-bias 3\nrecipe for roast chicken\nrecipe for soup\n:tally\n:use stop-bias x\n"
+    script = ":tally\n:use stop-bias 3\nrecipe for roast chicken\nrecipe for soup\n:tally\n:use stop-bias x\n:tally all\n"
     done = recipe_repl(["--model", str(random_model), "--seed", "1", "--json"], env, script)
     samples = [json.loads(line) for line in done.stdout.splitlines()]
     words = sum(len(s["tokens"]) for s in samples)
@@ -79,7 +79,9 @@ def test_tutorial_plugin_installs_and_works(tmp_path: Path, random_model: Path) 
     assert err[2].startswith("line 5: ") and err[2].endswith(f"; {words} words in all")
     assert all(f"{s['stop_reason']}: " in err[2] for s in samples)
     assert err[3].startswith("line 6: error: usage: :use stop-bias B")
-    assert len(err) == 4
+    assert err[4] == ("line 7: error: no 'all': only reset — usage: :tally [reset], e.g. :tally reset "
+                      "(see :help tally)")
+    assert len(err) == 5
 
     # the tutorial's own test passes against the installed plugin
     tested = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(project),

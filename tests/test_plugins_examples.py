@@ -73,7 +73,7 @@ def test_discovered_by_entry_point_and_listed(env: dict[str, str]) -> None:
     infos = {i["name"]: i for i in json.loads(listed.stdout)}
     assert infos["ingredients"] == {
         "name": "ingredients", "version": "0.1.0", "source": "entry point", "commands": ["ingredients"],
-        "processors": [], "loaders": [], "cli_commands": [], "hooks": ["register_commands"],
+        "processors": [], "loaders": [], "cli_commands": [], "hooks": ["register_commands"], "features": [],
     }
     assert infos["wordbias"]["version"] == "0.1.0"
     assert infos["wordbias"]["processors"] == ["banwords", "boost"]

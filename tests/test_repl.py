@@ -38,10 +38,11 @@ class Run:
     session: Session
 
 
-def run_script(model: Path, plugins, keys: str, settings: Settings | None = None, history=None) -> Run:
+def run_script(model: Path, plugins, keys: str, settings: Settings | None = None, history=None,
+               width: int = 80) -> Run:
     """Type `keys` into a REPL on `model` and return the rendered output, exit status and session."""
     buf = io.StringIO()
-    console = Console(file=buf, width=80, color_system=None, highlight=False)
+    console = Console(file=buf, width=width, color_system=None, highlight=False)
     made: list[Session] = []
 
     def make_session(frontend: ReplFrontend) -> Session:

@@ -77,7 +77,7 @@ def test_system_gpus_from_nvidia_smi_or_the_driver(tmp_path: Path):
 # What recipe-repl itself writes during train, export and eval: each line starts one of these ways.
 TOOL_LINES = re.compile(
     r"(devices: |warning: this machine has a GPU |corpus \S+: read \d+|[\w:.+-]*:? ?\d+ train / \d+ validation"
-    r"|epoch \d+|sample\b|trained \d+ epochs|parity: |wrote \S+|\S+\.onnx: \d+ held-out recipes|model +tokens"
+    r"|epoch \d+|sample\b|probe “|kept epoch \d+: |trained \d+ epochs|parity: |wrote \S+|\S+\.onnx: \d+ held-out recipes|model +tokens"
     r"|LSTM \(ONNX\) |Kneser-Ney 3-gram |perplexity ratio |  \S+: \d+ recipes)")
 # What TensorFlow, absl and Python write on their own: log lines (I0000 00:00:… file.cc:12]),
 # absl's pre-init notice, and Python warnings (file.py:12: SomeWarning: …).
@@ -110,8 +110,9 @@ TINY_ARGS = ["--data", f"epicurious:{EPICURIOUS_SAMPLE}", "--vocab-size", "300",
 
 @pytest.mark.slow
 def test_train_export_eval_print_only_their_own_lines(tmp_path: Path):
-    lines = _recipe_repl(["train", *TINY_ARGS, "--out", "run"], tmp_path)
+    lines = _recipe_repl(["train", *TINY_ARGS, "--keep-epochs", "--out", "run"], tmp_path)
     assert _foreign(lines) == []
+    assert any(ln.startswith("probe “") for ln in lines) and any(ln.startswith("kept epoch 1: ") for ln in lines)
     assert lines[0].startswith("devices: ")
     if lines[0].startswith("devices: CPU"):  # the fake nvidia-smi lists a GPU this TensorFlow cannot see
         assert lines[1].startswith("warning: this machine has a GPU (NVIDIA H200)")

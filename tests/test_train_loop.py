@@ -91,7 +91,7 @@ def test_masked_loss_matches_a_numpy_computation(tiny_run_dir: Path):
     import tensorflow as tf
     from recipe_repl.export.convert import load_run
     from recipe_repl.train import preprocess
-    from recipe_repl.train.loop import _Steps
+    from recipe_repl.train.steps import Steps
 
     loaded = load_run(tiny_run_dir)
     cfg = loaded.config
@@ -100,7 +100,7 @@ def test_masked_loss_matches_a_numpy_computation(tiny_run_dir: Path):
     ids = preprocess.vectorize(layer, texts)
     opt = keras.optimizers.Adam()
     opt.build(loaded.model.trainable_variables)
-    steps = _Steps(tf, keras, loaded.model, opt, tf.distribute.get_strategy(), False)
+    steps = Steps(tf, keras, loaded.model, opt, tf.distribute.get_strategy(), False)
     masked, unmasked = steps.evaluate(ids, batch_size=2)
     logits = np.asarray(loaded.model(ids[:, :-1]), np.float64)
     logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(

@@ -6,6 +6,7 @@ import re
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from recipe_repl import atomic
 from recipe_repl.errors import UserError
 
 
-def save(model, optimizer, epoch: int, weights_file: Path, optimizer_file: Path) -> None:
+def save(model: Any, optimizer: Any, epoch: int, weights_file: Path, optimizer_file: Path) -> None:
     """Save both files, each via a temp file + os.replace; the weights file records its epoch.
 
     The optimizer file goes first: if a kill lands between the two replaces, the weights are the
@@ -21,7 +22,7 @@ def save(model, optimizer, epoch: int, weights_file: Path, optimizer_file: Path)
     """
     opt_vars = {f"v{i}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
     with atomic.atomic_path(optimizer_file, suffix=".npz") as tmp:
-        np.savez(tmp, epoch=np.int64(epoch), **opt_vars)
+        np.savez(tmp, epoch=np.int64(epoch), **opt_vars)  # type: ignore[arg-type]  # numpy's stub
     with atomic.atomic_path(weights_file, suffix=".weights.h5") as tmp:
         tmp.unlink()  # Keras/h5py want to create the file themselves
         model.save_weights(str(tmp))
@@ -39,7 +40,7 @@ def epoch_of(weights_file: Path) -> int:
         return int(f.attrs.get("recipe_repl_epoch", 0))
 
 
-def load(model, optimizer, weights_file: Path, optimizer_file: Path) -> tuple[int, bool]:
+def load(model: Any, optimizer: Any, weights_file: Path, optimizer_file: Path) -> tuple[int, bool]:
     """Load weights (and optimizer state when it belongs to the same epoch); returns (epoch, optimizer_restored).
 
     A weights file that is damaged or was saved for other sizes than `model` is a UserError; an

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from recipe_repl.train.callbacks import DEFAULT_PROBE, Callback, ProbePrinter
 from recipe_repl.train.config import TrainConfig
 
 _D = TrainConfig()
@@ -40,11 +41,17 @@ _D = TrainConfig()
               help="Continue the run in --out after its last epoch, with its settings (only --epochs may change).")
 @click.option("--fresh", is_flag=True,
               help="Start over, replacing a run already in --out (kept until the new run's first checkpoint).")
-@click.option("--quiet", is_flag=True, help="No progress or samples.")
+@click.option("--keep-epochs", type=click.IntRange(min=1), is_flag=False, flag_value=1, default=None, metavar="[K]",
+              help="After every K-th epoch (K = 1 when left out) keep the checkpoint and export it, parity-checked, "
+                   "to RUN/epochs/epoch-NNN.onnx (for :compare-models and `export --epoch`).")
+@click.option("--probe", default=DEFAULT_PROBE, show_default=True,
+              help="Each epoch, the likeliest next words after this prompt, beside the sample.")
+@click.option("--no-probe", is_flag=True, help="No per-epoch probe line.")
+@click.option("--quiet", is_flag=True, help="No progress, samples or probe.")
 @click.option("--verbose", is_flag=True, help="Keep TensorFlow's own log lines (C++ INFO and warnings).")
 @click.pass_context
 def train_command(ctx: click.Context, out: Path, no_mask: bool, no_bucketing: bool, resume: bool, fresh: bool,
-                  quiet: bool, verbose: bool, **kw) -> None:
+                  keep_epochs: int | None, probe: str, no_probe: bool, quiet: bool, verbose: bool, **kw) -> None:
     """Train the recipe LSTM (Keras) into a run folder that `recipe-repl export` turns into ONNX."""
     from recipe_repl.train.tf_env import set_native_logging
 
@@ -69,11 +76,24 @@ def train_command(ctx: click.Context, out: Path, no_mask: bool, no_bucketing: bo
     if found.warning():
         click.echo(found.warning(), err=True)
 
-    result = train(cfg, out, resume=resume, quiet=quiet, fresh=fresh)
+    extra: list[Callback] = [] if quiet or no_probe or not probe.strip() else [ProbePrinter(probe)]
+    if keep_epochs:
+        extra.append(_epoch_exporter(out, keep_epochs, quiet))
+    result = train(cfg, out, resume=resume, quiet=quiet, fresh=fresh, extra_callbacks=extra)
     if result.history:
         last = result.history[-1]
         click.echo(f"trained {last['epoch']} epochs: loss {last['loss']:.4f}, val_loss {last['val_loss']:.4f}, "
                    f"val perplexity {last['val_perplexity']:.1f}; run folder {out}", err=True)
+
+
+def _epoch_exporter(out: Path, every: int, quiet: bool) -> Callback:
+    """`--keep-epochs`: export/ sits above train/ in the layering, so its callback is looked up by name
+    (as the CLI finds the train and export commands) rather than imported."""
+    import importlib
+
+    importlib.import_module("recipe_repl.export.convert").import_export_libs()  # tf2onnx missing: one line now
+    exporter: Callback = importlib.import_module("recipe_repl.export.epochs").EpochExporter(out, every, quiet=quiet)
+    return exporter
 
 
 def _check_resume_flags(ctx: click.Context, cfg: TrainConfig, out: Path) -> None:

@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 NVIDIA_PROC = Path("/proc/driver/nvidia")
 
@@ -79,7 +80,7 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def detect(tf, find_system_gpus: Callable[[], tuple[str, ...]] = system_gpus) -> Devices:
+def detect(tf: Any, find_system_gpus: Callable[[], tuple[str, ...]] = system_gpus) -> Devices:
     """Ask TensorFlow (`tf`, already imported) which GPUs it sees, and the machine which it has."""
     gpus = []
     for i, dev in enumerate(tf.config.list_physical_devices("GPU")):

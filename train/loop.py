@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from recipe_repl.train import checkpoint, preprocess
@@ -17,6 +17,7 @@ from recipe_repl.train.callbacks import Callback, Progress, SamplePrinter, plot_
 from recipe_repl.train.config import TrainConfig
 from recipe_repl.train.corpus import Corpus, load_corpus
 from recipe_repl.train.rundir import RunDir
+from recipe_repl.train.steps import Steps
 from recipe_repl.train.strategy import is_chief, make_strategy
 
 from recipe_repl.errors import UserError
@@ -24,7 +25,7 @@ from recipe_repl.sanitize import clean
 from recipe_repl.vocab import Vocabulary
 
 
-def import_tensorflow():
+def import_tensorflow() -> tuple[Any, Any]:
     """TensorFlow and Keras, or a UserError saying which extra to install."""
     try:
         import keras
@@ -36,10 +37,12 @@ def import_tensorflow():
 
 @dataclass
 class TrainResult:
+    """What a run did: its folder, one CSV row per completed epoch, the corpus, the samples."""
+
     run_dir: Path
-    history: list[dict]  # one dict per completed epoch (the CSV rows)
+    history: list[dict[str, Any]]  # one dict per completed epoch (the CSV rows)
     corpus: Corpus
-    first_epoch_losses: dict = field(default_factory=dict)  # masked vs unmasked, epoch 1
+    first_epoch_losses: dict[str, float] = field(default_factory=dict)  # masked vs unmasked, epoch 1
     samples: list[str] = field(default_factory=list)
 
 
@@ -66,11 +69,64 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         return _train(cfg, out, resume, quiet, stream, extra_callbacks, stop_after_steps, keep_new)
 
 
+@dataclass
+class Prepared:
+    """A run's data: the corpus, its split, the vocabulary and the token ids of both halves."""
+
+    corpus: Corpus
+    split: preprocess.Split
+    words: list[str]
+    lowercase: str
+    ids_train: np.ndarray
+    ids_val: np.ndarray
+
+    @property
+    def vocab(self) -> Vocabulary:
+        """The runtime's view of the vocabulary (for the per-epoch samples)."""
+        return Vocabulary.from_list(self.words, lowercase=self.lowercase)
+
+
 def _train(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, stream: IO[str],
            extra_callbacks: list[Callback] | None, stop_after_steps: int | None,
            checkpoint_written: Callable[[], None]) -> TrainResult:
+    """Prepare the data, build the model, fit it epoch by epoch, record the run."""
     tf, keras = import_tensorflow()
     run = RunDir(Path(out))
+    cfg = _settle_config(cfg, run, resume)
+    strategy = make_strategy(cfg.strategy)
+    chief = is_chief()
+    data = prepare_data(cfg, run, resume, keras)
+    if chief:
+        _write_run_files(run, cfg, data)
+    policy_before = keras.mixed_precision.global_policy().name
+    try:
+        model, optimizer = build(tf, keras, cfg, strategy, len(data.words))
+        start_epoch, history = 0, []
+        if resume:
+            start_epoch, _restored = checkpoint.load(model, optimizer, run.checkpoint_file, run.optimizer_file)
+            history = [r for r in run.log_rows() if r["epoch"] <= start_epoch]
+        printer = SamplePrinter(model, data.vocab, stream, cfg.sample_every, cfg.sample_tokens, cfg.seed)
+        callbacks: list[Callback] = ([] if quiet else [Progress(stream), printer]) + (extra_callbacks or [])
+        for cb in callbacks:
+            cb.set_model(model, data.vocab)
+        if not quiet:
+            print(clean(data.corpus.report(), keep="\n") + f"\n{data.split.counts()}, vocabulary {len(data.words)}",
+                  file=stream, flush=True)
+        result = TrainResult(run.path, history, data.corpus)
+        result.first_epoch_losses = run.json(run.path / "first_epoch.json") if resume else {}
+        fitter = _Fit(cfg, run, data, Steps(tf, keras, model, optimizer, strategy, cfg.jit_compile), optimizer,
+                      callbacks, stream, quiet, chief, checkpoint_written, stop_after_steps)
+        fitter.fit(result, start_epoch)
+        result.samples = printer.samples
+        if chief and history:
+            record(run, cfg, data, result)
+        return result
+    finally:
+        keras.mixed_precision.set_global_policy(policy_before)
+
+
+def _settle_config(cfg: TrainConfig, run: RunDir, resume: bool) -> TrainConfig:
+    """The settings the run goes by: a resumed run's own (only --epochs may change), checked."""
     if resume:
         if not run.checkpoint_file.exists() or not run.config_file.exists():
             raise UserError(f"nothing to resume in {run.path} (no checkpoint yet)")
@@ -82,141 +138,160 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, stream: IO[st
     _check(cfg)
     if not cfg.mask:
         cfg.bucketing = False  # the lecture's loss counts padding, so keep its fixed-length batches
+    return cfg
 
-    strategy = make_strategy(cfg.strategy)
-    chief = is_chief()
+
+def prepare_data(cfg: TrainConfig, run: RunDir, resume: bool, keras: Any) -> Prepared:
+    """Load and split the corpus, build (or, resuming, reload) the vocabulary, and vectorize both halves."""
     corpus = load_corpus(cfg.data)
     lowercase = corpus.lowercase if cfg.lowercase == "auto" else cfg.lowercase
     split = preprocess.split_corpus(corpus, cfg.val_split, cfg.seed)
-    train_texts, val_texts = split.train, split.val
-    if not val_texts:
+    if not split.val:
         raise UserError("no validation recipes: use a larger corpus or a --val-split above 0")
-
     keras.utils.set_random_seed(cfg.seed)
     if resume:
         words, lowercase = run.vocab()
         layer = preprocess.make_vectorizer(cfg.vocab_size, cfg.seq_len, words)
     else:
-        layer = preprocess.adapt_vectorizer(train_texts, cfg.vocab_size, cfg.seq_len, lowercase)
+        layer = preprocess.adapt_vectorizer(split.train, cfg.vocab_size, cfg.seq_len, lowercase)
         words = [str(w) for w in layer.get_vocabulary()]
-    vocab = Vocabulary.from_list(words, lowercase=lowercase)
-    ids_train = preprocess.vectorize(layer, train_texts, lowercase)
-    ids_val = preprocess.vectorize(layer, val_texts, lowercase)
+    return Prepared(corpus, split, words, lowercase, preprocess.vectorize(layer, split.train, lowercase),
+                    preprocess.vectorize(layer, split.val, lowercase))
 
-    if chief:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_json(run.config_file, json_safe(cfg))
-        run.write_json(run.vocab_file, {"words": words, "lowercase": lowercase})
-        run.write_json(run.corpus_file, {
-            "name": corpus.name, "read": corpus.read, "used": corpus.used, "skipped": dict(corpus.skipped),
-            "train_recipes": len(train_texts), "val_recipes": len(val_texts),
-            "train_tokens": int((ids_train != 0).sum()), "report": corpus.report(),
-            "per_corpus": {name: {"recipes": len(t) + len(v), "train_recipes": len(t), "val_recipes": len(v)}
-                           for name, (t, v) in split.per_corpus.items()},
-        })
 
-    policy_before = keras.mixed_precision.global_policy().name
+def _write_run_files(run: RunDir, cfg: TrainConfig, data: Prepared) -> None:
+    """The settings, vocabulary and corpus facts an export and a resume need."""
+    corpus, split = data.corpus, data.split
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_json(run.config_file, json_safe(cfg))
+    run.write_json(run.vocab_file, {"words": data.words, "lowercase": data.lowercase})
+    run.write_json(run.corpus_file, {
+        "name": corpus.name, "read": corpus.read, "used": corpus.used, "skipped": dict(corpus.skipped),
+        "train_recipes": len(split.train), "val_recipes": len(split.val),
+        "train_tokens": int((data.ids_train != 0).sum()), "report": corpus.report(),
+        "per_corpus": {name: {"recipes": len(t) + len(v), "train_recipes": len(t), "val_recipes": len(v)}
+                       for name, (t, v) in split.per_corpus.items()},
+    })
+
+
+def build(tf: Any, keras: Any, cfg: TrainConfig, strategy: Any, vocab_len: int) -> tuple[Any, Any]:
+    """The model and its optimizer, under the strategy (and the mixed-precision policy, when asked)."""
+    from recipe_repl.train.model import build_model
+
+    gpu = bool(tf.config.list_logical_devices("GPU"))
     if cfg.mixed_precision:
-        keras.mixed_precision.set_global_policy(
-            "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16")
-    try:
-        with strategy.scope():
-            from recipe_repl.train.model import build_model
+        keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
+    with strategy.scope():
+        model = build_model(vocab_len, cfg.embedding_dim, cfg.units, cfg.dropout, cfg.seed)
+        optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+        if cfg.mixed_precision and gpu:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+    return model, optimizer
 
-            model = build_model(len(words), cfg.embedding_dim, cfg.units, cfg.dropout, cfg.seed)
-            optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
-            if cfg.mixed_precision and tf.config.list_logical_devices("GPU"):
-                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-            optimizer.build(model.trainable_variables)
-        start_epoch = 0
-        history: list[dict] = []
-        if resume:
-            start_epoch, _restored = checkpoint.load(model, optimizer, run.checkpoint_file, run.optimizer_file)
-            history = [r for r in run.log_rows() if r["epoch"] <= start_epoch]
-        steps = _Steps(tf, keras, model, optimizer, strategy, cfg.jit_compile)
 
-        printer = SamplePrinter(model, vocab, stream, cfg.sample_every, cfg.sample_tokens, cfg.seed)
-        callbacks: list[Callback] = [] if quiet else [Progress(stream), printer]
-        callbacks += extra_callbacks or []
-        if not quiet:
-            print(clean(corpus.report(), keep="\n") + f"\n{split.counts()}, vocabulary {len(words)}", file=stream, flush=True)
-        for cb in callbacks:
-            cb.on_train_begin(cfg.epochs, start_epoch)
+@dataclass
+class _Fit:
+    """The epoch loop: train steps, validation, checkpoint, callbacks."""
 
-        result = TrainResult(run.path, history, corpus)
-        result.first_epoch_losses = run.json(run.path / "first_epoch.json") if resume else {}
-        total_steps = 0
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            optimizer.learning_rate.assign(learning_rate(cfg, epoch))
-            shuffle_seed = cfg.seed * 1000 + epoch
-            if cfg.bucketing:
-                batches = preprocess.bucketed_batches(ids_train, cfg.batch_size, shuffle_seed)
-            else:
-                batches = preprocess.fixed_batches(ids_train, cfg.batch_size, cfg.mask, shuffle_seed)
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, len(batches))
-            t0 = time.perf_counter()
-            loss_sum = weight_sum = 0.0
-            real = 0
-            for i, (batch, (ls, ws)) in enumerate(zip(batches, steps.train_epoch(batches), strict=True), 1):
-                if not math.isfinite(ls):
-                    raise _diverged(callbacks, history, epoch, f"step {i}", ls)
-                loss_sum += ls
-                weight_sum += ws
-                real += batch.real_tokens
-                total_steps += 1
-                elapsed = time.perf_counter() - t0
-                for cb in callbacks:
-                    cb.on_step(epoch, i, loss_sum / max(weight_sum, 1.0), real / max(elapsed, 1e-9))
-                if stop_after_steps is not None and total_steps >= stop_after_steps:
-                    raise KeyboardInterrupt(f"stopped after {total_steps} steps (test)")
-            seconds = time.perf_counter() - t0
-            val_masked, val_unmasked = steps.evaluate(ids_val, cfg.batch_size)
-            if not math.isfinite(val_masked):
-                raise _diverged(callbacks, history, epoch, "validation", val_masked)
-            logs = {
-                "epoch": epoch, "loss": loss_sum / max(weight_sum, 1.0), "val_loss": val_masked,
-                "val_perplexity": math.exp(min(val_masked, 50.0)), "val_loss_unmasked": val_unmasked,
-                "tokens_per_s": real / seconds, "seconds": seconds,
-            }
+    cfg: TrainConfig
+    run: RunDir
+    data: Prepared
+    steps: Steps
+    optimizer: Any
+    callbacks: list[Callback]
+    stream: IO[str]
+    quiet: bool
+    chief: bool
+    checkpoint_written: Callable[[], None]
+    stop_after_steps: int | None
+    total_steps: int = 0
+
+    def fit(self, result: TrainResult, start_epoch: int) -> None:
+        """Run the epochs after `start_epoch`, appending each one's logs to `result.history`."""
+        for cb in self.callbacks:
+            cb.on_train_begin(self.cfg.epochs, start_epoch)
+        for epoch in range(start_epoch + 1, self.cfg.epochs + 1):
+            logs = self.epoch(epoch, result.history)
             if epoch == 1:
-                train_m, train_u = steps.evaluate(ids_train[: max(1, min(len(ids_train), 512))], cfg.batch_size)
-                result.first_epoch_losses = {"train_masked": train_m, "train_unmasked": train_u,
-                                             "val_masked": val_masked, "val_unmasked": val_unmasked}
-                if chief:
-                    run.write_json(run.path / "first_epoch.json", result.first_epoch_losses)
-                if not quiet:
-                    print(f"epoch 1 loss both ways: masked {val_masked:.4f} / unmasked {val_unmasked:.4f} on "
-                          f"validation, masked {train_m:.4f} / unmasked {train_u:.4f} on training recipes "
-                          f"(the unmasked loss counts easy padding after the stop token)",
-                          file=stream, flush=True)
-            history.append(logs)
-            if chief:
-                checkpoint.save(model, optimizer, epoch, run.checkpoint_file, run.optimizer_file)
-                checkpoint_written()
-                run.write_log(history)
-            for cb in callbacks:
+                self.first_epoch(result, logs)
+            result.history.append(logs)
+            if self.chief:
+                checkpoint.save(self.steps.model, self.optimizer, epoch, self.run.checkpoint_file,
+                                self.run.optimizer_file)
+                self.checkpoint_written()
+                self.run.write_log(result.history)
+            for cb in self.callbacks:
                 cb.on_epoch_end(epoch, logs)
-        for cb in callbacks:
-            cb.on_train_end(history)
-        result.samples = printer.samples
-        if chief and history:
-            last = history[-1]
-            run.write_json(run.training_file, {
-                "corpus": corpus.name, "corpus_recipes": corpus.used, "train_recipes": len(train_texts),
-                "val_recipes": len(val_texts), "epochs": last["epoch"], "final_loss": last["loss"],
-                "final_val_loss": last["val_loss"], "final_val_perplexity": last["val_perplexity"],
-                "seed": cfg.seed, "val_split": cfg.val_split, "data": cfg.data, "masked_loss": cfg.mask,
-                "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "first_epoch_losses": result.first_epoch_losses,
-            })
-            plot_loss_curve(history, run.curve_file)
-        return result
-    finally:
-        keras.mixed_precision.set_global_policy(policy_before)
+        for cb in self.callbacks:
+            cb.on_train_end(result.history)
+
+    def epoch(self, epoch: int, history: list[dict[str, Any]]) -> dict[str, Any]:
+        """One epoch of train steps and the validation loss; its logs (a CSV row)."""
+        cfg = self.cfg
+        self.optimizer.learning_rate.assign(learning_rate(cfg, epoch))
+        shuffle_seed = cfg.seed * 1000 + epoch
+        if cfg.bucketing:
+            batches = preprocess.bucketed_batches(self.data.ids_train, cfg.batch_size, shuffle_seed)
+        else:
+            batches = preprocess.fixed_batches(self.data.ids_train, cfg.batch_size, cfg.mask, shuffle_seed)
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, len(batches))
+        t0 = time.perf_counter()
+        loss_sum = weight_sum = 0.0
+        real = 0
+        for i, (batch, (ls, ws)) in enumerate(zip(batches, self.steps.train_epoch(batches), strict=True), 1):
+            if not math.isfinite(ls):
+                raise _diverged(self.callbacks, history, epoch, f"step {i}", ls)
+            loss_sum += ls
+            weight_sum += ws
+            real += batch.real_tokens
+            self.total_steps += 1
+            elapsed = time.perf_counter() - t0
+            for cb in self.callbacks:
+                cb.on_step(epoch, i, loss_sum / max(weight_sum, 1.0), real / max(elapsed, 1e-9))
+            if self.stop_after_steps is not None and self.total_steps >= self.stop_after_steps:
+                raise KeyboardInterrupt(f"stopped after {self.total_steps} steps (test)")
+        seconds = time.perf_counter() - t0
+        val_masked, val_unmasked = self.steps.evaluate(self.data.ids_val, cfg.batch_size)
+        if not math.isfinite(val_masked):
+            raise _diverged(self.callbacks, history, epoch, "validation", val_masked)
+        return {
+            "epoch": epoch, "loss": loss_sum / max(weight_sum, 1.0), "val_loss": val_masked,
+            "val_perplexity": math.exp(min(val_masked, 50.0)), "val_loss_unmasked": val_unmasked,
+            "tokens_per_s": real / seconds, "seconds": seconds,
+        }
+
+    def first_epoch(self, result: TrainResult, logs: dict[str, Any]) -> None:
+        """After epoch 1, the loss both ways (masked and the lecture's unmasked), kept and shown."""
+        ids = self.data.ids_train
+        train_m, train_u = self.steps.evaluate(ids[: max(1, min(len(ids), 512))], self.cfg.batch_size)
+        val_masked, val_unmasked = logs["val_loss"], logs["val_loss_unmasked"]
+        result.first_epoch_losses = {"train_masked": train_m, "train_unmasked": train_u,
+                                     "val_masked": val_masked, "val_unmasked": val_unmasked}
+        if self.chief:
+            self.run.write_json(self.run.path / "first_epoch.json", result.first_epoch_losses)
+        if not self.quiet:
+            print(f"epoch 1 loss both ways: masked {val_masked:.4f} / unmasked {val_unmasked:.4f} on "
+                  f"validation, masked {train_m:.4f} / unmasked {train_u:.4f} on training recipes "
+                  f"(the unmasked loss counts easy padding after the stop token)", file=self.stream, flush=True)
 
 
-def _diverged(callbacks: list[Callback], history: list[dict], epoch: int, where: str, value: float) -> UserError:
+def record(run: RunDir, cfg: TrainConfig, data: Prepared, result: TrainResult) -> None:
+    """training.json (the facts an export puts into the model file) and the loss curve."""
+    last = result.history[-1]
+    run.write_json(run.training_file, {
+        "corpus": data.corpus.name, "corpus_recipes": data.corpus.used, "train_recipes": len(data.split.train),
+        "val_recipes": len(data.split.val), "epochs": last["epoch"], "final_loss": last["loss"],
+        "final_val_loss": last["val_loss"], "final_val_perplexity": last["val_perplexity"],
+        "seed": cfg.seed, "val_split": cfg.val_split, "data": cfg.data, "masked_loss": cfg.mask,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "first_epoch_losses": result.first_epoch_losses,
+    })
+    plot_loss_curve(result.history, run.curve_file)
+
+
+def _diverged(callbacks: list[Callback], history: list[dict[str, Any]], epoch: int, where: str, value: float) -> UserError:
     """The error that stops a run whose loss is no longer a number; the last good checkpoint stays."""
     for cb in callbacks:  # close the progress display before the error line
         cb.on_train_end(history)
@@ -234,10 +309,12 @@ def learning_rate(cfg: TrainConfig, epoch: int) -> float:
     return cfg.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def json_safe(cfg: TrainConfig) -> dict:
+def json_safe(cfg: TrainConfig) -> dict[str, Any]:
+    """The settings as plain JSON values."""
     import json
 
-    return json.loads(cfg.to_json())
+    data: dict[str, Any] = json.loads(cfg.to_json())
+    return data
 
 
 def _check(cfg: TrainConfig) -> None:
@@ -258,68 +335,3 @@ def _check(cfg: TrainConfig) -> None:
         raise UserError("--lowercase must be auto, ascii or unicode")
 
 
-class _Steps:
-    """Compiled train and evaluation steps; the train step works under any tf.distribute strategy.
-
-    Loss = sum(cross-entropy × weight) / sum(weight) over the *global* batch: each replica divides
-    its own sum by the all-reduced weight total, and the optimizer sums gradients across replicas.
-    """
-
-    def __init__(self, tf, keras, model, optimizer, strategy, jit_compile: bool):
-        self.tf, self.model, self.optimizer, self.strategy = tf, model, optimizer, strategy
-        spec = (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.int32),
-                tf.TensorSpec([None, None], tf.float32))
-
-        def replica_step(x, y, w):
-            ctx = tf.distribute.get_replica_context()
-            with tf.GradientTape() as tape:
-                logits = model(x, training=True)
-                ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, tf.float32))
-                local_sum = tf.reduce_sum(ce * w)
-                local_w = tf.reduce_sum(w)
-                total_w = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local_w)
-                loss = local_sum / tf.maximum(total_w, 1.0)
-                scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
-            grads = tape.gradient(scaled, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-            return local_sum, local_w
-
-        def dist_step(batch):
-            ls, ws = strategy.run(replica_step, args=batch)
-            return (strategy.reduce(tf.distribute.ReduceOp.SUM, ls, axis=None),
-                    strategy.reduce(tf.distribute.ReduceOp.SUM, ws, axis=None))
-
-        self._jit = jit_compile
-        self._raw_dist_step = dist_step
-        self._dist_step = None  # compiled on first use with the distributed dataset's element_spec
-
-        @tf.function(input_signature=spec, reduce_retracing=True)
-        def eval_step(x, y, w):
-            logits = tf.cast(model(x, training=False), tf.float32)
-            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-            return tf.reduce_sum(ce * w), tf.reduce_sum(w), tf.reduce_sum(ce), tf.cast(tf.size(ce), tf.float32)
-
-        self._spec = spec
-        self._eval_step = eval_step
-
-    def train_epoch(self, batches):
-        tf = self.tf
-        ds = tf.data.Dataset.from_generator(lambda: preprocess.iterate(batches), output_signature=self._spec)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        ds = ds.with_options(options).prefetch(2)
-        dist = self.strategy.experimental_distribute_dataset(ds)
-        if self._dist_step is None:  # one trace for all batch shapes: the signature leaves both dims open
-            self._dist_step = tf.function(self._raw_dist_step, input_signature=[dist.element_spec],
-                                          jit_compile=self._jit or None)
-        for batch in dist:
-            ls, ws = self._dist_step(batch)
-            yield float(ls), float(ws)
-
-    def evaluate(self, ids: np.ndarray, batch_size: int) -> tuple[float, float]:
-        """(masked, unmasked) mean cross-entropy on full-length batches of `ids`."""
-        m = mw = u = un = 0.0
-        for b in preprocess.fixed_batches(ids, batch_size, mask=True, shuffle_seed=None):
-            a, aw, c, cn = self._eval_step(b.x, b.y, b.w)
-            m, mw, u, un = m + float(a), mw + float(aw), u + float(c), un + float(cn)
-        return m / max(mw, 1.0), u / max(un, 1.0)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 
-def build_model(vocab_len: int, embedding_dim: int, units: int, dropout: float = 0.0, seed: int | None = None):
+
+def build_model(vocab_len: int, embedding_dim: int, units: int, dropout: float = 0.0,
+                seed: int | None = None) -> Any:
     """Keras functional model: int32 tokens [batch, time] → float32 logits [batch, time, vocab].
 
     No `mask_zero` on the Embedding (it would turn the exported LSTM into an ONNX Loop); the loss
@@ -24,7 +28,7 @@ def build_model(vocab_len: int, embedding_dim: int, units: int, dropout: float =
     return keras.Model(tokens, logits, name="recipe_lstm")
 
 
-def compiled_forward(model):
+def compiled_forward(model: Any) -> Callable[[Any], Any]:
     """`model(tokens, training=False)` as one traced tf.function (eager Keras LSTM calls are ~100× slower)."""
     import numpy as np
     import tensorflow as tf
@@ -32,7 +36,7 @@ def compiled_forward(model):
     fn = tf.function(lambda x: model(x, training=False),
                      input_signature=[tf.TensorSpec([None, None], tf.int32)])
 
-    def forward(tokens) -> np.ndarray:
+    def forward(tokens: Any) -> np.ndarray:
         return np.asarray(fn(tf.constant(np.asarray(tokens, np.int32))), np.float32)
 
     return forward

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -70,7 +70,7 @@ def prepare(text: str, lowercase: str = "ascii") -> str:
     return text.lower() if lowercase == "unicode" else text
 
 
-def make_vectorizer(vocab_size: int, seq_len: int, vocabulary: Sequence[str] | None = None):
+def make_vectorizer(vocab_size: int, seq_len: int, vocabulary: Sequence[str] | None = None) -> Any:
     """The lecture's layer: lower-case, whitespace split, `seq_len + 1` ids per text (0-padded)."""
     from keras import layers
 
@@ -85,7 +85,7 @@ def make_vectorizer(vocab_size: int, seq_len: int, vocabulary: Sequence[str] | N
     return layer
 
 
-def adapt_vectorizer(texts: Sequence[str], vocab_size: int, seq_len: int, lowercase: str = "ascii"):
+def adapt_vectorizer(texts: Sequence[str], vocab_size: int, seq_len: int, lowercase: str = "ascii") -> Any:
     """Adapt a fresh vectorizer on (prepared) texts; returns the layer."""
     import tensorflow as tf
 
@@ -95,7 +95,7 @@ def adapt_vectorizer(texts: Sequence[str], vocab_size: int, seq_len: int, lowerc
     return layer
 
 
-def vectorize(layer, texts: Sequence[str], lowercase: str = "ascii") -> np.ndarray:
+def vectorize(layer: Any, texts: Sequence[str], lowercase: str = "ascii") -> np.ndarray:
     """Token ids, int32 [n, seq_len + 1]."""
     if not texts:
         return np.zeros((0, 1), np.int32)
@@ -117,7 +117,8 @@ def loss_weights(ids: np.ndarray, mask: bool) -> np.ndarray:
         return np.ones((n, L - 1), np.float32)
     lengths = (ids != 0).sum(axis=1)  # ids are >= 1 inside a text, so this is the text length
     t = np.arange(L - 1)[None, :]
-    return (t < lengths[:, None]).astype(np.float32)
+    weights: np.ndarray = (t < lengths[:, None]).astype(np.float32)
+    return weights
 
 
 @dataclass

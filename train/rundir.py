@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from recipe_repl.train.config import TrainConfig
 
@@ -58,6 +59,35 @@ class RunDir:
     def curve_file(self) -> Path:
         return self.path / "loss_curve.png"
 
+    @property
+    def epochs_dir(self) -> Path:
+        return self.path / "epochs"  # `train --keep-epochs`: a checkpoint and an ONNX file per kept epoch
+
+    def epoch_weights(self, epoch: int) -> Path:
+        return self.epochs_dir / f"epoch-{epoch:03d}.weights.h5"
+
+    def epoch_model(self, epoch: int) -> Path:
+        return self.epochs_dir / f"epoch-{epoch:03d}.onnx"
+
+    def kept_epochs(self) -> list[int]:
+        """The epochs whose checkpoints `--keep-epochs` kept, in order."""
+        found = []
+        for f in self.epochs_dir.glob("epoch-*.weights.h5") if self.epochs_dir.is_dir() else []:
+            number = f.name.removeprefix("epoch-").removesuffix(".weights.h5")
+            if number.isdigit():
+                found.append(int(number))
+        return sorted(found)
+
+    def kept_weights(self, epoch: int) -> Path:
+        """The checkpoint kept after `epoch`, or a UserError listing the kept ones."""
+        path = self.epoch_weights(epoch)
+        if not path.is_file():
+            kept = self.kept_epochs()
+            have = (f"kept: {', '.join(map(str, kept))}" if kept
+                    else "none kept: train with --keep-epochs to keep them")
+            raise UserError(f"{self.path} has no checkpoint of epoch {epoch} ({have})")
+        return path
+
     # --- reading -------------------------------------------------------------------------------
 
     def require_trained(self) -> None:
@@ -81,20 +111,22 @@ class RunDir:
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise UserError(f"cannot read {self.vocab_file}: {e}") from None
 
-    def log_rows(self) -> list[dict]:
+    def log_rows(self) -> list[dict[str, Any]]:
         if not self.log_file.exists():
             return []
         with self.log_file.open(newline="", encoding="utf-8") as f:
             return [{k: (float(v) if k != "epoch" else int(v)) for k, v in row.items() if v not in ("", None)}
                     for row in csv.DictReader(f)]
 
-    def json(self, path: Path) -> dict:
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    def json(self, path: Path) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        return data
 
     def own_files(self) -> list[Path]:
         """The files a training run writes here (a user's other files in the folder are never touched)."""
         return [self.config_file, self.vocab_file, self.checkpoint_file, self.optimizer_file, self.log_file,
-                self.corpus_file, self.training_file, self.curve_file, self.path / "first_epoch.json"]
+                self.corpus_file, self.training_file, self.curve_file, self.path / "first_epoch.json",
+                self.epochs_dir]
 
     # --- one run at a time ---------------------------------------------------------------------
 
@@ -156,7 +188,10 @@ class RunDir:
     def _restore(self, aside: Path, remove_new: bool = True) -> None:
         if remove_new:  # the new run's files go: the folder is the previous run again
             for f in self.own_files():
-                f.unlink(missing_ok=True)
+                if f.is_dir():
+                    shutil.rmtree(f)
+                else:
+                    f.unlink(missing_ok=True)
         for f in aside.iterdir():
             os.replace(f, self.path / f.name)
         aside.rmdir()
@@ -180,10 +215,10 @@ class RunDir:
 
     # --- writing -------------------------------------------------------------------------------
 
-    def write_json(self, path: Path, data: dict) -> None:
+    def write_json(self, path: Path, data: dict[str, Any]) -> None:
         atomic.write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
 
-    def write_log(self, rows: list[dict]) -> None:
+    def write_log(self, rows: list[dict[str, Any]]) -> None:
         """Rewrite the whole CSV log (small) atomically: an interrupted write never leaves half a row."""
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS, extrasaction="ignore")

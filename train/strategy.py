@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 from recipe_repl.errors import UserError
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
 
-def make_strategy(name: str):
+def make_strategy(name: str) -> Any:
     """Create the strategy (call before building any TF state)."""
     import tensorflow as tf
 

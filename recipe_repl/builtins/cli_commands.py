@@ -116,6 +116,7 @@ def plugins_command(ctx: click.Context, json_out: bool) -> None:
             ", ".join(f":{c}" for c in info.commands),
             ", ".join(info.processors),
             ", ".join(f"loader {n}" for n in info.loaders),
+            ", ".join(f"feature {n}" for n in info.features),
             ", ".join(f"recipe-repl {c}" for c in info.cli_commands),
             ", ".join(h for h in info.hooks if h.startswith("on_")),
         ]

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from recipe_repl import atomic, heat
-from recipe_repl.commands import split_args
+from recipe_repl.commands import no_args, one_arg, split_args
 from recipe_repl.engine import PROVIDERS
-from recipe_repl.errors import UserError
+from recipe_repl.errors import BadValue, UsageError, UserError
 from recipe_repl.generation import StopReason
 from recipe_repl.hookcall import is_builtin
 from recipe_repl.hookspecs import hookimpl
@@ -20,16 +20,29 @@ from recipe_repl.settings import Settings
 
 
 def _quit(session: Session, args: str) -> None:
+    no_args(args)  # `:quit now` is not worth guessing at: leaving loses the session
     session.quit_requested = True
 
 
 def _help(session: Session, args: str) -> None:
     from rich.table import Table
 
-    name = args.strip().lstrip(":").lower()
+    parts = args.split()
+    if len(parts) > 1:
+        raise UsageError("too many arguments")
+    name = parts[0].lstrip(":").lower() if parts else ""
     if name:
-        spec = session.plugins.commands.lookup(name)
+        commands = session.plugins.commands
+        found = commands.get(name)
+        if found is None:
+            close = commands.closest(name)
+            if close:
+                raise UserError(f"no command :{name} — did you mean :help {close}?")
+            raise BadValue(f"no command :{name} (:help alone lists them all)")
+        spec = found
         lines = [f"{spec.synopsis} — {spec.help}"]
+        if spec.example:
+            lines.append(f"e.g. {spec.example}")
         if spec.aliases:
             lines.append("aliases: " + ", ".join(f":{a}" for a in spec.aliases))
         if spec.details:
@@ -59,7 +72,12 @@ def _model(session: Session, args: str) -> None:
         session.say(f"model {info.path} ({info.kind}, vocab {info.vocab_size}, {info.provider})")
         return
     path = Path(os.path.expanduser(args.strip()))
-    engine = session.switch_model(path=path)
+    try:
+        engine = session.switch_model(path=path)
+    except UserError as exc:
+        if path.exists():  # the file is there but is no model: the message says what is wrong with it
+            raise
+        raise BadValue(str(exc)) from None  # a mistyped path: show one that works
     session.say(f"model {engine.info.path} loaded ({engine.info.kind}, vocab {engine.info.vocab_size}, "
                 f"{engine.info.provider})")
 
@@ -75,15 +93,16 @@ def _model_complete(session: Session, text: str) -> Iterable[str]:
 
 
 def _provider(session: Session, args: str) -> None:
-    word = args.strip().lower()
+    word = one_arg(args).lower()
     if word not in PROVIDERS:
-        raise UserError(f"usage: :provider {'|'.join(PROVIDERS)}")
+        raise UsageError(f"no provider {word!r}")
     engine = session.switch_model(provider=word)
     note = " (no CUDA here: using the CPU)" if word == "auto" and engine.info.provider == "cpu" else ""
     session.say(f"provider {engine.info.provider}{note}")
 
 
 def _continue(session: Session, args: str) -> None:
+    no_args(args)
     samples = session.last_samples
     if not samples:
         raise UserError("nothing to continue yet: type a prompt first")
@@ -125,7 +144,7 @@ def _transcript_markdown(session: Session) -> str:
 def _save(session: Session, args: str) -> None:
     parts = split_args(args)
     if len(parts) != 1:
-        raise UserError("usage: :save FILE.md|FILE.json")
+        raise UsageError("too many arguments (quote a name with spaces)" if parts else "")
     path = Path(os.path.expanduser(parts[0]))
     if path.suffix.lower() == ".json":
         data = {
@@ -136,7 +155,7 @@ def _save(session: Session, args: str) -> None:
     elif path.suffix.lower() in (".md", ".markdown", ".txt"):
         text = _transcript_markdown(session)
     else:
-        raise UserError("save as .md (Markdown) or .json")
+        raise BadValue(f"save as .md (Markdown) or .json, not {path.name!r}")
     folder = path.parent
     if not folder.is_dir():  # a typo in the folder should not create folders
         raise UserError(f"cannot save to {path}: folder {folder} does not exist" if not folder.exists()
@@ -167,7 +186,7 @@ def _preset(session: Session, args: str) -> None:
         return
     if parts[0] == "save":
         if len(parts) != 2:
-            raise UserError("usage: :preset save NAME")
+            raise UsageError("save takes one name")
         try:
             session.config.save_preset(parts[1], session.settings)
         except OSError as exc:
@@ -175,9 +194,11 @@ def _preset(session: Session, args: str) -> None:
         session.say(f"preset {parts[1]!r} saved to {session.config.path}")
         return
     if len(parts) != 1:
-        raise UserError("usage: :preset NAME | save NAME | list")
+        raise UsageError("too many arguments")
     if parts[0] not in presets:
-        raise UserError(f"no preset {parts[0]!r} (presets: {', '.join(sorted(presets)) or 'none'})")
+        names = sorted(presets)
+        raise BadValue(f"no preset {parts[0]!r} (presets: {', '.join(names) or 'none yet'})",
+                       example=f":preset {names[0]}" if names else f":preset save {parts[0]}")
     session.update(Settings.from_mapping(presets[parts[0]]))
     session.say(f"preset {parts[0]!r} loaded")
 
@@ -190,14 +211,14 @@ def _preset_complete(session: Session, text: str) -> Iterable[str]:
 def register_commands(register: Any) -> None:
     """The session commands."""
     register("quit", _quit, help="leave (Ctrl-D works too)", aliases=("exit", "q"), essential=True)
-    register("help", _help, usage=":help [COMMAND]", help="list commands, or explain one",
+    register("help", _help, usage=":help [COMMAND]", example=":help temp", help="list commands, or explain one",
              complete=_help_complete, essential=True)
-    register("model", _model, usage=":model [PATH]", help="show the model, or switch to another .onnx file",
+    register("model", _model, usage=":model [PATH]", example=":model mine.onnx", help="show the model, or switch to another .onnx file",
              complete=_model_complete)
-    register("provider", _provider, usage=":provider cpu|cuda|auto", help="run the model on the CPU or CUDA",
+    register("provider", _provider, usage=":provider cpu|cuda|auto", example=":provider cpu", help="run the model on the CPU or CUDA",
              complete=lambda s, t: PROVIDERS)
     register("continue", _continue, help="keep generating from where the last sample stopped",
              aliases=("c",))
-    register("save", _save, usage=":save FILE.md|FILE.json", help="save this session's prompts and samples")
+    register("save", _save, usage=":save FILE.md|FILE.json", example=":save session.md", help="save this session's prompts and samples")
     register("preset", _preset, usage=":preset NAME | save NAME | list",
              help="named settings kept in the config file", complete=_preset_complete)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recipe_repl.errors import UserError
+from recipe_repl.errors import BadValue, UsageError, UserError
 from recipe_repl.generation import STOP_HERE, Step, StopReason, encode_prompt, prefill
 from recipe_repl.hookspecs import hookimpl
 from recipe_repl.sampling import Sampler
@@ -34,12 +34,13 @@ MAX_COLUMNS = 6  # temperatures side by side in :compare
 
 
 def count_arg(text: str, what: str) -> int:
+    """A count from 1 to 100 (rows of a table, samples); a BadValue otherwise."""
     try:
         n = int(text)
     except ValueError:
-        raise UserError(f"{what} must be a whole number, not {text!r}") from None
+        raise BadValue(f"{what} must be a whole number, not {text!r}") from None
     if not 1 <= n <= 100:
-        raise UserError(f"{what} must be between 1 and 100")
+        raise BadValue(f"{what} must be between 1 and 100")
     return n
 
 
@@ -104,9 +105,8 @@ def _probs(session: Session, args: str) -> None:
     from recipe_repl import render
 
     parts = args.split()
-    usage = ":probs [N] | :probs every|first|off [N]"
     if len(parts) > 2:
-        raise UserError(f"usage: {usage}")
+        raise UsageError("too many arguments")
     if parts and parts[0].lower() in PROBS_MODES:
         changes: dict[str, Any] = {"probs": parts[0].lower()}
         if len(parts) == 2:
@@ -119,7 +119,7 @@ def _probs(session: Session, args: str) -> None:
         session.say(f"probs = {s.probs}: {what}")
         return
     if len(parts) == 2:
-        raise UserError(f"usage: {usage}")
+        raise UsageError(f"{parts[0]!r} is not every, first or off")
     n = count_arg(parts[0], "the number of rows") if parts else session.settings.probs_n
     prompt, ids = _last_prompt_ids(session, "probs")
     logits = feed_logits(session, ids)
@@ -142,15 +142,15 @@ def _compare(session: Session, args: str) -> None:
 
     parts = args.replace(",", " ").split() or ["1.0", "0.2"]
     if len(parts) > MAX_COLUMNS:
-        raise UserError(f":compare shows at most {MAX_COLUMNS} temperatures side by side")
+        raise BadValue(f":compare shows at most {MAX_COLUMNS} temperatures side by side")
     temperatures = []
     for p in parts:
         try:
             t = float(p)
         except ValueError:
-            raise UserError(f"temperatures must be numbers, not {p!r} (e.g. :compare 1.0 0.2)") from None
+            raise BadValue(f"temperatures must be numbers, not {p!r}") from None
         if not 0 <= t <= 5:  # also rejects NaN
-            raise UserError("temperatures must be between 0 and 5")
+            raise BadValue("temperatures must be between 0 and 5")
         temperatures.append(t)
     prompt, ids = _last_prompt_ids(session, "compare")
     logits = feed_logits(session, ids)
@@ -177,7 +177,7 @@ def _pick(session: Session, args: str) -> None:
 
     parts = args.split()
     if len(parts) > 1:
-        raise UserError("usage: :pick [N]")
+        raise UsageError("too many arguments")
     n = count_arg(parts[0], "the number of choices") if parts else session.settings.probs_n
     prompt = last_prompt(session)
     if not prompt:
@@ -268,16 +268,16 @@ def _pick_complete(session: Session, text: str) -> Iterable[str]:
 @hookimpl
 def register_commands(register: Any) -> None:
     """The teaching commands."""
-    register("probs", _probs, usage=":probs [N|every|first|off]",
+    register("probs", _probs, usage=":probs [N] | every|first|off [N]", example=":probs 10",
              help="the N most likely next words; every/first/off: tables while generating",
              details="`:probs N` shows the N most likely words after the last prompt, at the current temperature, "
                      "top-k/top-p and plugin processors: exactly what the sampler draws from. `:probs every [N]` "
                      "shows such a table at every step of a generation, `:probs first [N]` for the first word "
                      "only, `:probs off` none. The stop token appears as ⏹ [end].",
              complete=_probs_complete)
-    register("compare", _compare, usage=":compare T1 T2 …",
+    register("compare", _compare, usage=":compare T1 T2 …", example=":compare 1.0 0.2",
              help="next-word tables at several temperatures side by side (default 1.0 0.2)",
              complete=_compare_complete)
-    register("pick", _pick, usage=":pick [N]", interactive_only=True,
+    register("pick", _pick, usage=":pick [N]", example=":pick 5", interactive_only=True,
              help="choose each next word yourself from the N most likely",
              details=PICK_HELP, complete=_pick_complete)

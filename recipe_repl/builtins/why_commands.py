@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from recipe_repl.builtins.teaching_commands import after_title, count_arg, feed_logits, shaping
-from recipe_repl.commands import split_args
-from recipe_repl.errors import UserError
+from recipe_repl.commands import one_arg, split_args
+from recipe_repl.errors import BadValue, UsageError, UserError
 from recipe_repl.generation import Resume, Sample, StopReason, prefill
 from recipe_repl.hookspecs import hookimpl
 from recipe_repl.sampling import Sampler, row_rng
@@ -56,15 +56,19 @@ def distribution_at(session: Session, sample: Sample, k: int) -> np.ndarray:
     return probs
 
 
-def _word_number(text: str, count: int, command: str) -> int:
-    """A 1-based word number from `text` (negative counts from the end) → 0-based index."""
+def _word_number(text: str, count: int, command: str, rest: str = "") -> int:
+    """A 1-based word number from `text` (negative counts from the end) → 0-based index.
+
+    `rest` is what the command line has after the number, for the example in the error.
+    """
     valid = f"1 to {count}, or -1 to -{count} from the end" if count > 1 else "1 (or -1)"
     try:
         n = int(text)
     except ValueError:
-        raise UserError(f"{command} takes a word number ({valid}), not {text!r}") from None
+        raise BadValue(f"{command} takes a word number ({valid}), not {text!r}") from None
     if not (1 <= n <= count or -count <= n <= -1):
-        raise UserError(f"the last sample has {count} choice{'s' if count != 1 else ''}: choose {valid}")
+        raise BadValue(f"the last sample has {count} choice{'s' if count != 1 else ''}: choose {valid}",
+                       example=f"{command} {count}{rest}")
     return n - 1 if n > 0 else count + n
 
 
@@ -75,12 +79,15 @@ def _choice_word(session: Session, sample: Sample, k: int) -> int:
 def _why(session: Session, args: str) -> None:
     from recipe_repl import render
 
+    parts = args.split()
+    if len(parts) > 1:
+        raise UsageError("too many arguments")
     sample = last_sample(session, "why")
     probs = sample.token_probs
     if not probs:
         raise UserError("the last sample made no choices (it was stopped at once)")
-    if args.strip():
-        k = _word_number(args.strip(), len(probs), ":why")
+    if parts:
+        k = _word_number(parts[0], len(probs), ":why")
     else:
         k = int(np.argmin(probs))  # the least likely choice
     dist = distribution_at(session, sample, k)
@@ -113,13 +120,13 @@ def rewind(session: Session, sample: Sample, keep: int, forced: list[int] | None
 def _back(session: Session, args: str) -> None:
     from recipe_repl import render
 
+    parts = args.split()
+    if len(parts) > 1:
+        raise UsageError("too many arguments")
     sample = last_sample(session, "back")
     words = len(sample.token_ids)
     if words == 0:
         raise UserError("the last sample has no words to go back over")
-    parts = args.split()
-    if len(parts) > 1:
-        raise UserError("usage: :back [N] (see :help back)")
     n = 1 if not parts else _back_count(parts[0], words)
     rewound = rewind(session, sample, words - n)
     session.remember(sample.prompt, [rewound])
@@ -131,27 +138,28 @@ def _back_count(text: str, words: int) -> int:
     try:
         n = int(text)
     except ValueError:
-        raise UserError(f":back takes a number of words, 1 to {words}, not {text!r}") from None
+        raise BadValue(f":back takes a number of words, 1 to {words}, not {text!r}") from None
     if not 1 <= n <= words:
-        raise UserError(f"the last sample has {words} word{'s' if words != 1 else ''}: go back 1 to {words}")
+        raise BadValue(f"the last sample has {words} word{'s' if words != 1 else ''}: go back 1 to {words}",
+                       example=f":back {words}")
     return n
 
 
 def _branch(session: Session, args: str) -> None:
     from recipe_repl import render
 
-    sample = last_sample(session, "branch")
     parts = split_args(args)
     if len(parts) < 2:
-        raise UserError("usage: :branch N WORD — rewind to before word N and write WORD there (see :help branch)")
+        raise UsageError()
+    sample = last_sample(session, "branch")
     count = len(sample.token_ids)
     if count == 0:
         raise UserError("the last sample has no words to branch from")
-    k = _word_number(parts[0], count, ":branch")
+    k = _word_number(parts[0], count, ":branch", " " + " ".join(parts[1:]))
     vocab = session.engine.vocab
     forced = vocab.encode(" ".join(parts[1:]))
     if not forced:
-        raise UserError("the word to write has no characters the model reads")
+        raise BadValue("the word to write has no characters the model reads")
     had = distribution_at(session, sample, k)[forced[0]]
     unknown = [w for w in vocab.prepare(" ".join(parts[1:])) if vocab.id_of(w) == UNK_ID]
     note = f" ({', '.join(map(repr, unknown))} reads as [UNK])" if unknown else ""
@@ -174,7 +182,7 @@ def _score(session: Session, args: str) -> None:
 
     text = args.strip()
     if not text:
-        raise UserError("usage: :score TEXT — how likely the model finds each word of TEXT")
+        raise UsageError()
     scored = score_text(session.engine, text, session.max_prompt_tokens)
     line = Text()
     line.append_text(render.heat_text(scored.words, scored.probs, raw=session.settings.raw))
@@ -192,9 +200,7 @@ def _score(session: Session, args: str) -> None:
 
 
 def _beam(session: Session, args: str) -> None:
-    word = args.strip().lower()
-    if not word or len(word.split()) != 1:
-        raise UserError("usage: :beam K|off — beam search of width K instead of sampling")
+    word = one_arg(args).lower()
     if word in ("off", "0"):
         session.update(beam=0)
         session.say("beam search off: prompts are sampled again")
@@ -202,22 +208,20 @@ def _beam(session: Session, args: str) -> None:
     try:
         k = int(word)
     except ValueError:
-        raise UserError(f"beam width must be a whole number, e.g. :beam 3 (not {word!r})") from None
+        raise BadValue(f"beam width must be a whole number, not {word!r}") from None
     session.update(beam=k)
     session.say(f"beam search of width {k}: each prompt gives its {k} likeliest continuations, ranked by "
                 f"log-probability / length^{session.settings.length_penalty:g} (:lenpen)")
 
 
 def _lenpen(session: Session, args: str) -> None:
-    parts = args.split()
-    if len(parts) != 1:
-        raise UserError("usage: :lenpen X — beams rank by log-probability / length^X (1 = mean, 0 = sum)")
+    word = one_arg(args)
     try:
-        value = float(parts[0])
+        value = float(word)
     except ValueError:
-        raise UserError(f"length penalty must be a number, e.g. :lenpen 1.0 (not {parts[0]!r})") from None
+        raise BadValue(f"length penalty must be a number, not {word!r}") from None
     if value != value:
-        raise UserError("length penalty must be a number, e.g. :lenpen 1.0")
+        raise BadValue("length penalty must be a number, not nan")
     session.update(length_penalty=value)
     session.say(f"length penalty = {session.settings.length_penalty:g}")
 
@@ -229,7 +233,7 @@ def _best(session: Session, args: str) -> None:
 
     parts = args.split()
     if len(parts) > 1:
-        raise UserError("usage: :best [N]")
+        raise UsageError("too many arguments")
     n = count_arg(parts[0], "the number of samples") if parts else 5
     if session.settings.beam:
         raise UserError(":best ranks samples: turn beam search off first (:beam off)")
@@ -248,9 +252,9 @@ def _on_off_complete(session: Session, text: str) -> Iterable[str]:
 def _heat(session: Session, args: str) -> None:
     from recipe_repl import render
 
-    word = args.strip().lower()
+    word = one_arg(args).lower()
     if word not in ON_OFF:
-        raise UserError("usage: :heat on|off — colour each word by the probability it had when drawn")
+        raise UsageError(f"on or off, not {word!r}")
     frontend: Any = session.frontend
     frontend.heat = word == "on"
     if frontend.heat:
@@ -262,29 +266,29 @@ def _heat(session: Session, args: str) -> None:
 @hookimpl
 def register_commands(register: Any) -> None:
     """The "why this word?" commands."""
-    register("heat", _heat, usage=":heat on|off", interactive_only=True, complete=_on_off_complete,
+    register("heat", _heat, usage=":heat on|off", example=":heat on", interactive_only=True, complete=_on_off_complete,
              help="colour each generated word by the probability it had when drawn",
              details="Five bands from under 1% to 70% and more; the legend is shown when heat is turned on. "
                      "With :raw on each word is followed by its probability, e.g. salt(0.42). :save FILE.md "
                      "keeps the bands as marks.")
-    register("why", _why, usage=":why [N]",
+    register("why", _why, usage=":why [N]", example=":why 3",
              help="the table the N-th word of the last sample was drawn from (no N: the least likely word)",
              details="The distribution exactly as it was when the word was chosen (same settings and "
                      "processors), the chosen word marked. N counts generated words from 1; -1 is the last. "
                      "The stop token counts as the last choice when it ended the sample.")
-    register("back", _back, usage=":back [N]",
+    register("back", _back, usage=":back [N]", example=":back 2",
              help="rewind the last sample by N words (default 1); :continue then goes on from there",
              details="With a seed, the same commands give the same text.")
-    register("branch", _branch, usage=":branch N WORD",
+    register("branch", _branch, usage=":branch N WORD", example=":branch 3 butter",
              help="rewind to before word N, write WORD there, and let the model go on",
              details="Shows how likely the model found WORD at that point. WORD may be several words.")
-    register("score", _score, usage=":score TEXT",
+    register("score", _score, usage=":score TEXT", example=":score mix the flour and sugar .",
              help="how likely the model finds each word of TEXT, its least likely words, and its perplexity",
              details="The model's own distribution (temperature 1, no processors), as `recipe-repl eval` counts: "
                      "every word after the first, then the stop token at the end.")
-    register("beam", _beam, usage=":beam K|off", complete=lambda s, t: ["off", "1", "3", "5"],
+    register("beam", _beam, usage=":beam K|off", example=":beam 3", complete=lambda s, t: ["off", "1", "3", "5"],
              help="beam search of width K instead of sampling (K = 1 is greedy)")
-    register("lenpen", _lenpen, usage=":lenpen X", complete=lambda s, t: ["0", "0.5", "1.0"],
+    register("lenpen", _lenpen, usage=":lenpen X", example=":lenpen 1.0", complete=lambda s, t: ["0", "0.5", "1.0"],
              help="beams rank by log-probability / length^X (1 = mean log-probability)")
-    register("best", _best, usage=":best [N]",
+    register("best", _best, usage=":best [N]", example=":best 5",
              help="N samples of the last prompt with the current settings, ranked by mean log-probability")

@@ -1,0 +1,116 @@
+"""Built-in `:compare-models A.onnx B.onnx …`: next-word tables of several models side by side.
+
+The epochs of one run (`recipe-repl train --keep-epochs` keeps an ONNX file per epoch) read the
+same prompt ever better: epoch 1 vs 5 vs 60 is the lecture's "how the model learns" in one screen.
+The models must share one vocabulary (ids mean the same words); each is opened for the command only
+and the session's own model stays loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recipe_repl.builtins.teaching_commands import MAX_COLUMNS, after_title, last_prompt, shaping
+from recipe_repl.commands import split_args
+from recipe_repl.engine import Engine
+from recipe_repl.errors import BadValue, UsageError, UserError
+from recipe_repl.generation import encode_prompt, prefill
+from recipe_repl.hookspecs import hookimpl
+from recipe_repl.sampling import Sampler
+from recipe_repl.session import Session
+from recipe_repl.vocab import detokenize
+
+USAGE = ":compare-models A.onnx [B.onnx …]"
+EXAMPLE = ":compare-models runs/mine/epochs/*.onnx"
+
+
+def label(engine: Engine) -> str:
+    """A column header: the file name, and the epoch it was exported after when the model says."""
+    training = engine.info.training
+    epoch = training.get("checkpoint_epoch") or training.get("epochs")
+    return f"{engine.info.name} · epoch {epoch}" if isinstance(epoch, int) and epoch > 0 else engine.info.name
+
+
+def same_vocabulary(engines: list[Engine]) -> None:
+    """A UserError naming the first model whose vocabulary differs from the first one's."""
+    first = engines[0]
+    for other in engines[1:]:
+        a, b = first.vocab, other.vocab
+        if a.words == b.words and a.lowercase == b.lowercase:
+            continue
+        if len(a) != len(b):
+            why = f"{len(a):,} and {len(b):,} words"
+        elif a.words != b.words:
+            k = next(i for i, (x, y) in enumerate(zip(a.words, b.words, strict=True)) if x != y)
+            why = f"word {k} is {a.words[k]!r} in one, {b.words[k]!r} in the other"
+        else:
+            why = f"lower-cased {a.lowercase} vs {b.lowercase}"
+        raise UserError(f"{first.info.name} and {other.info.name} have different vocabularies ({why}): "
+                        ":compare-models needs models of one vocabulary, such as the epochs of one run "
+                        "(recipe-repl train --keep-epochs)")
+
+
+def _expand(pattern: str) -> list[Path]:
+    """A path, or the files a pattern such as runs/mine/epochs/*.onnx matches (sorted); a pattern that
+    matches nothing stays as it is, so the error names it."""
+    import glob
+
+    path = Path(pattern).expanduser()
+    if not any(ch in pattern for ch in "*?["):
+        return [path]
+    found = sorted(Path(p) for p in glob.glob(str(path)))
+    return [p for p in found if p.is_file()] or [path]
+
+
+def _compare_models(session: Session, args: str) -> None:
+    from recipe_repl import render
+
+    paths = [path for p in split_args(args) for path in _expand(p)]
+    if not paths:
+        raise UsageError()
+    if len(paths) > MAX_COLUMNS:
+        raise UsageError(f"at most {MAX_COLUMNS} models side by side, not {len(paths)}")
+    prompt = last_prompt(session)
+    if not prompt:
+        raise UserError("no prompt yet: type a prompt (e.g. recipe for roast), then :compare-models A.onnx B.onnx")
+    model = session.model
+    engines: list[Engine] = [session.engine] if len(paths) == 1 else []
+    for path in paths:
+        if not path.is_file():
+            raise BadValue(f"no model file {str(path)!r}")
+        engines.append(session.plugins.load_model(path, model.provider, model.threads))
+    same_vocabulary(engines)
+    vocab = engines[0].vocab
+    ids = encode_prompt(engines[0], prompt, session.max_prompt_tokens)
+    sampler = Sampler(session.settings, session.plugins.processor_specs(), vocab)
+    columns = []
+    for engine in engines:
+        last, _ = prefill(engine, np.array([ids], dtype=np.int64), engine.start(1))
+        columns.append((session.settings.temperature, sampler.distribution(last[:1], [ids])[0]))
+    words = detokenize(vocab.decode_tokens(ids), capitalize=False)
+    session.frontend.show(render.compare_table(vocab, columns, session.settings.probs_n, title=after_title(words),
+                                               caption=shaping(session.settings), labels=[label(e) for e in engines]))
+
+
+def _complete(session: Session, text: str) -> Iterable[str]:
+    here = Path(text.rsplit(" ", 1)[-1] or ".").expanduser()
+    folder = here if here.is_dir() else here.parent
+    try:
+        return sorted(str(p) for p in folder.glob("*.onnx"))[:50]
+    except OSError:
+        return []
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    """`:compare-models`."""
+    register("compare-models", _compare_models, usage=USAGE, example=EXAMPLE, complete=_complete,
+             help="next-word tables of several models (say, the epochs of one run) side by side",
+             details="For the last prompt, at the current settings. The models must share one vocabulary: "
+                     "`recipe-repl train --keep-epochs` exports one per epoch into the run folder's epochs/ "
+                     "(`:compare-models runs/mine/epochs/*.onnx` takes them all, up to 6). With one file, the "
+                     "loaded model is compared with it.")
