@@ -26,7 +26,7 @@ PROMPT = "recipe for"
 class ExportResult:
     path: Path
     parity: dict[str, Any]
-    quantized: dict[str, Any] = field(default_factory=dict)  # top-1 agreement etc. when --quantize int8
+    quantized: dict[str, Any] = field(default_factory=dict)  # top-1 agreement etc. when --quantize
     bytes: int = 0
     held: HeldOut | None = None  # the validation recipes used (a per-epoch export reuses them)
 
@@ -112,8 +112,8 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
     """
     stream = stream or sys.stderr
     out = Path(out)
-    if quantize not in (None, "int8"):
-        raise UserError(f"unknown quantization {quantize!r}; only 'int8' is supported")
+    if quantize not in (None, "int8", "int8-output"):
+        raise UserError(f"unknown quantization {quantize!r}; only 'int8' and 'int8-output' are supported")
     if stateless and quantize:
         raise UserError("--stateless and --quantize cannot be combined")
     if out.exists() and out.is_dir():
@@ -133,6 +133,8 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         if not quiet:
             print(clean(text, keep="\n"), file=stream, flush=True)
 
+    import onnx
+
     if stateless:
         model = convert.to_onnx_stateless(loaded.model)
         if _mutate:
@@ -140,8 +142,12 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         report = _stateless_parity(loaded.model, model.SerializeToString(), held_ids, tolerance)
         kind = "probs"
     else:
+        from recipe_repl.export.quantize import simplify
+
         step = convert.build_step_model(loaded.model, len(loaded.words), cfg.embedding_dim, cfg.units)
-        model = convert.to_onnx(step, cfg.units)
+        # tf2onnx's index arithmetic and Tensordot reshapes removed: ~1.2x faster steps (checked here
+        # against the converted graph, and below by the parity check like any export)
+        model = onnx.load_from_string(simplify(convert.to_onnx(step, cfg.units).SerializeToString()))
         if _mutate:
             _mutate(model)
         checked = parity.check(loaded.model, model.SerializeToString(), held_ids, prompt,
@@ -153,14 +159,14 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         kind = "logits"
     report["held_out_source"] = source
     quant_report: dict[str, Any] = {}
-    if quantize == "int8":
-        import onnx
+    if quantize:
         from recipe_repl.export.quantize import quantize_int8
 
         float_bytes = model.SerializeToString()
-        q_bytes = quantize_int8(float_bytes)
-        quant_report = parity.top1_agreement(float_bytes, q_bytes, held_ids) | {"quantization": "int8 dynamic"}
-        say(f"int8: top-1 agreement with float {quant_report['top1_agreement']:.2%} on "
+        q_bytes = quantize_int8(float_bytes, quantize)
+        what = "int8 dynamic" if quantize == "int8" else "int8 dynamic, output layer only"
+        quant_report = parity.top1_agreement(float_bytes, q_bytes, held_ids) | {"quantization": what}
+        say(f"{quantize}: top-1 agreement with float {quant_report['top1_agreement']:.2%} on "
             f"{quant_report['positions']} held-out positions, max|Δlogits| {quant_report['max_abs_logit_diff']:.3f}")
         model = onnx.load_from_string(q_bytes)
         report["quantized"] = quant_report

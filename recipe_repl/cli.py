@@ -7,6 +7,7 @@ only when a model is opened.
 from __future__ import annotations
 
 import errno
+import gc
 import io
 import os
 import sys
@@ -144,7 +145,11 @@ def main(argv: list[str] | None = None) -> None:
         code = 0
     except OSError as exc:
         code = _os_error(exc)
-    sys.exit(_finish_stdout(code))
+    code = _finish_stdout(code)
+    # Nothing is left to collect: frozen, the interpreter's final garbage collection skips the
+    # session's objects (tens of ms of every run on a 2-core machine; atexit handlers still run).
+    gc.freeze()
+    sys.exit(code)
 
 
 def _ensure_std_streams() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -146,7 +145,7 @@ class CommandTable:
 
     def closest(self, name: str) -> str | None:
         """The name or alias nearest to a mistyped one, or None when none is near."""
-        close = difflib.get_close_matches(name, self.all_names(), n=1, cutoff=0.5)
+        close = close_matches(name, self.all_names(), n=1, cutoff=0.5)
         return close[0] if close else None
 
     def lookup(self, name: str) -> CommandSpec:
@@ -157,3 +156,10 @@ class CommandTable:
         close = self.closest(name)
         hint = f" — did you mean :{close}?" if close else " — type :help for the list"
         raise UserError(f"unknown command :{name}{hint}")
+
+
+def close_matches(word: str, choices: list[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """difflib's suggestions, imported only when a name was mistyped (it is not free at start-up)."""
+    import difflib
+
+    return [str(m) for m in difflib.get_close_matches(word, choices, n=n, cutoff=cutoff)]

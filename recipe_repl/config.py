@@ -9,7 +9,7 @@ Documented keys (all optional):
 
     model = "path/to/model.onnx"      # default model
     provider = "auto"                 # auto | cpu | cuda
-    threads = 0                       # ONNX Runtime intra-op threads, 0 = its default
+    threads = 0                       # ONNX Runtime threads; 0 = automatic (1 in the REPL, 1 per core in batch)
 
     [settings]                        # starting generation settings (command-line flags win)
     temperature = 0.8

@@ -117,6 +117,17 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def auto_threads(interactive: bool) -> int:
+    """ONNX Runtime intra-op threads when none are asked for (`--threads 0`), by use.
+
+    Interactive (the REPL: one sample, batch 1): 1 thread. A step at batch 1 is too small to split,
+    and ONNX Runtime's default (a thread per core) keeps a second core busy-waiting while the words
+    are sampled and shown: ~1.8x the CPU time for no faster words (`make bench`). Batch mode and
+    `generate` (many rows a step): 0, ONNX Runtime's default, a thread per core.
+    """
+    return 1 if interactive else 0
+
+
 def check_threads(threads: int) -> int:
     """The thread count, or a UserError naming the bound (0 = ONNX Runtime's default)."""
     if not 0 <= threads <= MAX_THREADS:
@@ -124,7 +135,7 @@ def check_threads(threads: int) -> int:
     return threads
 
 
-def _session_options(threads: int) -> ort.SessionOptions:
+def _session_options(threads: int, spinning: bool | None = None) -> ort.SessionOptions:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -132,12 +143,19 @@ def _session_options(threads: int) -> ort.SessionOptions:
     if threads > 0:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+    if spinning is not None:
+        # ORT's idle workers busy-wait for the next op by default: a whole core at batch 1 for a few
+        # per cent of speed. Off, they sleep between ops (and between tokens).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return opts
 
 
-def open_session(path: Path, provider: str = "auto", threads: int = 0) -> tuple[ort.InferenceSession, str]:
+def open_session(path: Path, provider: str = "auto", threads: int = 0,
+                 spinning: bool | None = None) -> tuple[ort.InferenceSession, str]:
     """Open an ONNX Runtime session on the asked provider; return it with the provider really used.
 
+    `threads` are ONNX Runtime's intra-op threads (0: its default, one per core); `spinning` lets
+    its idle workers busy-wait (None: its default, which spins).
     ONNX Runtime silently falls back from CUDA to CPU with only a log line, so the providers the
     session really got are checked here and a failed explicit `cuda` request is an error.
     """
@@ -155,7 +173,7 @@ def open_session(path: Path, provider: str = "auto", threads: int = 0) -> tuple[
         )
     wanted = [_CUDA, _CPU] if provider in ("cuda", "auto") and _CUDA in offered else [_CPU]
     try:
-        session = ort.InferenceSession(str(path), sess_options=_session_options(threads), providers=wanted)
+        session = ort.InferenceSession(str(path), sess_options=_session_options(threads, spinning), providers=wanted)
     except Exception as exc:  # ORT raises its own exception types for corrupt or foreign files
         raise ModelError(f"cannot load model {path}: {_first_line(exc)}") from None
     used = session.get_providers()
@@ -230,11 +248,12 @@ class OnnxEngine:
         provider: str = "auto",
         threads: int = 0,
         vocab_path: Path | None = None,
+        spinning: bool | None = None,
     ) -> None:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"model file not found: {path}")
-        self.session, used = open_session(path, provider, threads)
+        self.session, used = open_session(path, provider, threads, spinning)
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         if vocab_path is not None:
             words = _read_vocab(vocab_path)
@@ -257,6 +276,8 @@ class OnnxEngine:
         self._fetch = [roles.logits, *roles.state_outputs]
         types = {i.name: i.type for i in self.session.get_inputs()}
         self._token_dtype = _numpy_dtype(types[roles.tokens])
+        out_types = {o.name: o.type for o in self.session.get_outputs()}
+        self._float32_logits = out_types[roles.logits] == "tensor(float)"
         probe = self._probe(path)
         self._probs = meta.get(contract.META_OUTPUT_KIND) == "probs" or (
             not self.stateful and contract.META_OUTPUT_KIND not in meta and _looks_like_probs(probe)
@@ -325,6 +346,16 @@ class OnnxEngine:
             return logits, RecurrentState(tuple(new))
         assert isinstance(state, PrefixState)
         return self._forward_stateless(tokens, state)
+
+    @property
+    def token_dtype(self) -> type[np.generic]:
+        """The numpy type of the model's token input."""
+        return self._token_dtype
+
+    def can_bind(self) -> bool:
+        """Whether steps may be fed through I/O bindings (`stepping.BoundStepper`): a stateful model
+        with float32 logits on the CPU."""
+        return self.stateful and self._float32_logits and self.info.provider == "cpu"
 
     def _forward_stateless(self, tokens: np.ndarray, state: PrefixState) -> tuple[np.ndarray, State]:
         def run(batch: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from recipe_repl.engine import Engine, State
 from recipe_repl.errors import UserError
 from recipe_repl.sampling import ProcessorSpec, Sampler, row_rng
 from recipe_repl.settings import Settings
+from recipe_repl.stepping import Stepper, open_stepper
 from recipe_repl.vocab import PAD_ID, detokenize
 
 MAX_PROMPT_TOKENS = 10_000  # default cap on a prompt's length (`--max-prompt-tokens`)
@@ -285,35 +286,63 @@ class _Batch:
     def samples(self) -> list[Sample]:
         """Run the batch to the end (or to Ctrl-C) and return its samples in request order."""
         live = list(range(len(self.requests)))
-        state: State | None = None
+        stepper: Stepper | None = None
         logits: np.ndarray | None = None
-        fed = [0] * len(self.requests)  # generated tokens whose effect is in `state`
+        fed = [0] * len(self.requests)  # generated tokens whose effect is in the stepper's state
+        # The default chooser draws straight from the sampler's work arrays; the whole distribution is
+        # only made when someone looks at it (listeners, top alternatives, another chooser).
+        fast = self.chooser is draw_chooser
+        want_probs = self.events or self.top_n > 0
         try:
             for i, req in enumerate(self.requests):
                 self.listener.on_prompt(req, self.prompt_ids[i], self.settings)
             state, logits = self._prefill()
+            stepper = open_stepper(self.engine, state)
             step = 0
+            history = [self.history[r] for r in live]  # the same lists, appended to in place
+            rngs = [self.rngs[r] for r in live]
             while live:
-                history = [self.history[r] for r in live]
-                probs = self.sampler.distribution(logits, history)
-                chosen = self.chooser(Step(step, probs, history, [self.rngs[r] for r in live], self.sampler))
+                probs: np.ndarray | None = None
+                chosen_probs: np.ndarray | None = None
+                chosen: Sequence[int] | np.ndarray
+                if fast:
+                    drawn = self.sampler.sample(logits, history, rngs)
+                    chosen, chosen_probs = drawn.tokens, drawn.probs
+                    if want_probs:
+                        probs = drawn.distribution()
+                else:
+                    probs = self.sampler.distribution(logits, history)
+                    chosen = self.chooser(Step(step, probs, history, rngs, self.sampler))
                 keep: list[int] = []
+                # plain ints and floats: no numpy scalar per row
+                tokens = chosen.tolist() if isinstance(chosen, np.ndarray) else [int(t) for t in chosen]
+                chosen_list = chosen_probs.tolist() if chosen_probs is not None else None
                 for j, r in enumerate(live):
-                    token = int(chosen[j])
+                    token = tokens[j]
                     if token == STOP_HERE:
                         self.done[r] = StopReason.INTERRUPTED
-                    elif self._accept(r, token, float(probs[j, token]), probs[j], step):
-                        keep.append(j)
-                        continue
-                    self.resume[r] = self._resume_point(state.take([j]), logits[j], r, fed[r])
+                    else:
+                        row = None if probs is None else probs[j]
+                        if chosen_list is not None:
+                            prob = chosen_list[j]
+                        else:
+                            assert row is not None  # a chooser is always shown the distribution
+                            prob = float(row[token])
+                        if self._accept(r, token, prob, row, step):
+                            keep.append(j)
+                            continue
+                    self.resume[r] = self._resume_point(stepper.state().take([j]), logits[j], r, fed[r])
+                feed = np.asarray(chosen)
                 if len(keep) < len(live):
-                    state, logits = state.take(keep), logits[keep]
+                    if not keep:
+                        break
+                    # A row finished: a smaller batch from here on (the only time anything is re-made).
+                    feed = np.asarray([tokens[j] for j in keep], dtype=np.int64)
+                    stepper, logits = open_stepper(self.engine, stepper.state().take(keep)), logits[keep]
                     live = [live[j] for j in keep]
-                if not live:
-                    break
-                feed = np.array([[self.tokens[r][-1]] for r in live], dtype=np.int64)
-                out, new_state = self.engine.forward(feed, state)
-                state, logits = new_state, out[:, -1, :]
+                    history = [self.history[r] for r in live]
+                    rngs = [self.rngs[r] for r in live]
+                logits = stepper.step(feed)
                 for r in live:
                     fed[r] = len(self.tokens[r])
                 step += 1
@@ -322,8 +351,8 @@ class _Batch:
             for j, r in enumerate(live):
                 if self.done[r] is None:
                     self.done[r] = StopReason.INTERRUPTED
-                    if state is not None and logits is not None and j < state.batch_size:
-                        self.resume[r] = self._resume_point(state.take([j]), logits[j], r, fed[r])
+                    if stepper is not None and logits is not None and j < len(logits):
+                        self.resume[r] = self._resume_point(stepper.state().take([j]), logits[j], r, fed[r])
         results = []
         for i, req in enumerate(self.requests):
             if self.done[i] is None:  # interrupted during the prefill
@@ -383,20 +412,23 @@ class _Batch:
         assert resume.logits is not None
         return resume.state, resume.logits
 
-    def _accept(self, r: int, token: int, prob: float, probs: np.ndarray, step: int) -> bool:
-        """Record one drawn token; return False when the row is finished."""
-        if self.top_n:
+    def _accept(self, r: int, token: int, prob: float, probs: np.ndarray | None, step: int) -> bool:
+        """Record one drawn token; return False when the row is finished.
+
+        `probs` (the row's whole distribution) is given when listeners or top alternatives need it.
+        """
+        if self.top_n and probs is not None:
             self.alternatives[r].append([(i, self.vocab.words[i], p) for i, p in top_words(probs, self.top_n)])
         if token == PAD_ID:
             self.stop_probs[r] = prob
-            if self.events:
+            if self.events and probs is not None:
                 self.listener.on_token(TokenEvent(self.requests[r], step, token, "", prob, probs))
             self.done[r] = StopReason.STOP_TOKEN
             return False
         self.tokens[r].append(token)
         self.probs[r].append(prob)
         self.history[r].append(token)
-        if self.events:
+        if self.events and probs is not None:
             self.listener.on_token(TokenEvent(self.requests[r], step, token, self.vocab.word(token), prob, probs))
         if self.settings.stop and contains_stop(self.vocab.decode_tokens(self.tokens[r]), self.settings.stop):
             self.done[r] = StopReason.STOP_STRING

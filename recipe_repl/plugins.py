@@ -10,7 +10,6 @@ raises is named in one line and the others go on. Nothing here is global: the CL
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pluggy
 
 from recipe_repl import hookspecs
+from recipe_repl.commands import close_matches
 from recipe_repl.hookcall import HookCaller, one_line
 from recipe_repl.plugin_listener import PluginListener
 from recipe_repl.plugin_loader import (
@@ -76,7 +76,7 @@ class Plugins(Registry):
         hooks = []
         for caller in self.pm.get_hookcallers(plugin) or []:
             if not caller.has_spec():
-                close = difflib.get_close_matches(caller.name, HOOK_NAMES, n=1)
+                close = close_matches(caller.name, HOOK_NAMES, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 self.problem(f"plugin {name}: unknown hook {caller.name} ignored{hint}")
                 continue

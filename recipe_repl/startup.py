@@ -19,7 +19,7 @@ import click
 
 from recipe_repl.commands import split_args
 from recipe_repl.config import Config
-from recipe_repl.engine import MAX_THREADS, PROVIDERS
+from recipe_repl.engine import MAX_THREADS, PROVIDERS, auto_threads
 from recipe_repl.errors import UserError
 from recipe_repl.generation import MAX_PROMPT_TOKENS
 from recipe_repl.plugins import Plugins
@@ -38,7 +38,10 @@ MODEL_OPTIONS: tuple[Decorator, ...] = (
                  help="vocabulary for a model that carries none (e.g. a notebook's export): one word a line, "
                       "in the model's id order, or a JSON list"),
     click.option("--provider", type=click.Choice(PROVIDERS), help="ONNX Runtime device"),
-    click.option("--threads", type=int, help=f"ONNX Runtime threads, 0 (its default) to {MAX_THREADS}"),
+    click.option("--threads", type=int,
+                 help=f"ONNX Runtime threads, 1 to {MAX_THREADS}; 0 or unset: automatic, 1 in the REPL (one "
+                      "sample at a time: no second core kept spinning) and one per core in batch mode and "
+                      "`generate` (many rows a step)"),
 )
 
 # One flag per `Settings` field, keyed by the field's name (the option's destination is that name).
@@ -119,8 +122,11 @@ def _use_entry(text: str) -> list[Any]:
     return [parts[0], parts[1:]]
 
 
-def model_spec(config: Config, opts: dict[str, Any]) -> ModelSpec:
-    """Which model to open: `--model`, else the config's `model`, else the shipped one."""
+def model_spec(config: Config, opts: dict[str, Any], interactive: bool = False) -> ModelSpec:
+    """Which model to open: `--model`, else the config's `model`, else the shipped one.
+
+    Threads: `--threads`, else the config's, else automatic for the use (`engine.auto_threads`).
+    """
     from recipe_repl.models import DEFAULT_MODEL
 
     path = opts.get("model") or (Path(os.path.expanduser(config.model)) if config.model else DEFAULT_MODEL)
@@ -128,6 +134,8 @@ def model_spec(config: Config, opts: dict[str, Any]) -> ModelSpec:
         raise UserError(f"the shipped model is missing ({DEFAULT_MODEL}): run `make model` or pass --model FILE")
     provider = opts.get("provider") or config.provider or "auto"
     threads: int = opts["threads"] if opts.get("threads") is not None else (config.threads or 0)
+    if threads == 0:
+        threads = auto_threads(interactive)
     return ModelSpec(Path(path), provider, threads, opts.get("vocab"))
 
 
@@ -136,7 +144,7 @@ def start_session(plugins: Plugins, frontend: Frontend, opts: dict[str, Any], ba
     """Config → settings → model spec → `Session`, with the model opened now: a bad file fails before any prompt."""
     config = Config.load()
     settings = settings_from(config, opts)
-    spec = model_spec(config, opts)
+    spec = model_spec(config, opts, interactive=frontend.interactive)
     session = Session(plugins, frontend, spec, settings, config, batch_size, keep_transcript=keep_transcript,
                       max_prompt_tokens=opts.get("max_prompt_tokens") or MAX_PROMPT_TOKENS)
     session.top_alternatives = opts.get("top_alternatives") or 0

@@ -54,9 +54,10 @@ _D = TrainConfig()
 def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing: bool, resume: bool, fresh: bool,
                   keep_epochs: int | None, probe: str, no_probe: bool, quiet: bool, verbose: bool, **kw: Any) -> None:
     """Train the recipe LSTM (Keras) into a run folder that `recipe-repl export` turns into ONNX."""
-    from recipe_repl.train.tf_env import set_native_logging
+    from recipe_repl.train.tf_env import prefer_onednn, set_native_logging
 
     set_native_logging(verbose)  # before TensorFlow's first import
+    prefer_onednn()
     from recipe_repl.train.loop import import_tensorflow
 
     from recipe_repl.errors import UserError

@@ -18,3 +18,16 @@ def set_native_logging(verbose: bool = False) -> None:
     Has no effect once TensorFlow is imported in this process, so call it first thing in a command.
     """
     os.environ.setdefault(LOG_LEVEL, "0" if verbose else "2")
+
+
+ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def prefer_onednn() -> None:
+    """oneDNN's CPU kernels on for training (a value the user set in the environment wins).
+
+    TensorFlow leaves them off on some CPUs (this project's 2-core AMD machine among them); there the
+    training loop ran 1.5-2x the real tokens/s with them (`benchmarks/bench_train.py --levers`).
+    Has no effect once TensorFlow is imported in this process.
+    """
+    os.environ.setdefault(ONEDNN, "1")
