@@ -217,7 +217,7 @@ def step_seconds(paths: list[Path], steps: int = 200, rounds: int = 15) -> list[
     return best
 
 
-def measure(float_path: Path, quantized_path: Path, data: str | None = None, limit: int | None = None) -> dict:
+def measure(float_path: Path, quantized_path: Path, data: str | None = None, limit: int | None = None) -> dict[str, Any]:
     """Step speed-up and held-out perplexity of a quantized model against its float32 original.
 
     Returns {"float32": {...}, "quantized": {...}, "speedup": x, "perplexity_change": relative} with

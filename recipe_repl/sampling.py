@@ -200,7 +200,8 @@ class Draw:
         """Probabilities float32 [rows, vocab]: exactly what `Sampler.distribution` gives for this step."""
         if self._totals is None:
             return _one_hot(self.tokens, self._weights.shape)
-        return np.divide(self._weights, self._totals[:, None], dtype=np.float64).astype(np.float32)
+        probs: np.ndarray = np.divide(self._weights, self._totals[:, None], dtype=np.float64).astype(np.float32)
+        return probs
 
 
 class Sampler:
