@@ -91,6 +91,8 @@ def test_ctrl_c_during_generate_keeps_finished_samples_says_interrupted_and_exit
     plugin.write_text(
         "import os, signal\n"
         "from recipe_repl.hookspecs import hookimpl\n"
+        # Python's own Ctrl-C handler even when the test runner was started with SIGINT ignored (`nohup ... &`)
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "@hookimpl\n"
         "def on_token(step, sample_key):\n"
         "    if sample_key >= 32 and step == 2:\n"
