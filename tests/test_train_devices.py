@@ -130,3 +130,23 @@ def test_verbose_keeps_tensorflows_lines(tmp_path: Path):
     foreign = _foreign(lines)
     assert foreign, "expected TensorFlow's own log lines with --verbose"
     assert any(re.match(r"[IWE]\d{4} ", ln) for ln in foreign)  # TensorFlow's C++ log shape
+
+
+def test_import_drops_only_tensorflows_import_notices(tmp_path: Path):
+    # A stand-in `tensorflow` that writes to file descriptor 2 as TensorFlow's C++ side does on import.
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import os\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on. You may see slightly different\\n')\n"
+        "os.write(2, b'E0000 something the user must see\\n')\n"
+    )
+    code = ("import sys; from recipe_repl.train.tf_env import import_quietly; "
+            "import_quietly(sys.argv[1] == 'verbose'); print('after', file=sys.stderr)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    quiet = subprocess.run([sys.executable, "-c", code, "quiet"], capture_output=True, text=True, env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr.splitlines() == ["E0000 something the user must see", "after"]
+    loud = subprocess.run([sys.executable, "-c", code, "verbose"], capture_output=True, text=True, env=env)
+    assert len(loud.stderr.splitlines()) == 4 and "oneDNN custom operations" in loud.stderr

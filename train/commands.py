@@ -68,7 +68,7 @@ def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing:
     cfg = TrainConfig(mask=not no_mask, bucketing=not no_bucketing, **kw)
     if resume:
         _check_resume_flags(ctx, cfg, out)
-    tf, _ = import_tensorflow()  # a UserError naming the extra when TensorFlow is missing
+    tf, _ = import_tensorflow(verbose)  # a UserError naming the extra when TensorFlow is missing
     from recipe_repl.train import devices
     from recipe_repl.train.loop import train
 

@@ -25,9 +25,12 @@ from recipe_repl.sanitize import clean
 from recipe_repl.vocab import Vocabulary
 
 
-def import_tensorflow() -> tuple[Any, Any]:
-    """TensorFlow and Keras, or a UserError saying which extra to install."""
+def import_tensorflow(verbose: bool = False) -> tuple[Any, Any]:
+    """TensorFlow and Keras, or a UserError saying which extra to install; import notices off unless `verbose`."""
+    from recipe_repl.train.tf_env import import_quietly
+
     try:
+        import_quietly(verbose)
         import keras
         import tensorflow as tf
     except ImportError:
