@@ -7,6 +7,7 @@ the footer says "interrupted"), the prompt comes back, `:quit`, exit status 0.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -18,6 +19,11 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX p
 
 TIMEOUT = 30  # generous: a loaded CI machine may take seconds to import onnxruntime
 # pexpect answers no cursor-position request (a real terminal does): without this prompt-toolkit waits for one.
+
+
+def _ctrl_c_on() -> None:
+    """In the child: Ctrl-C as a terminal delivers it, even if the test runner started with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # A plugin that makes the stop token impossible, so `:max 100000` is certainly still generating at Ctrl-C.
@@ -46,7 +52,7 @@ def test_real_terminal_session(random_model, tmp_path, term):
         sys.executable,
         ["-c", "from recipe_repl.cli import main; main()", "--model", str(random_model), "--seed", "1",
          "--plugin", str(plugin)],
-        env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100),
+        env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100), preexec_fn=_ctrl_c_on,
     )
     log = tmp_path / "pty.log"
     with log.open("w") as child.logfile_read:
@@ -85,7 +91,7 @@ def test_ctrl_r_tab_and_suggestion_in_a_terminal(random_model, tmp_path):
     child = pexpect.spawn(
         sys.executable,
         ["-c", "from recipe_repl.cli import main; main()", "--model", str(random_model), "--no-plugins"],
-        env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100),
+        env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100), preexec_fn=_ctrl_c_on,
     )
 
     def keys(*parts: str) -> None:
