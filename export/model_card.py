@@ -91,17 +91,21 @@ def card_facts(model_path: Path, run_dir: Path, make_seconds: float | None = Non
 
     from recipe_repl.export.quantize import quantize_int8
 
-    q_bytes = quantize_int8(model_bytes)
     held = [s[:-1] for s in _held_out(vocab, config, training)]
+    quantized: dict[str, bytes] = {scope: quantize_int8(model_bytes, scope) for scope in ("int8", "int8-output")}
+    q_facts: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        q_path = Path(tmp) / "int8.onnx"
-        q_path.write_bytes(q_bytes)
-        q_eval = evaluate(q_path, ngram=False)["lstm"]
+        for scope, q_bytes in quantized.items():
+            q_path = Path(tmp) / f"{scope}.onnx"
+            q_path.write_bytes(q_bytes)
+            q_facts[scope] = {"eval": evaluate(q_path, ngram=False)["lstm"],
+                              "agreement": parity.top1_agreement(model_bytes, q_bytes, held)}
     prompt = vocab.encode(SAMPLE_PROMPT)
     speed = {
         "float32 stateful": ms_per_token(sess, prompt),
         "float32 re-feeding the prefix": ms_per_token(sess, prompt, n=200, stateful=False),
-        "int8 stateful": ms_per_token(parity.session(q_bytes), prompt),
+        "int8 stateful": ms_per_token(parity.session(quantized["int8"]), prompt),
+        "int8 output layer only, stateful": ms_per_token(parity.session(quantized["int8-output"]), prompt),
         "float32 stateful, the lecture's size (Embedding 100, LSTM 128, random weights)":
             _lecture_size_ms(vocab, prompt),
     }
@@ -117,7 +121,8 @@ def card_facts(model_path: Path, run_dir: Path, make_seconds: float | None = Non
         "cpu_count": os.cpu_count(),
         "make_seconds": make_seconds,
         "eval": report,
-        "int8": {"eval": q_eval, "agreement": parity.top1_agreement(model_bytes, q_bytes, held)},
+        "int8": q_facts["int8"],
+        "int8_output": q_facts["int8-output"],
         "parity": json.loads(meta[contract.META_PARITY]),
         "speed_ms": speed,
         "samples": {str(t): card_samples(model_path, t, (1, 2, 3)) for t in (1.0, 0.2)},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -114,4 +115,8 @@ def test_model_card_reports_measured_figures(tiny_onnx: Path, tiny_run_dir: Path
         assert f"`{prompt}`" in card
     assert "--lr-schedule constant --epochs 2" in card  # the rebuild line is the run's own settings
     assert "Perplexity ratio LSTM / 3-gram" in card and "top-1 agreement" in card
+    # both int8 variants measured: held-out perplexity, agreement and step time of each
+    assert re.search(r"\| LSTM int8, output layer only \(`export --quantize int8-output`\) \| [\d.]+ \|", card)
+    assert re.search(r"int8, output layer only: top-1 agreement with float32 [\d.]+%", card)
+    assert re.search(r"\| int8 output layer only, stateful \| [\d.]+ \|", card)
     assert card.count("Recipe for") >= 6  # three samples at each of two temperatures
