@@ -266,6 +266,10 @@ def main() -> None:
     ap.add_argument("--lever-steps", type=int, default=40)
     ap.add_argument("--one-lever", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    from recipe_repl.train.tf_env import import_quietly
+
+    if not args.levers:  # the levers run in their own processes
+        import_quietly()  # TensorFlow's import notices, as `recipe-repl train` drops them
     if args.one_lever is not None:
         print(json.dumps(one_lever(args, json.loads(args.one_lever))))
     elif args.levers:
