@@ -289,9 +289,7 @@ class _Batch:
         stepper: Stepper | None = None
         logits: np.ndarray | None = None
         fed = [0] * len(self.requests)  # generated tokens whose effect is in the stepper's state
-        # The default chooser draws straight from the sampler's work arrays; the whole distribution is
-        # only made when someone looks at it (listeners, top alternatives, another chooser).
-        fast = self.chooser is draw_chooser
+        fast = self.chooser is draw_chooser  # see `_choose`
         want_probs = self.events or self.top_n > 0
         try:
             for i, req in enumerate(self.requests):
@@ -302,21 +300,8 @@ class _Batch:
             history = [self.history[r] for r in live]  # the same lists, appended to in place
             rngs = [self.rngs[r] for r in live]
             while live:
-                probs: np.ndarray | None = None
-                chosen_probs: np.ndarray | None = None
-                chosen: Sequence[int] | np.ndarray
-                if fast:
-                    drawn = self.sampler.sample(logits, history, rngs)
-                    chosen, chosen_probs = drawn.tokens, drawn.probs
-                    if want_probs:
-                        probs = drawn.distribution()
-                else:
-                    probs = self.sampler.distribution(logits, history)
-                    chosen = self.chooser(Step(step, probs, history, rngs, self.sampler))
+                chosen, tokens, chosen_list, probs = self._choose(step, logits, history, rngs, fast, want_probs)
                 keep: list[int] = []
-                # plain ints and floats: no numpy scalar per row
-                tokens = chosen.tolist() if isinstance(chosen, np.ndarray) else [int(t) for t in chosen]
-                chosen_list = chosen_probs.tolist() if chosen_probs is not None else None
                 for j, r in enumerate(live):
                     token = tokens[j]
                     if token == STOP_HERE:
@@ -353,6 +338,34 @@ class _Batch:
                     self.done[r] = StopReason.INTERRUPTED
                     if stepper is not None and logits is not None and j < len(logits):
                         self.resume[r] = self._resume_point(stepper.state().take([j]), logits[j], r, fed[r])
+        return self._results()
+
+    def _choose(self, step: int, logits: np.ndarray, history: list[list[int]], rngs: list[np.random.Generator],
+                fast: bool, want_probs: bool
+                ) -> tuple[Sequence[int] | np.ndarray, list[int], list[float] | None, np.ndarray | None]:
+        """One step's choice for the live rows: (as chosen, token ids, their probabilities, the distributions).
+
+        The default chooser draws straight from the sampler's work arrays (its probabilities come with
+        it); the whole distribution is only made when someone looks at it (listeners, top alternatives,
+        another chooser, which then gives no probabilities).
+        """
+        probs: np.ndarray | None = None
+        chosen_probs: np.ndarray | None = None
+        chosen: Sequence[int] | np.ndarray
+        if fast:
+            drawn = self.sampler.sample(logits, history, rngs)
+            chosen, chosen_probs = drawn.tokens, drawn.probs
+            if want_probs:
+                probs = drawn.distribution()
+        else:
+            probs = self.sampler.distribution(logits, history)
+            chosen = self.chooser(Step(step, probs, history, rngs, self.sampler))
+        # plain ints and floats: no numpy scalar per row
+        tokens = chosen.tolist() if isinstance(chosen, np.ndarray) else [int(t) for t in chosen]
+        return chosen, tokens, chosen_probs.tolist() if chosen_probs is not None else None, probs
+
+    def _results(self) -> list[Sample]:
+        """Every row's `Sample`, in request order, each announced to the listener."""
         results = []
         for i, req in enumerate(self.requests):
             if self.done[i] is None:  # interrupted during the prefill
