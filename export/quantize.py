@@ -17,8 +17,11 @@ It checks its result against the original on random tokens and gives the origina
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +40,30 @@ def quantize_int8(model_bytes: bytes, scope: str = "int8") -> bytes:
     if scope == "int8-output":
         model_bytes, name = _output_matmul(model_bytes)
         options = {"op_types_to_quantize": ["MatMul"], "nodes_to_quantize": [name]}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model_bytes)
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, **options)
         return dst.read_bytes()
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """Warnings through the root logger dropped meanwhile.
+
+    ONNX Runtime's quantizer warns there ("Please consider to run pre-processing before
+    quantization"), which `export --quantize` would print between its own lines; nothing a user can
+    act on. A handler on the root logger also keeps `logging.warning` from configuring it for good.
+    """
+    root = logging.getLogger()
+    null, level = logging.NullHandler(), root.level
+    root.addHandler(null)
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.removeHandler(null)
+        root.setLevel(level)
 
 
 def write_quantized(float_path: Path, out: Path, scope: str = "int8-output") -> Path:

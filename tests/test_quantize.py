@@ -83,3 +83,15 @@ def test_measure_reports_speed_and_perplexity_of_both(tiny_onnx: Path, tmp_path:
     assert report["speedup"] == pytest.approx(report["float32"]["step_ms"] / report["quantized"]["step_ms"])
     assert report["perplexity_change"] == pytest.approx(
         report["quantized"]["perplexity"] / report["float32"]["perplexity"] - 1)
+
+
+def test_quantizing_prints_nothing(tiny_onnx: Path) -> None:
+    # ONNX Runtime's quantizer warns through the root logger; `export --quantize` must not pass that on
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from recipe_repl.export.quantize import quantize_int8; "
+            "[quantize_int8(Path(sys.argv[1]).read_bytes(), s) for s in ('int8', 'int8-output')]")
+    r = subprocess.run([sys.executable, "-c", code, str(tiny_onnx)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
