@@ -198,7 +198,7 @@ def cpu_per_word(path: Path, prompts: int = 40) -> dict[str, tuple[float, float]
     """(wall s, CPU s) for `prompts` × TOKENS tokens at batch 1: ORT's default threads vs the REPL's setting."""
     specs, settings = _no_stop()
     reqs = [Request(PROMPT, key=i) for i in range(prompts)]
-    engines = {"ORT default (a thread per core, spinning)": OnnxEngine(path, threads=0),
+    engines = {"ORT default (a thread per core, spinning)": OnnxEngine(path, threads=0, spinning=True),
                f"the REPL's setting ({auto_threads(interactive=True)} thread)":
                    OnnxEngine(path, threads=auto_threads(interactive=True))}
     best: dict[str, tuple[float, float]] = {}
