@@ -123,7 +123,7 @@ def auto_threads(interactive: bool) -> int:
     Interactive (the REPL: one sample, batch 1): 1 thread. A step at batch 1 is too small to split,
     and ONNX Runtime's default (a thread per core) keeps a second core busy-waiting while the words
     are sampled and shown: ~1.8x the CPU time for no faster words (`make bench`). Batch mode and
-    `generate` (many rows a step): 0, a thread per core, idle ones asleep (`_session_options`).
+    `generate` (many rows a step): 0, ONNX Runtime's default, a thread per core.
     """
     return 1 if interactive else 0
 
@@ -143,11 +143,6 @@ def _session_options(threads: int, spinning: bool | None = None) -> ort.SessionO
     if threads > 0:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    if spinning is None and threads == 0:
-        # Automatic threads (batch mode, `generate`): a thread per core, idle ones asleep. At batch 32
-        # that was as fast as spinning (15,961 vs 15,312 tokens/s) for 0.70x the CPU (`make bench`'s
-        # machine, 2 cores); spinning only pays at batch 1, where the REPL uses one thread anyway.
-        spinning = False
     if spinning is not None:
         # ORT's idle workers busy-wait for the next op by default: a whole core at batch 1 for a few
         # per cent of speed. Off, they sleep between ops (and between tokens).
@@ -160,8 +155,7 @@ def open_session(path: Path, provider: str = "auto", threads: int = 0,
     """Open an ONNX Runtime session on the asked provider; return it with the provider really used.
 
     `threads` are ONNX Runtime's intra-op threads (0: its default, one per core); `spinning` lets
-    its idle workers busy-wait (None: ONNX Runtime's default, which spins, except with threads 0,
-    where they sleep).
+    its idle workers busy-wait (None: its default, which spins).
     ONNX Runtime silently falls back from CUDA to CPU with only a log line, so the providers the
     session really got are checked here and a failed explicit `cuda` request is an error.
     """

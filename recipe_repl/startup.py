@@ -41,7 +41,7 @@ MODEL_OPTIONS: tuple[Decorator, ...] = (
     click.option("--threads", type=int,
                  help=f"ONNX Runtime threads, 1 to {MAX_THREADS}; 0 or unset: automatic, 1 in the REPL (one "
                       "sample at a time: no second core kept spinning) and one per core in batch mode and "
-                      "`generate` (many rows a step; idle threads sleep rather than spin)"),
+                      "`generate` (many rows a step)"),
 )
 
 # One flag per `Settings` field, keyed by the field's name (the option's destination is that name).

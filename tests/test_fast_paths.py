@@ -185,10 +185,7 @@ def test_batch_mode_and_the_repl_open_the_model_with_their_threads(random_model:
     frontend = BatchFrontend(io.StringIO(), io.StringIO())
     opts = {"model": random_model}
     session = start_session(plugins, frontend, opts)
-    batch_opts = session.engine.session.get_session_options()
-    assert batch_opts.intra_op_num_threads == 0
-    # a thread per core, idle ones asleep: at batch 32 as fast as spinning, for less CPU
-    assert batch_opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert session.engine.session.get_session_options().intra_op_num_threads == 0
     frontend.interactive = True  # what the REPL's frontend says
     session = start_session(plugins, frontend, opts)
     assert session.engine.session.get_session_options().intra_op_num_threads == 1
