@@ -143,7 +143,7 @@ def main() -> None:
         t32.append(throughput(many, 32))
     m1, m32 = statistics.median(t1), statistics.median(t32)
     print(f"batch size  1 ({auto_threads(interactive=True)} thread):       {m1:10,.0f} tokens/s (median of 3)")
-    print(f"batch size 32 (a thread per core, asleep when idle): {m32:10,.0f} tokens/s (median of 3)")
+    print(f"batch size 32 (a thread per core): {m32:10,.0f} tokens/s (median of 3)")
     print(f"batch 32 / batch 1: {m32 / m1:.1f}x   {verdict(m32 / m1, 5)}")
 
     tool, floor = startup_seconds(str(path))
