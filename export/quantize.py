@@ -68,8 +68,10 @@ def _quiet_root_logger() -> Iterator[None]:
 
 def write_quantized(float_path: Path, out: Path, scope: str = "int8-output") -> Path:
     """Write the cleaned-up, quantized copy of an exported model file (its metadata kept) to `out`."""
+    from recipe_repl import atomic
+
     out = Path(out)
-    out.write_bytes(quantize_int8(simplify(Path(float_path).read_bytes()), scope))
+    atomic.write_bytes(out, quantize_int8(simplify(Path(float_path).read_bytes()), scope))
     return out
 
 
