@@ -21,11 +21,11 @@ from pathlib import Path
 
 from common import REPO, bench_model, verdict
 
-from recipe_repl.engine import OnnxEngine, auto_threads
-from recipe_repl.generation import Request, generate
-from recipe_repl.plugins import Plugins
-from recipe_repl.sampling import ProcessorSpec, ban_tokens
-from recipe_repl.settings import Settings
+from recipe_repl.base.settings import Settings
+from recipe_repl.generate.loop import Request, generate
+from recipe_repl.generate.sampling import ProcessorSpec, ban_tokens
+from recipe_repl.model.engine import OnnxEngine, auto_threads
+from recipe_repl.plugin.manager import Plugins
 
 PROMPTS = ["recipe for roast chicken", "recipe for", "recipe for chocolate cake with", "mix the flour"] * 64
 TOKENS = 100

@@ -30,12 +30,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 from common import bench_model, verdict  # noqa: E402
 
-from recipe_repl.engine import OnnxEngine, auto_threads  # noqa: E402
-from recipe_repl.generation import Request, generate  # noqa: E402
-from recipe_repl.plugins import Plugins  # noqa: E402
-from recipe_repl.sampling import ProcessorSpec, Sampler, ban_tokens, row_rng  # noqa: E402
-from recipe_repl.settings import Settings  # noqa: E402
-from recipe_repl.stepping import open_stepper  # noqa: E402
+from recipe_repl.base.settings import Settings  # noqa: E402
+from recipe_repl.generate.loop import Request, generate  # noqa: E402
+from recipe_repl.generate.sampling import ProcessorSpec, Sampler, ban_tokens, row_rng  # noqa: E402
+from recipe_repl.model.engine import OnnxEngine, auto_threads  # noqa: E402
+from recipe_repl.model.stepping import open_stepper  # noqa: E402
+from recipe_repl.plugin.manager import Plugins  # noqa: E402
 
 TOKENS = 200
 ROUNDS = 15

@@ -19,8 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from bench_generation import PROMPT, TOKENS, _no_stop  # noqa: E402
 from common import bench_model  # noqa: E402
 
-from recipe_repl.engine import OnnxEngine  # noqa: E402
-from recipe_repl.generation import Request, generate  # noqa: E402
+from recipe_repl.generate.loop import Request, generate  # noqa: E402
+from recipe_repl.model.engine import OnnxEngine  # noqa: E402
 
 ROUNDS = 3
 SETTINGS: dict[str, dict[str, object]] = {

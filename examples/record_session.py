@@ -25,10 +25,10 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
-from recipe_repl.plugins import Plugins
-from recipe_repl.repl import ReplFrontend, run_repl
+from recipe_repl.base.settings import Settings
+from recipe_repl.frontends.repl import ReplFrontend, run_repl
+from recipe_repl.plugin.manager import Plugins
 from recipe_repl.session import ModelSpec, Session
-from recipe_repl.settings import Settings
 
 SCRIPT = [
     ":max 40",

@@ -5,8 +5,8 @@ import sys
 import click
 from recipe_repl.export.commands import export_command
 
-from recipe_repl.errors import UserError
-from recipe_repl.sanitize import clean
+from recipe_repl.base.errors import UserError
+from recipe_repl.base.sanitize import clean
 
 if __name__ == "__main__":
     try:

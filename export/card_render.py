@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from recipe_repl.sanitize import clean
+from recipe_repl.base.sanitize import clean
 
 SAMPLE_PROMPT = "recipe for"
 SAMPLE_TOKENS = 80

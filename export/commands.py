@@ -54,7 +54,7 @@ def eval_command(model: Path, data: str | None, batch_size: int, limit: int | No
     set_native_logging(verbose)
     from recipe_repl.export.evaluate import evaluate, format_report
 
-    from recipe_repl.sanitize import clean
+    from recipe_repl.base.sanitize import clean
 
     report = evaluate(model, data=data, batch_size=batch_size, limit=limit, ngram=not no_ngram, vocab_path=vocab)
     click.echo(clean(format_report(report), keep="\n"))

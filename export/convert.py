@@ -15,8 +15,8 @@ from recipe_repl.train.config import TrainConfig
 from recipe_repl.train.rundir import RunDir
 from recipe_repl.train.tf_env import set_native_logging
 
-from recipe_repl import contract
-from recipe_repl.errors import UserError
+from recipe_repl.base.errors import UserError
+from recipe_repl.model import contract
 
 OPSET = 17
 

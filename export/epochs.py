@@ -26,9 +26,9 @@ from recipe_repl.export.exporter import HeldOut, export_run
 from recipe_repl.train.callbacks import Callback
 from recipe_repl.train.rundir import RunDir
 
-from recipe_repl import atomic
-from recipe_repl.errors import UserError
-from recipe_repl.sanitize import clean
+from recipe_repl.base import atomic
+from recipe_repl.base.errors import UserError
+from recipe_repl.base.sanitize import clean
 
 
 @contextlib.contextmanager

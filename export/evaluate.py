@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from recipe_repl.export.kneser_ney import KneserNey3
 
-from recipe_repl.engine import OnnxEngine
-from recipe_repl.errors import ModelError, UserError
-from recipe_repl.vocab import Vocabulary
+from recipe_repl.base.errors import ModelError, UserError
+from recipe_repl.model.engine import OnnxEngine
+from recipe_repl.model.vocab import Vocabulary
 
 
 def target_sequence(vocab: Vocabulary, text: str, seq_len: int) -> list[int]:

@@ -11,10 +11,10 @@ from typing import IO, Any
 
 from recipe_repl.export import convert, metadata, parity
 
-from recipe_repl import atomic
-from recipe_repl.errors import UserError
-from recipe_repl.sanitize import clean
-from recipe_repl.vocab import Vocabulary
+from recipe_repl.base import atomic
+from recipe_repl.base.errors import UserError
+from recipe_repl.base.sanitize import clean
+from recipe_repl.model.vocab import Vocabulary
 
 HELD_OUT_RECIPES = 48
 SAMPLE_TEXTS = 64  # validation recipes bundled into the model file for `:cells find` (about 40 KB)

@@ -1,11 +1,11 @@
-"""The ONNX `metadata_props` that make a model file self-describing (keys from recipe_repl.contract)."""
+"""The ONNX `metadata_props` that make a model file self-describing (keys from recipe_repl.model.contract)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from recipe_repl import contract
+from recipe_repl.model import contract
 
 
 def build_metadata(words: list[str], lowercase: str, model_config: dict[str, Any], training: dict[str, Any],

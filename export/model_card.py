@@ -22,16 +22,17 @@ from recipe_repl.export.card_render import SAMPLE_PROMPT, SAMPLE_TOKENS, render_
 from recipe_repl.export.evaluate import evaluate
 from recipe_repl.train.rundir import RunDir
 
-from recipe_repl import atomic, contract
-from recipe_repl.vocab import Vocabulary
+from recipe_repl.base import atomic
+from recipe_repl.model import contract
+from recipe_repl.model.vocab import Vocabulary
 
 
 def card_samples(model_path: Path, temperature: float, seeds: Sequence[int]) -> list[tuple[int, str, str]]:
     """(seed, stop reason, text) per seed: exactly what `recipe-repl generate "recipe for" --seed N
     --temperature T --max-tokens 80 --model MODEL` prints (the same code makes them)."""
-    from recipe_repl.batch import generate_samples
-    from recipe_repl.engine import OnnxEngine
-    from recipe_repl.settings import Settings
+    from recipe_repl.base.settings import Settings
+    from recipe_repl.model.engine import OnnxEngine
+    from recipe_repl.session.samples import generate_samples
 
     engine = OnnxEngine(model_path, provider="cpu")
     out = []
@@ -134,20 +135,19 @@ def card_facts(model_path: Path, run_dir: Path, make_seconds: float | None = Non
 def next_word_tables(model_path: Path, prompt: str, temperatures: Sequence[float] = (1.0, 0.2),
                      n: int = TABLE_ROWS) -> dict[str, list[tuple[str, float]]]:
     """The `n` likeliest next words after `prompt` per temperature: what `:compare 1.0 0.2` shows."""
-    from recipe_repl.engine import OnnxEngine
-    from recipe_repl.generation import prefill
-    from recipe_repl.plugins import Plugins
-    from recipe_repl.render import top_ids
-    from recipe_repl.sampling import Sampler
-    from recipe_repl.settings import Settings
+    from recipe_repl.base.settings import Settings
+    from recipe_repl.generate.inspection import next_logits, sampling_distribution
+    from recipe_repl.model.engine import OnnxEngine
+    from recipe_repl.plugin.manager import Plugins
+    from recipe_repl.views.render import top_ids
 
     engine = OnnxEngine(model_path, provider="cpu")
     ids = engine.vocab.encode(prompt)
-    logits, _ = prefill(engine, np.array([ids], dtype=np.int64), engine.start(1))
+    logits = next_logits(engine, ids)
     specs = Plugins(load_third_party=False).processor_specs()
     out = {}
     for t in temperatures:
-        probs = Sampler(Settings(temperature=t), specs, engine.vocab).distribution(logits, [ids])[0]
+        probs = sampling_distribution(logits, ids, Settings(temperature=t), specs, engine.vocab)
         out[f"{t:g}"] = [(engine.vocab.words[i] or "⏹ [end]", float(probs[i])) for i in top_ids(probs, n)]
     return out
 
@@ -156,9 +156,9 @@ def style_samples(model_path: Path, training: dict[str, Any]) -> list[dict[str, 
     """For each corpus, the title of its first held-out recipe as a prompt, sampled at T = 1.0 and 0.2."""
     from recipe_repl.train.preprocess import load_split
 
-    from recipe_repl.batch import generate_samples
-    from recipe_repl.engine import OnnxEngine
-    from recipe_repl.settings import Settings
+    from recipe_repl.base.settings import Settings
+    from recipe_repl.model.engine import OnnxEngine
+    from recipe_repl.session.samples import generate_samples
 
     engine = OnnxEngine(model_path, provider="cpu")
     _, split = load_split(training["data"], training["val_split"], training["seed"])

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from recipe_repl import contract
+from recipe_repl.model import contract
 
 TOLERANCE = 1e-4
 GREEDY_TOKENS = 100  # greedy tokens compared, Keras (re-feeding the prefix) vs ONNX (carrying the state)

@@ -68,7 +68,7 @@ def _quiet_root_logger() -> Iterator[None]:
 
 def write_quantized(float_path: Path, out: Path, scope: str = "int8-output") -> Path:
     """Write the cleaned-up, quantized copy of an exported model file (its metadata kept) to `out`."""
-    from recipe_repl import atomic
+    from recipe_repl.base import atomic
 
     out = Path(out)
     atomic.write_bytes(out, quantize_int8(simplify(Path(float_path).read_bytes()), scope))
@@ -225,8 +225,8 @@ def _random_feed(sess: Any, rows: int = 2, steps: int = 3) -> dict[str, np.ndarr
 def step_seconds(paths: list[Path], steps: int = 200, rounds: int = 15) -> list[float]:
     """Seconds per stateful step at batch 1 (1 thread, I/O bound, CPU time) for each model, best of
     `rounds` interleaved rounds so that every model sees the same machine."""
-    from recipe_repl.engine import OnnxEngine
-    from recipe_repl.stepping import open_stepper
+    from recipe_repl.model.engine import OnnxEngine
+    from recipe_repl.model.stepping import open_stepper
 
     engines = [OnnxEngine(p, provider="cpu", threads=1) for p in paths]
     best = [float("inf")] * len(engines)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipe_repl import contract
+from recipe_repl.model import contract
 
 
 def build_random_lstm(

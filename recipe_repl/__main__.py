@@ -1,6 +1,6 @@
 """`python -m recipe_repl` runs the `recipe-repl` command."""
 
-from recipe_repl.cli import main
+from recipe_repl.frontends.cli import main
 
 if __name__ == "__main__":
     main()

@@ -38,6 +38,6 @@ def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def plugins():
     """Built-ins only: whatever is installed on the machine must not change the tests."""
-    from recipe_repl.plugins import Plugins
+    from recipe_repl.plugin.manager import Plugins
 
     return Plugins(load_third_party=False)

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recipe_repl.engine import ModelInfo, RecurrentState, State
-from recipe_repl.vocab import Vocabulary
+from recipe_repl.model.engine import ModelInfo, RecurrentState, State
+from recipe_repl.model.vocab import Vocabulary
 
 
 class FakeEngine:

@@ -13,8 +13,8 @@ from unittest import mock
 
 import numpy as np
 
-from recipe_repl import contract
-from recipe_repl.cli import main
+from recipe_repl.frontends.cli import main
+from recipe_repl.model import contract
 
 _RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 

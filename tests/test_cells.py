@@ -12,15 +12,17 @@ import pytest
 from recipe_repl.export.random_model import build_paren_lstm, build_random_lstm
 from rich.console import Console
 
-from recipe_repl import cell_view, cells, contract
-from recipe_repl.batch import BatchFrontend, BatchRunner
-from recipe_repl.engine import OnnxEngine
-from recipe_repl.errors import ModelError
-from recipe_repl.plugins import Plugins
-from recipe_repl.render import percent, print_safe
-from recipe_repl.sampling import Sampler
-from recipe_repl.session import ModelSpec, Session
-from recipe_repl.settings import Settings
+from recipe_repl.base.errors import ModelError
+from recipe_repl.base.settings import Settings
+from recipe_repl.frontends.batch import BatchFrontend, BatchRunner
+from recipe_repl.generate import cells
+from recipe_repl.generate.sampling import Sampler
+from recipe_repl.model import contract
+from recipe_repl.model.engine import OnnxEngine
+from recipe_repl.plugin.manager import Plugins
+from recipe_repl.session.session import ModelSpec, Session
+from recipe_repl.views import cell_view
+from recipe_repl.views.render import percent, print_safe
 from tests.conftest import WORDS
 from tests.test_repl import lines, run_script
 
@@ -174,7 +176,7 @@ def test_built_in_features_word_by_word():
 
 
 PLUGIN = """
-from recipe_repl.hookspecs import hookimpl
+from recipe_repl.plugin.hookspecs import hookimpl
 
 
 @hookimpl

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from recipe_repl.cli import main
+from recipe_repl.frontends.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -165,7 +165,7 @@ def test_no_tensorflow_prompt_toolkit_or_rich_in_batch_mode(random_model: Path) 
         "import sys, atexit\n"
         "atexit.register(lambda: sys.stderr.write('LOADED:' + ','.join(sorted(m for m in "
         "('tensorflow', 'keras', 'tf2onnx', 'prompt_toolkit', 'rich') if m in sys.modules)) + '\\n'))\n"
-        "from recipe_repl.cli import main\nmain()\n"
+        "from recipe_repl.frontends.cli import main\nmain()\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     r = subprocess.run([sys.executable, "-c", probe, "--model", str(random_model), "--max-tokens", "2"],
@@ -175,7 +175,7 @@ def test_no_tensorflow_prompt_toolkit_or_rich_in_batch_mode(random_model: Path) 
 
 
 def test_importing_the_cli_never_imports_tensorflow() -> None:
-    code = "import sys, recipe_repl.cli; print(sorted(m for m in ('tensorflow','keras','tf2onnx') if m in sys.modules))"
+    code = "import sys, recipe_repl.frontends.cli; print(sorted(m for m in ('tensorflow','keras','tf2onnx') if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.stdout.strip() == "[]"
@@ -186,7 +186,7 @@ def test_help_lists_subcommands_without_tensorflow() -> None:
         "import sys, atexit\n"
         "atexit.register(lambda: sys.stderr.write('LOADED:' + ','.join(sorted(m for m in "
         "('tensorflow', 'keras', 'tf2onnx', 'prompt_toolkit', 'rich') if m in sys.modules)) + '\\n'))\n"
-        "from recipe_repl.cli import main\nmain()\n"
+        "from recipe_repl.frontends.cli import main\nmain()\n"
     )
     r = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)

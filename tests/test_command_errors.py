@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from recipe_repl.batch import BatchFrontend, BatchRunner
-from recipe_repl.commands import CommandSpec
-from recipe_repl.hookcall import is_builtin
-from recipe_repl.repl import ReplFrontend, run_line
-from recipe_repl.session import ModelSpec, Session
-from recipe_repl.settings import Settings
+from recipe_repl.base.settings import Settings
+from recipe_repl.frontends.batch import BatchFrontend, BatchRunner
+from recipe_repl.frontends.repl import ReplFrontend, run_line
+from recipe_repl.plugin.commands import CommandSpec
+from recipe_repl.plugin.hookcall import is_builtin
+from recipe_repl.session.session import ModelSpec, Session
 
 BAD_ARGS = ("abc", "abc def 1 2 3 4 5 6 7 8 9")
 # Commands whose argument is free text (any words are a good one): for them only nothing is wrong.
@@ -103,8 +103,8 @@ def test_batch_mode_keeps_the_line_number_before_the_same_message(random_model, 
 
 
 PLUGIN = """
-from recipe_repl.errors import BadValue, UsageError
-from recipe_repl.hookspecs import hookimpl
+from recipe_repl.base.errors import BadValue, UsageError
+from recipe_repl.plugin.hookspecs import hookimpl
 
 
 def _times(session, args):
@@ -122,7 +122,7 @@ def register_commands(register):
 
 def test_a_plugin_command_gets_the_same_answers(random_model, tmp_path):
     """Plugins raise the same two errors and get their own usage and example added."""
-    from recipe_repl.plugins import Plugins
+    from recipe_repl.plugin.manager import Plugins
 
     path = tmp_path / "times_plugin.py"
     path.write_text(PLUGIN, encoding="utf-8")

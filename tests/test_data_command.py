@@ -17,8 +17,8 @@ from recipe_repl.train.corpus import load_corpus
 from recipe_repl.train.data_commands import data_command
 from recipe_repl.train.datasets import count_words
 
-from recipe_repl.errors import UserError
-from recipe_repl.vocab import pad_punctuation, split_words
+from recipe_repl.base.errors import UserError
+from recipe_repl.model.vocab import pad_punctuation, split_words
 from tests.tiny import EPICURIOUS_SAMPLE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _main(args: list[str], pre: str = "") -> subprocess.CompletedProcess:
     """`recipe-repl ARGS` in a fresh interpreter, after the Python lines `pre`."""
-    code = f"{pre}\nfrom recipe_repl.cli import main\nmain({args!r})\n"
+    code = f"{pre}\nfrom recipe_repl.frontends.cli import main\nmain({args!r})\n"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 

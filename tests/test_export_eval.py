@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from recipe_repl.export.commands import eval_command
 from recipe_repl.export.kneser_ney import BOS, KneserNey3
 
-from recipe_repl.errors import UserError
+from recipe_repl.base.errors import UserError
 from tests.tiny import cached_tiny_onnx, cached_tiny_run, cached_tiny_stateless_onnx
 
 CORPUS = [[2, 3, 4, 5, 0], [2, 3, 6, 5, 0], [2, 7, 4, 5, 3, 0], [2, 3, 4, 8, 0]]

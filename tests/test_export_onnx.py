@@ -11,9 +11,9 @@ import onnxruntime as ort
 import pytest
 from recipe_repl.export.convert import op_types
 
-from recipe_repl import contract
-from recipe_repl.errors import UserError
-from recipe_repl.vocab import Vocabulary
+from recipe_repl.base.errors import UserError
+from recipe_repl.model import contract
+from recipe_repl.model.vocab import Vocabulary
 from tests.tiny import cached_tiny_onnx, cached_tiny_run, cached_tiny_stateless_onnx, export_tiny_onnx
 
 pytestmark = pytest.mark.slow

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from recipe_repl.export.random_model import build_random_lstm
 
-from recipe_repl import sampling
-from recipe_repl.engine import OnnxEngine
-from recipe_repl.generation import Request, generate
-from recipe_repl.settings import Settings
-from recipe_repl.stepping import BoundStepper, ForwardStepper, open_stepper
-from recipe_repl.vocab import Vocabulary
+from recipe_repl.base.settings import Settings
+from recipe_repl.generate import sampling
+from recipe_repl.generate.loop import Request, generate
+from recipe_repl.model.engine import OnnxEngine
+from recipe_repl.model.stepping import BoundStepper, ForwardStepper, open_stepper
+from recipe_repl.model.vocab import Vocabulary
 
 BIG = 3000  # words: more than a few blocks of the two-level draw, not a multiple of the block size
 
@@ -150,7 +150,7 @@ def test_a_step_allocates_nothing_of_the_vocabularys_size(big_model: Path, plugi
 
 
 def test_threads_and_spinning_reach_the_session(random_model: Path) -> None:
-    from recipe_repl.engine import open_session
+    from recipe_repl.model.engine import open_session
 
     session, _ = open_session(random_model, "cpu", threads=2, spinning=False)
     opts = session.get_session_options()
@@ -168,8 +168,8 @@ def test_threads_and_spinning_reach_the_session(random_model: Path) -> None:
     (True, None, 4, 4),  # then the config file
 ])
 def test_threads_are_chosen_per_use(random_model: Path, interactive: bool, flag, config, want: int) -> None:
-    from recipe_repl.config import Config
-    from recipe_repl.startup import model_spec
+    from recipe_repl.base.config import Config
+    from recipe_repl.frontends.startup import model_spec
 
     spec = model_spec(Config(Path("none.toml"), threads=config), {"model": random_model, "threads": flag},
                       interactive=interactive)
@@ -179,8 +179,8 @@ def test_threads_are_chosen_per_use(random_model: Path, interactive: bool, flag,
 def test_batch_mode_and_the_repl_open_the_model_with_their_threads(random_model: Path, plugins) -> None:
     import io
 
-    from recipe_repl.batch import BatchFrontend
-    from recipe_repl.startup import start_session
+    from recipe_repl.frontends.batch import BatchFrontend
+    from recipe_repl.frontends.startup import start_session
 
     frontend = BatchFrontend(io.StringIO(), io.StringIO())
     opts = {"model": random_model}

@@ -67,7 +67,7 @@ def test_eval_sizes_must_be_positive(random_model: Path, args: list[str]) -> Non
 def test_evaluate_api_refuses_bad_sizes(random_model: Path) -> None:
     from recipe_repl.export.evaluate import evaluate
 
-    from recipe_repl.errors import UserError
+    from recipe_repl.base.errors import UserError
 
     for kwargs in ({"batch_size": 0}, {"limit": 0}, {"limit": -3}):
         with pytest.raises(UserError):
@@ -90,7 +90,7 @@ def test_ctrl_c_during_generate_keeps_finished_samples_says_interrupted_and_exit
     plugin = tmp_path / "ctrl_c.py"
     plugin.write_text(
         "import os, signal\n"
-        "from recipe_repl.hookspecs import hookimpl\n"
+        "from recipe_repl.plugin.hookspecs import hookimpl\n"
         # Python's own Ctrl-C handler even when the test runner was started with SIGINT ignored (`nohup ... &`)
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "@hookimpl\n"
@@ -129,7 +129,7 @@ def test_plugin_hook_calling_sys_exit_is_a_plugin_problem(tmp_path: Path, random
     plugin = tmp_path / "exiter.py"
     plugin.write_text(
         "import sys\n"
-        "from recipe_repl.hookspecs import hookimpl\n"
+        "from recipe_repl.plugin.hookspecs import hookimpl\n"
         "@hookimpl\n"
         "def register_commands(register):\n"
         "    sys.exit('bye')\n"

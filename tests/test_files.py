@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from recipe_repl.config import Config, config_dir, config_path, state_dir
-from recipe_repl.errors import UserError
-from recipe_repl.session import ModelSpec, Session
-from recipe_repl.settings import Settings
+from recipe_repl.base.config import Config, config_dir, config_path, state_dir
+from recipe_repl.base.errors import UserError
+from recipe_repl.base.settings import Settings
+from recipe_repl.session.session import ModelSpec, Session
 from tests.test_cli import cli
 from tests.test_session import Recorder, last_message
 
@@ -48,7 +48,7 @@ def mode(path: Path) -> int:
 
 
 def test_new_files_get_the_umask_permissions_and_replaced_ones_keep_theirs(tmp_path: Path) -> None:
-    from recipe_repl import atomic
+    from recipe_repl.base import atomic
 
     old = os.umask(0o027)
     try:
@@ -65,7 +65,7 @@ def test_new_files_get_the_umask_permissions_and_replaced_ones_keep_theirs(tmp_p
 
 
 def test_atomic_write_creates_folders_only_when_asked(tmp_path: Path) -> None:
-    from recipe_repl import atomic
+    from recipe_repl.base import atomic
 
     with pytest.raises(FileNotFoundError):
         atomic.write_text(tmp_path / "missing" / "a.txt", "x")
@@ -75,7 +75,7 @@ def test_atomic_write_creates_folders_only_when_asked(tmp_path: Path) -> None:
 
 
 def _hold_lock(path: str, held, release) -> None:
-    from recipe_repl import atomic
+    from recipe_repl.base import atomic
 
     with atomic.file_lock(Path(path), note=str(os.getpid())):
         held.set()
@@ -83,7 +83,7 @@ def _hold_lock(path: str, held, release) -> None:
 
 
 def test_file_lock_keeps_out_another_process_and_names_it(tmp_path: Path) -> None:
-    from recipe_repl import atomic
+    from recipe_repl.base import atomic
 
     lock = tmp_path / ".lock"
     ctx = multiprocessing.get_context("spawn")
@@ -238,7 +238,7 @@ def test_save_into_a_missing_folder_says_so(random_model: Path, plugins, tmp_pat
 
 
 def test_the_transcript_keeps_the_last_samples_within_its_bound(random_model: Path, plugins, tmp_path: Path):
-    from recipe_repl.transcript import Transcript, TranscriptEntry
+    from recipe_repl.session.transcript import Transcript, TranscriptEntry
 
     transcript = Transcript(limit=9)  # tokens, each entry counting one more
     for i in range(5):
@@ -271,7 +271,7 @@ def test_start_up_reads_the_config_without_tomlkit(random_model: Path, tmp_path:
     path.write_text(USER_CONFIG.replace("~/models/mine.onnx", str(random_model)))
     probe = ("import sys, atexit\n"
              "atexit.register(lambda: sys.stderr.write(f'TOMLKIT:{\"tomlkit\" in sys.modules}\\n'))\n"
-             "from recipe_repl.cli import main\nmain()\n")
+             "from recipe_repl.frontends.cli import main\nmain()\n")
     env = {**os.environ, "PYTHONPATH": str(REPO), "RECIPE_REPL_CONFIG": str(path)}
     r = subprocess.run([sys.executable, "-c", probe, "--max-tokens", "2"], input=b"recipe\n:preset list\n",
                        capture_output=True, env=env, timeout=60)

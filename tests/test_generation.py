@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from recipe_repl.export.random_model import build_random_lstm
 
-from recipe_repl.engine import OnnxEngine
-from recipe_repl.errors import UserError
-from recipe_repl.generation import Request, StopReason, TokenEvent, generate
-from recipe_repl.settings import Settings
+from recipe_repl.base.errors import UserError
+from recipe_repl.base.settings import Settings
+from recipe_repl.generate.loop import Request, StopReason, TokenEvent, generate
+from recipe_repl.model.engine import OnnxEngine
 from tests.conftest import WORDS
 from tests.fake_engine import chain_engine
 
@@ -152,7 +152,7 @@ def test_interrupt_keeps_what_was_generated(plugins) -> None:
 
 
 def test_a_chooser_decides_the_tokens_and_the_loop_does_the_rest(plugins) -> None:
-    from recipe_repl.generation import STOP_HERE, Step
+    from recipe_repl.generate.loop import STOP_HERE, Step
 
     seen: list[Step] = []
     histories: list[list[int]] = []
@@ -180,7 +180,7 @@ def test_a_chooser_decides_the_tokens_and_the_loop_does_the_rest(plugins) -> Non
 
 
 def test_the_default_chooser_is_the_samplers_draw(random_model: Path, plugins) -> None:
-    from recipe_repl.generation import draw_chooser
+    from recipe_repl.generate.loop import draw_chooser
 
     engine = OnnxEngine(random_model)
     settings = Settings(seed=4, max_tokens=15)
@@ -190,7 +190,7 @@ def test_the_default_chooser_is_the_samplers_draw(random_model: Path, plugins) -
 
 
 def test_long_prompts_are_fed_in_chunks_with_the_same_result(random_model: Path, monkeypatch) -> None:
-    from recipe_repl import generation
+    from recipe_repl.generate import loop as generation
 
     engine = OnnxEngine(random_model)
     ids = np.array([[2, 3, 4, 5, 9, 12, 7, 8, 2, 3, 4]], dtype=np.int64)
@@ -224,7 +224,7 @@ def _peak_rss_mib(args: list[str], stdin: bytes) -> tuple[int, float, bytes]:
     if not Path("/proc/self/status").is_file():
         pytest.skip("needs /proc/self/status (Linux) to read a process's peak memory")
     repo = Path(__file__).resolve().parents[1]
-    code = ("import sys\nfrom recipe_repl.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+    code = ("import sys\nfrom recipe_repl.frontends.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
             "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
             "    sys.stderr.write(f'\\nHWM {hwm}\\n')\n")
     r = subprocess.run([sys.executable, "-c", code, *args], input=stdin, capture_output=True, timeout=600,

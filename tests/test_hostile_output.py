@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from recipe_repl.export.random_model import build_random_lstm
 
-from recipe_repl.sanitize import clean, dumps
+from recipe_repl.base.sanitize import clean, dumps
 from tests.hostile import raw_controls
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,7 +160,7 @@ def test_plugin_messages_with_escapes(tmp_path: Path, random_model: Path) -> Non
     broken.write_text("raise RuntimeError('\\x1b]0;pwned\\x07 \\u202e')\n")
     noisy = tmp_path / "noisy.py"
     noisy.write_text(
-        "from recipe_repl.hookspecs import hookimpl\n"
+        "from recipe_repl.plugin.hookspecs import hookimpl\n"
         "def boom(session, args):\n"
         "    raise ValueError('\\x1b[?1049h' + args)\n"
         "@hookimpl\n"
@@ -189,10 +189,10 @@ def test_plugins_listing_escapes_names(tmp_path: Path) -> None:
 
 
 def test_save_markdown_and_json_escape_hostile_text(hostile_model: Path, tmp_path: Path) -> None:
+    from recipe_repl.base.settings import Settings
     from recipe_repl.builtins.session_commands import _save
-    from recipe_repl.plugins import Plugins
-    from recipe_repl.session import ModelSpec, Session
-    from recipe_repl.settings import Settings
+    from recipe_repl.plugin.manager import Plugins
+    from recipe_repl.session.session import ModelSpec, Session
     from tests.test_plugins import Recorder
 
     session = Session(Plugins(load_third_party=False), Recorder(), ModelSpec(hostile_model),
@@ -224,7 +224,7 @@ def test_a_plugin_subcommand_help_is_escaped(tmp_path: Path) -> None:
     plugin = tmp_path / "helpful.py"
     plugin.write_text(
         "import click\n"
-        "from recipe_repl.hookspecs import hookimpl\n"
+        "from recipe_repl.plugin.hookspecs import hookimpl\n"
         "@click.command('evil')\n"
         "@click.option('--x', help='opt \\x1b]0;pwned\\x07')\n"
         "def evil(x):\n"

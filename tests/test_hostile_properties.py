@@ -2,7 +2,7 @@
 DEL, C1, bidi or other format character reaches stdout or stderr, in any mode.
 
 Each example builds a small random-weight ONNX model (no TensorFlow) over a random vocabulary and runs the
-real entry point `recipe_repl.cli.main` in-process on byte streams: batch text, batch --json, generate,
+real entry point `recipe_repl.frontends.cli.main` in-process on byte streams: batch text, batch --json, generate,
 generate --json, and errors that echo a path or a value. The check is written here, independent of the
 sanitizer: it decodes the raw bytes and looks for the characters themselves.
 """

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from recipe_repl.export.random_model import build_random_lstm
 
-from recipe_repl import contract
-from recipe_repl.engine import OnnxEngine
-from recipe_repl.errors import ModelError
+from recipe_repl.base.errors import ModelError
+from recipe_repl.model import contract
+from recipe_repl.model.engine import OnnxEngine
 from tests.conftest import WORDS
 from tests.hostile import edited, identity_model, one_wide_model, raw_controls, run
 from tests.tiny import EPICURIOUS_SAMPLE

@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import pluggy
 import pytest
 
-from recipe_repl import hookspecs
-from recipe_repl.hookcall import HookCaller, is_builtin
-from recipe_repl.hookspecs import hookimpl
-from recipe_repl.plugin_listener import PluginListener
-from recipe_repl.plugin_loader import no_plugins_requested, plugin_modules_requested
-from recipe_repl.plugins import Plugins
+from recipe_repl.plugin import hookspecs
+from recipe_repl.plugin.hookcall import HookCaller, is_builtin
+from recipe_repl.plugin.hookspecs import hookimpl
+from recipe_repl.plugin.listener import PluginListener
+from recipe_repl.plugin.loader import no_plugins_requested, plugin_modules_requested
+from recipe_repl.plugin.manager import Plugins
 from tests.test_plugins import write_plugin
 
 

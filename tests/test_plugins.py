@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from recipe_repl.errors import UserError
-from recipe_repl.generation import NullListener, StopReason
-from recipe_repl.plugins import Plugins
-from recipe_repl.session import ModelSpec, Session
-from recipe_repl.settings import Settings
+from recipe_repl.base.errors import UserError
+from recipe_repl.base.settings import Settings
+from recipe_repl.generate.loop import NullListener, StopReason
+from recipe_repl.plugin.manager import Plugins
+from recipe_repl.session.session import ModelSpec, Session
 from tests.conftest import WORDS
 
-HEADER = "from recipe_repl.hookspecs import hookimpl\nfrom recipe_repl.errors import UserError\n"
+HEADER = "from recipe_repl.plugin.hookspecs import hookimpl\nfrom recipe_repl.base.errors import UserError\n"
 
 
 class Recorder:
@@ -144,7 +144,7 @@ def test_entry_point_name_clash_and_duplicates(tmp_path: Path, monkeypatch: pyte
 
 def test_entry_point_precheck(tmp_path: Path) -> None:
     """The cheap look that lets start-up skip importlib.metadata finds what the full scan would."""
-    from recipe_repl.plugins import may_have_entry_points
+    from recipe_repl.plugin.manager import may_have_entry_points
 
     _dist(tmp_path / "a", "greeter", "greet", "greeter_a", "")
     (tmp_path / "b" / "other-1.0.dist-info").mkdir(parents=True)
@@ -437,7 +437,7 @@ def test_broken_processor_is_reported_and_switched_off(tmp_path: Path, random_mo
 def test_cli_subcommands_added_and_builtins_protected(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from recipe_repl.cli import build_cli
+    from recipe_repl.frontends.cli import build_cli
 
     path = write_plugin(tmp_path, "subcmds", """
         import click
@@ -467,7 +467,7 @@ def test_cli_subcommands_added_and_builtins_protected(tmp_path: Path) -> None:
 def test_model_loader_from_a_plugin(tmp_path: Path, random_model: Path) -> None:
     path = write_plugin(tmp_path, "loader", f"""
         from pathlib import Path
-        from recipe_repl.engine import OnnxEngine
+        from recipe_repl.model.engine import OnnxEngine
 
         @hookimpl
         def register_model_loaders(register):

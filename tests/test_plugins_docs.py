@@ -11,8 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from recipe_repl import hookspecs
-from recipe_repl.plugins import HOOK_NAMES
+from recipe_repl.plugin import hookspecs
+from recipe_repl.plugin.manager import HOOK_NAMES
 from tests.conftest import REPO
 from tests.test_plugins_examples import pip_install_target, recipe_repl, user_env
 

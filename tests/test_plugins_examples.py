@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from recipe_repl.plugins import Plugins
-from recipe_repl.session import ModelSpec, Session
-from recipe_repl.settings import Settings
+from recipe_repl.base.settings import Settings
+from recipe_repl.plugin.manager import Plugins
+from recipe_repl.session.session import ModelSpec, Session
 from tests.conftest import REPO
 from tests.test_plugins import Recorder, run_lines
 
@@ -171,7 +171,7 @@ def test_wordbias_errors_are_one_line(env: dict[str, str], random_model: Path) -
 def test_plugin_file_option_and_env(env: dict[str, str], random_model: Path, tmp_path: Path) -> None:
     plugin = tmp_path / "shout.py"
     plugin.write_text(
-        "from recipe_repl.hookspecs import hookimpl\n__version__ = '2.5'\n"
+        "from recipe_repl.plugin.hookspecs import hookimpl\n__version__ = '2.5'\n"
         "@hookimpl\ndef register_commands(register):\n"
         "    register('shout', lambda session, args: session.say(args.upper()))\n"
     )
@@ -220,8 +220,8 @@ def test_examples_in_the_real_repl(installed: Path, random_model: Path, tmp_path
     from prompt_toolkit.output import DummyOutput
     from rich.console import Console
 
-    from recipe_repl.repl import ReplFrontend, run_repl
-    from recipe_repl.repl_completion import ReplCompleter
+    from recipe_repl.frontends.completion import ReplCompleter
+    from recipe_repl.frontends.repl import ReplFrontend, run_repl
 
     monkeypatch.syspath_prepend(str(installed))
     monkeypatch.setenv("RECIPE_REPL_LOG_DB", "off")

@@ -28,7 +28,7 @@ def _ctrl_c_on() -> None:
 
 # A plugin that makes the stop token impossible, so `:max 100000` is certainly still generating at Ctrl-C.
 NO_STOP_PLUGIN = """
-from recipe_repl.hookspecs import hookimpl
+from recipe_repl.plugin.hookspecs import hookimpl
 
 def _factory(settings, args, vocab):
     def no_stop(logits, context):
@@ -50,7 +50,7 @@ def test_real_terminal_session(random_model, tmp_path, term):
     env.pop("RECIPE_REPL_NO_PLUGINS", None)
     child = pexpect.spawn(
         sys.executable,
-        ["-c", "from recipe_repl.cli import main; main()", "--model", str(random_model), "--seed", "1",
+        ["-c", "from recipe_repl.frontends.cli import main; main()", "--model", str(random_model), "--seed", "1",
          "--plugin", str(plugin)],
         env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100), preexec_fn=_ctrl_c_on,
     )
@@ -90,7 +90,7 @@ def test_ctrl_r_tab_and_suggestion_in_a_terminal(random_model, tmp_path):
     env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30", PROMPT_TOOLKIT_NO_CPR="1")
     child = pexpect.spawn(
         sys.executable,
-        ["-c", "from recipe_repl.cli import main; main()", "--model", str(random_model), "--no-plugins"],
+        ["-c", "from recipe_repl.frontends.cli import main; main()", "--model", str(random_model), "--no-plugins"],
         env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100), preexec_fn=_ctrl_c_on,
     )
 

@@ -12,8 +12,8 @@ from recipe_repl.export import quantize
 from recipe_repl.export.convert import op_types
 from recipe_repl.export.random_model import build_random_lstm
 
-from recipe_repl import contract
-from recipe_repl.engine import OnnxEngine
+from recipe_repl.model import contract
+from recipe_repl.model.engine import OnnxEngine
 from tests.conftest import WORDS
 from tests.tiny import cached_tiny_onnx, cached_tiny_run, export_tiny_onnx
 

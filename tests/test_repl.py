@@ -19,12 +19,12 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
-from recipe_repl.generation import StopReason
-from recipe_repl.render import END_MARKER, safe
-from recipe_repl.repl import ReplFrontend, history_file, run_repl
-from recipe_repl.repl_completion import ReplCompleter, ReplLexer, toolbar
-from recipe_repl.session import ModelSpec, Session
-from recipe_repl.settings import Settings
+from recipe_repl.base.settings import Settings
+from recipe_repl.frontends.completion import ReplCompleter, ReplLexer, toolbar
+from recipe_repl.frontends.repl import ReplFrontend, history_file, run_repl
+from recipe_repl.generate.loop import StopReason
+from recipe_repl.session.session import ModelSpec, Session
+from recipe_repl.views.render import END_MARKER, safe
 
 CTRL_C, CTRL_D = "\x03", "\x04"
 
@@ -263,7 +263,7 @@ def test_completes_vocabulary_words_in_prompts(session):
 
 
 def test_a_broken_plugin_completer_does_not_break_typing(session):
-    from recipe_repl.commands import CommandSpec
+    from recipe_repl.plugin.commands import CommandSpec
 
     def broken(s, t):
         raise RuntimeError("oops")

@@ -19,14 +19,14 @@ from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from rich.console import Console
 
-from recipe_repl.commands import parse_command
-from recipe_repl.errors import UserError
-from recipe_repl.render import safe
-from recipe_repl.repl import ReplFrontend
-from recipe_repl.repl_completion import ReplCompleter, ReplLexer
-from recipe_repl.session import ModelSpec, Session
-from recipe_repl.settings import Settings
-from recipe_repl.vocab import detokenize
+from recipe_repl.base.errors import UserError
+from recipe_repl.base.settings import Settings
+from recipe_repl.frontends.completion import ReplCompleter, ReplLexer
+from recipe_repl.frontends.repl import ReplFrontend
+from recipe_repl.model.vocab import detokenize
+from recipe_repl.plugin.commands import parse_command
+from recipe_repl.session.session import ModelSpec, Session
+from recipe_repl.views.render import safe
 from tests.conftest import WORDS
 
 COMMANDS = sorted({
@@ -56,7 +56,7 @@ class ScriptedFrontend(ReplFrontend):
 
 @pytest.fixture(scope="module")
 def engine(random_model):
-    from recipe_repl.plugins import Plugins
+    from recipe_repl.plugin.manager import Plugins
 
     return Plugins(load_third_party=False).load_model(random_model)
 

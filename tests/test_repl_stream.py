@@ -12,10 +12,10 @@ from dataclasses import replace
 import pytest
 from rich.cells import cell_len
 
-from recipe_repl import render
-from recipe_repl.generation import StopReason
-from recipe_repl.repl_wrap import StreamWrapper
-from recipe_repl.vocab import detokenize_pieces
+from recipe_repl.generate.loop import StopReason
+from recipe_repl.model.vocab import detokenize_pieces
+from recipe_repl.views import render
+from recipe_repl.views.wrap import StreamWrapper
 from tests.test_repl import lines, run_script
 
 NEVER_FIRST = tuple(",.;:!?)]}%")  # never has a space before it in the readable text
@@ -102,7 +102,7 @@ def test_heat_and_raw_wrap_the_same_way(random_model, plugins, mode):
 
 
 RESIZE_PLUGIN = '''
-from recipe_repl.hookspecs import hookimpl
+from recipe_repl.plugin.hookspecs import hookimpl
 
 
 def _resize(session, args):
@@ -116,7 +116,7 @@ def register_commands(register):
 
 
 def test_a_terminal_resized_between_samples_is_wrapped_at_its_new_width(random_model, tmp_path):
-    from recipe_repl.plugins import Plugins
+    from recipe_repl.plugin.manager import Plugins
 
     path = tmp_path / "resize_plugin.py"
     path.write_text(RESIZE_PLUGIN, encoding="utf-8")
@@ -159,7 +159,7 @@ def test_the_max_tokens_hint_comes_once_when_a_sentence_is_cut(random_model, plu
 
 
 def test_no_hint_when_the_sample_ends_a_sentence_or_stops_for_another_reason(random_model, plugins):
-    from recipe_repl.repl import ReplFrontend
+    from recipe_repl.frontends.repl import ReplFrontend
 
     run = run_script(random_model, plugins, lines(":max 4", "recipe for roast"))
     sample = run.session.last_samples[0]

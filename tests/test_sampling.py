@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recipe_repl import sampling
-from recipe_repl.errors import UserError
-from recipe_repl.settings import Settings
-from recipe_repl.vocab import Vocabulary
+from recipe_repl.base.errors import UserError
+from recipe_repl.base.settings import Settings
+from recipe_repl.generate import sampling
+from recipe_repl.model.vocab import Vocabulary
 
 VOCAB = Vocabulary.from_list(["", "[UNK]", "a", "b", "c", "d"])
 LOGITS = np.array([[0.5, 2.0, 1.0, 0.0, -1.0, 3.0]])

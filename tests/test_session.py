@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from recipe_repl.export.random_model import build_random_lstm
 
-from recipe_repl.config import Config
-from recipe_repl.errors import UserError
-from recipe_repl.generation import NullListener, StopReason
-from recipe_repl.session import ModelSpec, Session
-from recipe_repl.settings import Settings
+from recipe_repl.base.config import Config
+from recipe_repl.base.errors import UserError
+from recipe_repl.base.settings import Settings
+from recipe_repl.generate.loop import NullListener, StopReason
+from recipe_repl.session.session import ModelSpec, Session
 from tests.conftest import WORDS
 
 
@@ -129,7 +129,7 @@ def test_model_switch_keeps_the_old_model_on_failure(session: Session, tmp_path:
 
 
 def test_provider_cuda_without_cuda_is_a_clear_error(session: Session) -> None:
-    from recipe_repl.engine import available_providers
+    from recipe_repl.model.engine import available_providers
 
     if "CUDAExecutionProvider" in available_providers():
         pytest.skip("this machine's onnxruntime offers CUDA")
@@ -198,7 +198,7 @@ def test_quit(session: Session) -> None:
 
 
 def test_a_command_that_crashes_becomes_a_user_error(session: Session) -> None:
-    from recipe_repl.commands import CommandSpec
+    from recipe_repl.plugin.commands import CommandSpec
 
     def boom(s, a):
         raise RuntimeError("kaput")

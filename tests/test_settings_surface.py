@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 from recipe_repl.export.random_model import build_random_lstm
 
-from recipe_repl.cli import build_cli
-from recipe_repl.errors import UserError
-from recipe_repl.plugins import Plugins
-from recipe_repl.session import ModelSpec, Session
-from recipe_repl.settings import Settings
+from recipe_repl.base.errors import UserError
+from recipe_repl.base.settings import Settings
+from recipe_repl.frontends.cli import build_cli
+from recipe_repl.plugin.manager import Plugins
+from recipe_repl.session.session import ModelSpec, Session
 from tests.conftest import WORDS
 from tests.test_plugins import Recorder, write_plugin
 
@@ -180,7 +180,7 @@ def test_vocab_on_the_command_line_survives_switches(no_vocab_models: tuple[Path
 def test_plugin_loaders_get_the_vocab_when_they_take_it(tmp_path: Path, random_model: Path) -> None:
     path = write_plugin(tmp_path, "loaders", textwrap.dedent(f"""
         from pathlib import Path
-        from recipe_repl.engine import OnnxEngine
+        from recipe_repl.model.engine import OnnxEngine
         seen = []
 
         @hookimpl

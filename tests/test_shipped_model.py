@@ -12,8 +12,8 @@ from pathlib import Path
 import onnx
 from recipe_repl.models import DEFAULT_MODEL
 
-from recipe_repl import contract
-from recipe_repl.engine import OnnxEngine
+from recipe_repl.model import contract
+from recipe_repl.model.engine import OnnxEngine
 
 REPO = Path(__file__).resolve().parents[1]
 CARD = REPO / "models" / "MODEL_CARD.md"

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from recipe_repl.batch import BatchFrontend, BatchRunner
-from recipe_repl.builtins.teaching_commands import next_word_probs
-from recipe_repl.generation import StopReason
-from recipe_repl.render import END_MARKER, percent, prob_table, top_ids
-from recipe_repl.session import ModelSpec, Session
-from recipe_repl.settings import Settings
+from recipe_repl.base.settings import Settings
+from recipe_repl.frontends.batch import BatchFrontend, BatchRunner
+from recipe_repl.generate.inspection import sampling_distribution
+from recipe_repl.generate.loop import StopReason
+from recipe_repl.session.session import ModelSpec, Session
+from recipe_repl.views.render import END_MARKER, percent, prob_table, top_ids
 from tests.test_repl import lines, run_script
 
 
@@ -24,7 +24,7 @@ def expected_table(session: Session, prompt: str, settings: Settings, n: int) ->
     vocab = session.engine.vocab
     ids = vocab.encode(prompt)
     out, _ = session.engine.forward(np.array([ids]), session.engine.start(1))
-    probs = next_word_probs(session, settings, ids, out[0, -1])
+    probs = sampling_distribution(out[0, -1], ids, settings, session.plugins.processor_specs(), vocab)
     return [(vocab.word(i) or END_MARKER, percent(float(probs[i]))) for i in top_ids(probs, n)]
 
 
@@ -138,7 +138,7 @@ def test_pick_by_number_enter_word_unknown_and_stop(random_model, plugins, tmp_p
 
 def test_pick_enter_draws_like_the_sampler(random_model, plugins):
     """Enter at every step, with a seed, gives what the seeded sampler would: the same words twice."""
-    from recipe_repl.generation import Request, generate
+    from recipe_repl.generate.loop import Request, generate
 
     keys = lines(":max 6", ":seed 5", ":temp 1.5", "roast", ":pick", "", "", "", "", "", "")
     run = run_script(random_model, plugins, keys)
@@ -216,8 +216,8 @@ def test_prob_table_marks_a_drawn_word_outside_the_top(random_model, plugins):
 
 
 def test_pick_reports_to_plugin_hooks(random_model):
-    from recipe_repl.hookspecs import hookimpl
-    from recipe_repl.plugins import Plugins
+    from recipe_repl.plugin.hookspecs import hookimpl
+    from recipe_repl.plugin.manager import Plugins
 
     seen: list[tuple[str, object]] = []
 

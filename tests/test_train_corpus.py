@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from recipe_repl.train.corpus import load_corpus
 
-from recipe_repl.errors import UserError
+from recipe_repl.base.errors import UserError
 from tests.tiny import EPICURIOUS_SAMPLE
 
 

@@ -19,8 +19,8 @@ from recipe_repl.train import checkpoint
 from recipe_repl.train.commands import train_command
 from recipe_repl.train.rundir import RunDir
 
-from recipe_repl import atomic
-from recipe_repl.errors import UserError
+from recipe_repl.base import atomic
+from recipe_repl.base.errors import UserError
 from tests.tiny import EPICURIOUS_SAMPLE, REPO, TINY, cached_tiny_run, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -141,9 +141,9 @@ def test_epoch_samples_come_from_the_runtime_generation_loop(tmp_path: Path):
     from recipe_repl.train.callbacks import keras_engine, sample_text
     from recipe_repl.train.model import build_model
 
-    from recipe_repl.batch import generate_samples
-    from recipe_repl.settings import Settings
-    from recipe_repl.vocab import Vocabulary
+    from recipe_repl.base.settings import Settings
+    from recipe_repl.model.vocab import Vocabulary
+    from recipe_repl.session.samples import generate_samples
 
     vocab = Vocabulary.from_list(["", "[UNK]", "recipe", "for", "soup", "|", "boil", "water", "."])
     model = build_model(len(vocab), 8, 8, seed=3)

@@ -7,7 +7,7 @@ import pytest
 from recipe_repl.train import preprocess
 from recipe_repl.train.corpus import load_corpus
 
-from recipe_repl.vocab import Vocabulary
+from recipe_repl.model.vocab import Vocabulary
 from tests.tiny import EPICURIOUS_SAMPLE
 
 

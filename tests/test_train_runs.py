@@ -19,7 +19,7 @@ from recipe_repl.train import checkpoint
 from recipe_repl.train.commands import train_command
 from recipe_repl.train.rundir import RunDir
 
-from recipe_repl.errors import UserError
+from recipe_repl.base.errors import UserError
 from tests.tiny import EPICURIOUS_SAMPLE, REPO, cached_tiny_onnx, cached_tiny_run, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -244,7 +244,7 @@ def test_learning_rate_nan_is_refused(tmp_path: Path):
 
 
 def test_run_files_and_exports_get_the_umask_permissions(tiny_run_dir: Path, tmp_path_factory):
-    from recipe_repl import atomic
+    from recipe_repl.base import atomic
 
     expected = 0o666 & ~atomic.umask()
     run = RunDir(tiny_run_dir)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recipe_repl.vocab import UNK_ID, Vocabulary, detokenize, pad_punctuation, split_words, standardize
+from recipe_repl.model.vocab import UNK_ID, Vocabulary, detokenize, pad_punctuation, split_words, standardize
 
 
 def vocab() -> Vocabulary:
@@ -75,7 +75,7 @@ _TOKENS = ["", "a", "b", "x1", "1", "2", "|", ".", ",", "/", "-", "'", "(", ")",
 def test_detokenize_pieces_join_to_the_text_and_capitalize_sentences(words) -> None:
     import re
 
-    from recipe_repl.vocab import detokenize_pieces
+    from recipe_repl.model.vocab import detokenize_pieces
 
     pieces = detokenize_pieces(words)
     assert len(pieces) == len(words) and "".join(pieces) == detokenize(words)

@@ -15,9 +15,9 @@ from recipe_repl.train.callbacks import DEFAULT_PROBE, probe_line
 from recipe_repl.train.commands import train_command
 from recipe_repl.train.rundir import RunDir
 
-from recipe_repl import contract
-from recipe_repl.engine import OnnxEngine
-from recipe_repl.errors import UserError
+from recipe_repl.base.errors import UserError
+from recipe_repl.model import contract
+from recipe_repl.model.engine import OnnxEngine
 from tests.tiny import EPICURIOUS_SAMPLE
 
 pytestmark = pytest.mark.slow

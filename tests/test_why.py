@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from recipe_repl.batch import BatchFrontend, BatchRunner
-from recipe_repl.beam import beam_search, mean_logprob
-from recipe_repl.builtins.why_commands import distribution_at
-from recipe_repl.engine import OnnxEngine
-from recipe_repl.generation import Request, StopReason, generate
-from recipe_repl.heat import band, marked_text
-from recipe_repl.render import heat_text
-from recipe_repl.sampling import Sampler
-from recipe_repl.scoring import corpus_perplexity, score_text
-from recipe_repl.session import ModelSpec, Session, sample_record
-from recipe_repl.settings import Settings
+from recipe_repl.base.settings import Settings
+from recipe_repl.frontends.batch import BatchFrontend, BatchRunner
+from recipe_repl.generate.beam import beam_search, mean_logprob
+from recipe_repl.generate.inspection import distribution_at
+from recipe_repl.generate.loop import Request, StopReason, generate
+from recipe_repl.generate.sampling import Sampler
+from recipe_repl.generate.scoring import corpus_perplexity, score_text
+from recipe_repl.model.engine import OnnxEngine
+from recipe_repl.session.session import ModelSpec, Session, sample_record
+from recipe_repl.views.heat import band, marked_text
+from recipe_repl.views.render import heat_text
 from tests.test_repl import lines, run_script
 
 
@@ -42,11 +42,11 @@ def test_each_words_probability_is_the_samplers_distribution_at_that_step(random
     sample = run.session.last_samples[0]
     assert len(sample.probs) == len(sample.token_ids) > 0
     for k, token in enumerate(sample.token_ids):
-        dist = distribution_at(run.session, sample, k)
+        dist = distribution_at(run.session.engine, run.session.plugins.processor_specs(), sample, k)
         assert sample.probs[k] == pytest.approx(float(dist[token]), rel=1e-6)
         assert (dist > 0).sum() <= 8  # the same processors (top-k) as when it was drawn
     if sample.stop_reason is StopReason.STOP_TOKEN:
-        assert sample.stop_prob == pytest.approx(float(distribution_at(run.session, sample, len(sample.probs))[0]))
+        assert sample.stop_prob == pytest.approx(float(distribution_at(run.session.engine, run.session.plugins.processor_specs(), sample, len(sample.probs))[0]))
 
 
 def test_json_records_carry_token_probs_logprob_and_perplexity(random_model, plugins):
@@ -83,7 +83,7 @@ def test_top_alternatives_are_the_most_likely_words_at_each_step(random_model, p
 
 
 def test_cli_top_alternatives_flag(random_model, capsys):
-    from recipe_repl.cli import main
+    from recipe_repl.frontends.cli import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["--no-plugins", "generate", "recipe for", "--model", str(random_model), "--seed", "2", "--max-tokens", "3", "--json",
@@ -102,7 +102,7 @@ def test_footer_shows_the_perplexity(random_model, plugins):
 def test_heat_colours_words_by_band_and_raw_shows_numbers(random_model, plugins):
     buf = io.StringIO()
     console = Console(file=buf, width=200, color_system="truecolor", highlight=False)
-    from recipe_repl.repl import ReplFrontend
+    from recipe_repl.frontends.repl import ReplFrontend
 
     frontend = ReplFrontend(console)
     frontend.heat = True
@@ -232,7 +232,7 @@ def test_score_shows_probabilities_and_perplexity(random_model, plugins):
 
 
 def test_score_cli_and_json(random_model, tmp_path, capsys):
-    from recipe_repl.cli import main
+    from recipe_repl.frontends.cli import main
 
     texts = tmp_path / "texts.txt"
     texts.write_text("recipe for roast chicken\n\nmix salt and pepper\n")
@@ -296,7 +296,7 @@ def test_beam_mode_in_the_repl_batch_and_json(random_model, plugins):
 
 
 def test_generate_beam_flag(random_model, capsys):
-    from recipe_repl.cli import main
+    from recipe_repl.frontends.cli import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["--no-plugins", "generate", "recipe for roast", "--model", str(random_model), "--beam", "3",
@@ -322,7 +322,7 @@ def test_score_of_a_file_of_recipes_equals_eval(tmp_path):
     from recipe_repl.export.evaluate import evaluate
     from recipe_repl.train.preprocess import load_split
 
-    from recipe_repl.cli import main
+    from recipe_repl.frontends.cli import main
     from tests.tiny import export_tiny_onnx, tiny_config, train_tiny_run
 
     run = train_tiny_run(tmp_path / "run", seq_len=500)  # longer than every recipe: eval cuts none

@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from recipe_repl.sanitize import clean
-from recipe_repl.settings import Settings
-from recipe_repl.vocab import Vocabulary
+from recipe_repl.base.sanitize import clean
+from recipe_repl.base.settings import Settings
+from recipe_repl.model.vocab import Vocabulary
 
 if TYPE_CHECKING:
-    from recipe_repl.engine import Engine
+    from recipe_repl.model.engine import Engine
 
 
 class Callback:
@@ -34,7 +34,7 @@ def keras_engine(model: Any, vocab: Vocabulary) -> Any:
     """The Keras model behind the runtime's engine interface (re-feeding the prefix, as the lecture does)."""
     from recipe_repl.train.model import compiled_forward
 
-    from recipe_repl.engine import ModelInfo, PrefixEngine
+    from recipe_repl.model.engine import ModelInfo, PrefixEngine
 
     return PrefixEngine(vocab, ModelInfo("keras model in training", "stateless", "cpu", len(vocab)),
                         compiled_forward(model))
@@ -43,7 +43,7 @@ def keras_engine(model: Any, vocab: Vocabulary) -> Any:
 def sample_text(engine: Any, prompt: str = "recipe for", temperature: float = 1.0, max_tokens: int = 60,
                 seed: int | None = None) -> str:
     """One sample, by the same code as `recipe-repl generate PROMPT -t T --max-tokens N --seed S`."""
-    from recipe_repl.batch import generate_samples
+    from recipe_repl.session.samples import generate_samples
 
     settings = Settings(temperature=temperature, max_tokens=max_tokens, seed=seed)
     return generate_samples(engine, prompt, settings)[0].text
@@ -150,7 +150,7 @@ class ProbePrinter(Callback):
         self.lines: list[str] = []
 
     def set_model(self, model: Any, vocab: Vocabulary) -> None:
-        from recipe_repl.errors import UserError
+        from recipe_repl.base.errors import UserError
 
         self.ids = vocab.encode(self.prompt)
         if not self.ids:
@@ -167,14 +167,11 @@ class ProbePrinter(Callback):
 
 def probe_line(engine: Engine, ids: list[int], words: int = PROBE_WORDS) -> str:
     """The `words` likeliest next words after `ids` at temperature 1: "mix 12.0% · in 8.1% · …"."""
-    import numpy as np
+    from recipe_repl.generate.inspection import model_distribution, next_logits
+    from recipe_repl.generate.loop import top_words
+    from recipe_repl.views.render import END_MARKER, percent
 
-    from recipe_repl.generation import prefill, top_words
-    from recipe_repl.render import END_MARKER, percent
-    from recipe_repl.sampling import Sampler
-
-    last, _ = prefill(engine, np.array([ids], dtype=np.int64), engine.start(1))
-    probs = Sampler(Settings(), (), engine.vocab).distribution(last[:1], [ids])[0]
+    probs = model_distribution(next_logits(engine, ids))
     return " · ".join(f"{engine.vocab.words[i] or END_MARKER} {percent(p)}" for i, p in top_words(probs, words))
 
 
@@ -185,7 +182,7 @@ def plot_loss_curve(history: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from recipe_repl import atomic
+    from recipe_repl.base import atomic
 
     epochs = [r["epoch"] for r in history]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)

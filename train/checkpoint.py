@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from recipe_repl import atomic
-from recipe_repl.errors import UserError
+from recipe_repl.base import atomic
+from recipe_repl.base.errors import UserError
 
 
 def save(model: Any, optimizer: Any, epoch: int, weights_file: Path, optimizer_file: Path) -> None:

@@ -60,7 +60,7 @@ def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing:
     prefer_onednn()
     from recipe_repl.train.loop import import_tensorflow
 
-    from recipe_repl.errors import UserError
+    from recipe_repl.base.errors import UserError
 
     if fresh and resume:
         raise UserError("--fresh and --resume contradict each other; pick one")
@@ -102,7 +102,7 @@ def _check_resume_flags(ctx: click.Context, cfg: TrainConfig, out: Path) -> None
     """A resumed run keeps its own settings (only --epochs may change): flags that say otherwise are an error."""
     from recipe_repl.train.rundir import RunDir
 
-    from recipe_repl.errors import UserError
+    from recipe_repl.base.errors import UserError
 
     run = RunDir(out)
     if not run.config_file.exists():

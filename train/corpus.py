@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipe_repl.errors import UserError
+from recipe_repl.base.errors import UserError
 
 
 @dataclass

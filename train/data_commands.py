@@ -17,7 +17,7 @@ def data_command(ctx: click.Context) -> None:
         return
     from recipe_repl.train.datasets import format_rows, survey
 
-    from recipe_repl.sanitize import clean
+    from recipe_repl.base.sanitize import clean
 
     click.echo(clean(format_rows(survey()), keep="\n"))  # paths of data folders: untrusted like any path
 
@@ -31,7 +31,7 @@ def show_command(name: str, count: int, seed: int | None) -> None:
     lower-cased as in training."""
     from recipe_repl.train.datasets import preview
 
-    from recipe_repl.sanitize import clean as safe  # no rich needed for plain lines
+    from recipe_repl.base.sanitize import clean as safe  # no rich needed for plain lines
 
     corpus, texts = preview(name, count, seed)
     click.echo(f"{safe(corpus.name)}: {len(texts)} of {corpus.used:,} recipes, as the model sees them", err=True)

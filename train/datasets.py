@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from recipe_repl.train import epicurious
 from recipe_repl.train.corpus import Corpus, load_corpus
 
-from recipe_repl.errors import UserError
-from recipe_repl.vocab import pad_punctuation, split_words, standardize
+from recipe_repl.base.errors import UserError
+from recipe_repl.model.vocab import pad_punctuation, split_words, standardize
 
 # One regex pass that counts what `split_words(pad_punctuation(text))` would give: a punctuation mark
 # alone, or a run of anything that is neither punctuation nor ASCII whitespace. The class is built from

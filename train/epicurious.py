@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipe_repl.errors import UserError
+from recipe_repl.base.errors import UserError
 
 APP = "recipe-repl"
 KAGGLE_HANDLE = "hugodarwood/epirecipes"
@@ -129,7 +129,7 @@ def fetch(download: Callable[[], Path] = kaggle_download, dest: Path | None = No
     The file is checked before it is stored, and stored atomically: a failed or interrupted run leaves
     any earlier good copy in place.
     """
-    from recipe_repl.atomic import atomic_path
+    from recipe_repl.base.atomic import atomic_path
 
     dest = dest or stored_path()
     try:

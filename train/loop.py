@@ -20,9 +20,9 @@ from recipe_repl.train.rundir import RunDir
 from recipe_repl.train.steps import Steps
 from recipe_repl.train.strategy import is_chief, make_strategy
 
-from recipe_repl.errors import UserError
-from recipe_repl.sanitize import clean
-from recipe_repl.vocab import Vocabulary
+from recipe_repl.base.errors import UserError
+from recipe_repl.base.sanitize import clean
+from recipe_repl.model.vocab import Vocabulary
 
 
 def import_tensorflow(verbose: bool = False) -> tuple[Any, Any]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recipe_repl.vocab import pad_punctuation
+from recipe_repl.model.vocab import pad_punctuation
 
 if TYPE_CHECKING:
     from recipe_repl.train.corpus import Corpus
@@ -64,7 +64,7 @@ def prepare(text: str, lowercase: str = "ascii") -> str:
     """The string handed to TextVectorization: punctuation padded; unicode-lowered first if asked.
 
     TextVectorization's own 'lower' (tf.strings.lower) only lowers ASCII, so for `lowercase='unicode'`
-    (e.g. Russian) we lower in Python before it; `recipe_repl.vocab.Vocabulary` does the same at run time.
+    (e.g. Russian) we lower in Python before it; `recipe_repl.model.vocab.Vocabulary` does the same at run time.
     """
     text = pad_punctuation(text)
     return text.lower() if lowercase == "unicode" else text

@@ -15,8 +15,8 @@ from typing import Any
 
 from recipe_repl.train.config import TrainConfig
 
-from recipe_repl import atomic
-from recipe_repl.errors import UserError
+from recipe_repl.base import atomic
+from recipe_repl.base.errors import UserError
 
 LOG_FIELDS = [
     "epoch", "loss", "val_loss", "val_perplexity", "val_loss_unmasked", "tokens_per_s", "seconds",

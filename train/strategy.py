@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from recipe_repl.errors import UserError
+from recipe_repl.base.errors import UserError
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 

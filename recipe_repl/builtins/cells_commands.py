@@ -4,7 +4,7 @@ a feature of the text; the built-in features (`paren`, `step`, `number`, `senten
 `:cells N` colours each word of the last sample by unit N's activation after it, `:cells find FEATURE`
 ranks the units by correlation with a feature, `:cells top` shows the five units that moved most.
 Stateful models only: the state after each word comes from stepping the text one word at a time
-through `engine.forward` (`recipe_repl.cells`). Works in batch mode too (tables go to stderr).
+through `engine.forward` (`recipe_repl.generate.cells`). Works in batch mode too (tables go to stderr).
 
 Where `:cells find` reads its texts, first found first: a FILE named on the line (one text a line);
 the held-out recipes the export bundles into the model file (`recipe_repl.sample_texts`); the last
@@ -17,13 +17,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from recipe_repl import cells
-from recipe_repl.builtins.why_commands import context_ids, last_sample
-from recipe_repl.commands import split_args
-from recipe_repl.errors import BadValue, UsageError, UserError
-from recipe_repl.generation import encode_prompt
-from recipe_repl.hookspecs import hookimpl
-from recipe_repl.session import Session
+from recipe_repl.base.errors import BadValue, UsageError, UserError
+from recipe_repl.generate import cells
+from recipe_repl.generate.inspection import context_ids
+from recipe_repl.generate.loop import encode_prompt
+from recipe_repl.plugin.commands import split_args
+from recipe_repl.plugin.hookspecs import hookimpl
+from recipe_repl.session.session import Session
 
 USAGE = ":cells [c] N [TEXT] | find [c] FEATURE [FILE] | top [c] | features"
 MAX_FILE_BYTES = 5_000_000  # texts for `:cells find FILE`: a few thousand recipes at most
@@ -77,8 +77,8 @@ def _text_ids(session: Session, text: str, command: str) -> tuple[list[int], str
     """Ids to show: TEXT when given, else the last sample (prompt and generated words)."""
     if text:
         return encode_prompt(session.engine, text, session.max_prompt_tokens), "the given text"
-    sample = last_sample(session, command)
-    ids = context_ids(session, sample) + sample.token_ids
+    sample = session.sample_for(command)
+    ids = context_ids(session.engine.vocab, sample) + sample.token_ids
     return ids, "the last sample"
 
 
@@ -86,7 +86,7 @@ def _unit(session: Session, kind: str, unit: int, text: str) -> None:
     from rich.console import Group
     from rich.text import Text
 
-    from recipe_repl import cell_view, render
+    from recipe_repl.views import cell_view, render
 
     engine = session.engine
     cells.state_indices(engine)  # a stateless model is told so before anything else
@@ -112,7 +112,7 @@ def _features_table(session: Session) -> dict[str, Any]:
 
 
 def _find(session: Session, args: str) -> None:
-    from recipe_repl import cell_view
+    from recipe_repl.views import cell_view
 
     parts = split_args(args)
     kind, rest = _kind(parts)
@@ -158,7 +158,7 @@ def _texts(session: Session, path: Path | None) -> tuple[list[list[int]], str]:
         what = session.engine.info.sample_source or "held-out recipes"
         source = f"{len(raw)} text{'s' if len(raw) != 1 else ''} bundled with the model ({what})"
     elif session.last_samples:
-        ids = [context_ids(session, s) + s.token_ids for s in session.last_samples]
+        ids = [context_ids(session.engine.vocab, s) + s.token_ids for s in session.last_samples]
         ids = [i[:cells.MAX_TEXT_WORDS] for i in ids if i]
         return ids, f"the last {len(ids)} sample{'s' if len(ids) != 1 else ''}"
     else:
@@ -189,7 +189,7 @@ def _read_file(path: Path) -> list[str]:
 def _features(session: Session, rest: Sequence[str]) -> None:
     from rich.table import Table
 
-    from recipe_repl import render
+    from recipe_repl.views import render
 
     if rest:
         raise UsageError("no arguments expected after features")
@@ -210,7 +210,7 @@ def _top(session: Session, rest: list[str]) -> None:
     from rich.console import Group
     from rich.text import Text
 
-    from recipe_repl import cell_view
+    from recipe_repl.views import cell_view
 
     kind, extra = _kind(rest)
     if extra:

@@ -14,15 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from recipe_repl.builtins.teaching_commands import MAX_COLUMNS, after_title, last_prompt, shaping
-from recipe_repl.commands import split_args
-from recipe_repl.engine import Engine
-from recipe_repl.errors import BadValue, UsageError, UserError
-from recipe_repl.generation import encode_prompt, prefill
-from recipe_repl.hookspecs import hookimpl
-from recipe_repl.sampling import Sampler
-from recipe_repl.session import Session
-from recipe_repl.vocab import detokenize
+from recipe_repl.base.errors import BadValue, UsageError, UserError
+from recipe_repl.generate.loop import encode_prompt, prefill
+from recipe_repl.generate.sampling import Sampler
+from recipe_repl.model.engine import Engine
+from recipe_repl.model.vocab import detokenize
+from recipe_repl.plugin.commands import split_args
+from recipe_repl.plugin.hookspecs import hookimpl
+from recipe_repl.session.session import Session
 
 USAGE = ":compare-models A.onnx [B.onnx …]"
 EXAMPLE = ":compare-models runs/mine/epochs/*.onnx"
@@ -67,14 +66,14 @@ def _expand(pattern: str) -> list[Path]:
 
 
 def _compare_models(session: Session, args: str) -> None:
-    from recipe_repl import render
+    from recipe_repl.views import render
 
     paths = [path for p in split_args(args) for path in _expand(p)]
     if not paths:
         raise UsageError()
-    if len(paths) > MAX_COLUMNS:
-        raise UsageError(f"at most {MAX_COLUMNS} models side by side, not {len(paths)}")
-    prompt = last_prompt(session)
+    if len(paths) > render.MAX_COLUMNS:
+        raise UsageError(f"at most {render.MAX_COLUMNS} models side by side, not {len(paths)}")
+    prompt = session.prompt_to_read()
     if not prompt:
         raise UserError("no prompt yet: type a prompt (e.g. recipe for roast), then :compare-models A.onnx B.onnx")
     model = session.model
@@ -92,8 +91,8 @@ def _compare_models(session: Session, args: str) -> None:
         last, _ = prefill(engine, np.array([ids], dtype=np.int64), engine.start(1))
         columns.append((session.settings.temperature, sampler.distribution(last[:1], [ids])[0]))
     words = detokenize(vocab.decode_tokens(ids), capitalize=False)
-    session.frontend.show(render.compare_table(vocab, columns, session.settings.probs_n, title=after_title(words),
-                                               caption=shaping(session.settings), labels=[label(e) for e in engines]))
+    session.frontend.show(render.compare_table(vocab, columns, session.settings.probs_n, title=render.after_title(words),
+                                               caption=render.shaping(session.settings), labels=[label(e) for e in engines]))
 
 
 def _complete(session: Session, text: str) -> Iterable[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from recipe_repl.hookspecs import hookimpl
+from recipe_repl.plugin.hookspecs import hookimpl
 
 
 def _can_load(path: Path) -> bool:
@@ -14,7 +14,7 @@ def _can_load(path: Path) -> bool:
 
 
 def _load(path: Path, provider: str, threads: int, vocab: Path | None = None) -> Any:
-    from recipe_repl.engine import OnnxEngine
+    from recipe_repl.model.engine import OnnxEngine
 
     return OnnxEngine(path, provider=provider, threads=threads, vocab_path=vocab)
 

@@ -1,14 +1,14 @@
 """Built-in logits processors, driven by the settings: [UNK] ban, repetition penalty, temperature,
-top-k, top-p and min-p. Their `order` places them in the chain nanoGPT-style (see sampling.py)."""
+top-k, top-p and min-p. Their `order` places them in the chain nanoGPT-style (see generate/sampling.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from recipe_repl import sampling
-from recipe_repl.hookspecs import hookimpl
-from recipe_repl.settings import Settings
-from recipe_repl.vocab import UNK_ID, Vocabulary
+from recipe_repl.base.settings import Settings
+from recipe_repl.generate import sampling
+from recipe_repl.model.vocab import UNK_ID, Vocabulary
+from recipe_repl.plugin.hookspecs import hookimpl
 
 
 def _ban_unk(settings: Settings, args: tuple[str, ...], vocab: Vocabulary) -> sampling.Processor | None:

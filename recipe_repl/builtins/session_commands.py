@@ -7,16 +7,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from recipe_repl import atomic, heat
-from recipe_repl.commands import no_args, one_arg, split_args
-from recipe_repl.engine import PROVIDERS
-from recipe_repl.errors import BadValue, UsageError, UserError
-from recipe_repl.generation import StopReason
-from recipe_repl.hookcall import is_builtin
-from recipe_repl.hookspecs import hookimpl
-from recipe_repl.sanitize import clean, dumps
-from recipe_repl.session import Session
-from recipe_repl.settings import Settings
+from recipe_repl.base import atomic
+from recipe_repl.base.errors import BadValue, UsageError, UserError
+from recipe_repl.base.sanitize import clean, dumps
+from recipe_repl.base.settings import Settings
+from recipe_repl.generate.loop import StopReason
+from recipe_repl.model.engine import PROVIDERS
+from recipe_repl.plugin.commands import no_args, one_arg, split_args
+from recipe_repl.plugin.hookcall import is_builtin
+from recipe_repl.plugin.hookspecs import hookimpl
+from recipe_repl.session.session import Session
+from recipe_repl.views import heat
 
 
 def _quit(session: Session, args: str) -> None:

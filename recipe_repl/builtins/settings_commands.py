@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from recipe_repl.commands import no_args, one_arg, split_args
-from recipe_repl.errors import BadValue, UsageError
-from recipe_repl.hookspecs import hookimpl
-from recipe_repl.sampling import build_chain
-from recipe_repl.session import Session
-from recipe_repl.settings import Settings
+from recipe_repl.base.errors import BadValue, UsageError
+from recipe_repl.base.settings import Settings
+from recipe_repl.generate.sampling import build_chain
+from recipe_repl.plugin.commands import no_args, one_arg, split_args
+from recipe_repl.plugin.hookspecs import hookimpl
+from recipe_repl.session.session import Session
 
 ON_OFF = ("on", "off")
 

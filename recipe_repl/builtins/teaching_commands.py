@@ -16,94 +16,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recipe_repl.errors import BadValue, UsageError, UserError
-from recipe_repl.generation import STOP_HERE, Step, StopReason, encode_prompt, prefill
-from recipe_repl.hookspecs import hookimpl
-from recipe_repl.sampling import Sampler
-from recipe_repl.session import Session
-from recipe_repl.settings import PROBS_MODES, Settings
-from recipe_repl.vocab import PAD_ID, UNK_ID, UNK_TOKEN, detokenize
+from recipe_repl.base.errors import BadValue, UsageError, UserError
+from recipe_repl.base.settings import PROBS_MODES
+from recipe_repl.generate.inspection import next_logits, sampling_distribution
+from recipe_repl.generate.loop import STOP_HERE, Step, StopReason, encode_prompt
+from recipe_repl.model.vocab import PAD_ID, UNK_ID, UNK_TOKEN, detokenize
+from recipe_repl.plugin.commands import count_arg
+from recipe_repl.plugin.hookspecs import hookimpl
+from recipe_repl.session.session import Session
 
 if TYPE_CHECKING:
-    from rich.text import Text
-
-MAX_COLUMNS = 6  # temperatures side by side in :compare
-
-
-# --- shared helpers ----------------------------------------------------------------------------------
-
-
-def count_arg(text: str, what: str) -> int:
-    """A count from 1 to 100 (rows of a table, samples); a BadValue otherwise."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise BadValue(f"{what} must be a whole number, not {text!r}") from None
-    if not 1 <= n <= 100:
-        raise BadValue(f"{what} must be between 1 and 100")
-    return n
-
-
-def last_prompt(session: Session) -> str | None:
-    """The last prompt typed (batch mode sets no `last_prompt`: there the last samples' prompt)."""
-    if session.last_prompt:
-        return session.last_prompt
-    return session.last_samples[-1].prompt if session.last_samples else None
-
-
-def _last_prompt_ids(session: Session, command: str) -> tuple[str, list[int]]:
-    prompt = last_prompt(session)
-    if not prompt:
-        raise UserError(f"no prompt yet: type a prompt (e.g. recipe for roast), then :{command}")
-    return prompt, encode_prompt(session.engine, prompt, session.max_prompt_tokens)
-
-
-def feed_logits(session: Session, ids: list[int]) -> np.ndarray:
-    """Next-word logits [vocab] after feeding `ids` from a fresh state."""
-    engine = session.engine
-    last, _ = prefill(engine, np.array([ids], dtype=np.int64), engine.start(1))
-    row: np.ndarray = last[0]
-    return row
-
-
-def next_word_probs(session: Session, settings: Settings, history: list[int], logits: np.ndarray) -> np.ndarray:
-    """The sampler's distribution [vocab] for these logits under `settings` and the plugins' processors."""
-    sampler = Sampler(settings, session.plugins.processor_specs(), session.engine.vocab)
-    probs: np.ndarray = sampler.distribution(logits[None, :], [history])[0]
-    return probs
-
-
-def after_title(text: str, limit: int = 48) -> Text:
-    from rich.text import Text
-
-    from recipe_repl import render
-
-    tail = text if len(text) <= limit else "…" + text[-limit:]
-    return Text("next word after “", style="bold").append(render.styled(tail)).append("”")
-
-
-def shaping(settings: Settings) -> str:
-    """The settings that change the table, in words (for captions)."""
-    parts = [f"temperature {settings.temperature:g}" + (" (greedy)" if settings.temperature == 0 else "")]
-    if settings.top_k:
-        parts.append(f"top-k {settings.top_k}")
-    if settings.top_p < 1:
-        parts.append(f"top-p {settings.top_p:g}")
-    if settings.min_p > 0:
-        parts.append(f"min-p {settings.min_p:g}")
-    if settings.repetition_penalty != 1:
-        parts.append(f"repetition penalty {settings.repetition_penalty:g}")
-    if not settings.allow_unk:
-        parts.append("[UNK] banned")
-    parts += [f"{name} {' '.join(args)}".strip() for name, args in settings.use]
-    return " · ".join(parts)
-
+    pass
 
 # --- :probs ------------------------------------------------------------------------------------------
 
 
 def _probs(session: Session, args: str) -> None:
-    from recipe_repl import render
+    from recipe_repl.views import render
 
     parts = args.split()
     if len(parts) > 2:
@@ -122,13 +51,13 @@ def _probs(session: Session, args: str) -> None:
     if len(parts) == 2:
         raise UsageError(f"{parts[0]!r} is not every, first or off")
     n = count_arg(parts[0], "the number of rows") if parts else session.settings.probs_n
-    prompt, ids = _last_prompt_ids(session, "probs")
-    logits = feed_logits(session, ids)
+    prompt, ids = session.prompt_ids_for("probs")
+    logits = next_logits(session.engine, ids)
     settings = session.settings
-    probs = next_word_probs(session, settings, ids, logits)
+    probs = sampling_distribution(logits, ids, settings, session.plugins.processor_specs(), session.engine.vocab)
     words = detokenize(session.engine.vocab.decode_tokens(ids), capitalize=False)
-    session.frontend.show(render.prob_table(session.engine.vocab, probs, n, title=after_title(words),
-                                            caption=shaping(settings)))
+    session.frontend.show(render.prob_table(session.engine.vocab, probs, n, title=render.after_title(words),
+                                            caption=render.shaping(settings)))
 
 
 def _probs_complete(session: Session, text: str) -> Iterable[str]:
@@ -139,11 +68,11 @@ def _probs_complete(session: Session, text: str) -> Iterable[str]:
 
 
 def _compare(session: Session, args: str) -> None:
-    from recipe_repl import render
+    from recipe_repl.views import render
 
     parts = args.replace(",", " ").split() or ["1.0", "0.2"]
-    if len(parts) > MAX_COLUMNS:
-        raise BadValue(f":compare shows at most {MAX_COLUMNS} temperatures side by side")
+    if len(parts) > render.MAX_COLUMNS:
+        raise BadValue(f":compare shows at most {render.MAX_COLUMNS} temperatures side by side")
     temperatures = []
     for p in parts:
         try:
@@ -153,14 +82,14 @@ def _compare(session: Session, args: str) -> None:
         if not 0 <= t <= 5:  # also rejects NaN
             raise BadValue("temperatures must be between 0 and 5")
         temperatures.append(t)
-    prompt, ids = _last_prompt_ids(session, "compare")
-    logits = feed_logits(session, ids)
-    columns = [(t, next_word_probs(session, session.settings.replace(temperature=t), ids, logits))
+    prompt, ids = session.prompt_ids_for("compare")
+    logits = next_logits(session.engine, ids)
+    columns = [(t, sampling_distribution(logits, ids, session.settings.replace(temperature=t), session.plugins.processor_specs(), session.engine.vocab))
                for t in temperatures]
     words = detokenize(session.engine.vocab.decode_tokens(ids), capitalize=False)
-    others = shaping(session.settings).partition(" · ")[2]
+    others = render.shaping(session.settings).partition(" · ")[2]
     session.frontend.show(render.compare_table(session.engine.vocab, columns, session.settings.probs_n,
-                                               title=after_title(words), caption=f"also applied: {others}" if others
+                                               title=render.after_title(words), caption=f"also applied: {others}" if others
                                                else None))
 
 
@@ -174,13 +103,13 @@ PICK_HELP = "a number picks that word · Enter lets the sampler pick · a word (
 
 
 def _pick(session: Session, args: str) -> None:
-    from recipe_repl import render
+    from recipe_repl.views import render
 
     parts = args.split()
     if len(parts) > 1:
         raise UsageError("too many arguments")
     n = count_arg(parts[0], "the number of choices") if parts else session.settings.probs_n
-    prompt = last_prompt(session)
+    prompt = session.prompt_to_read()
     if not prompt:
         prompt = session.frontend.ask("prompt to start from: ").strip()
         if not prompt:
@@ -209,7 +138,7 @@ class PickChooser:
 
     def __call__(self, step: Step) -> list[int]:
         """The next token of the one row, or STOP_HERE."""
-        from recipe_repl import render
+        from recipe_repl.views import render
 
         probs = step.probs[0]
         if self.queue:
@@ -217,7 +146,7 @@ class PickChooser:
         else:
             vocab = self.session.engine.vocab
             text = detokenize(vocab.decode_tokens(step.history[0]), capitalize=False)
-            self.session.frontend.show(render.prob_table(vocab, probs, self.n, title=after_title(text), numbered=True))
+            self.session.frontend.show(render.prob_table(vocab, probs, self.n, title=render.after_title(text), numbered=True))
             picked = _ask_choice(self.session, probs, self.n, step)
             if picked is None:
                 return [STOP_HERE]
@@ -229,7 +158,7 @@ class PickChooser:
 
 def _ask_choice(session: Session, probs: np.ndarray, n: int, step: Step) -> list[int] | None:
     """Ask until the answer is usable; return the token ids to feed, or None to stop."""
-    from recipe_repl import render
+    from recipe_repl.views import render
 
     vocab = session.engine.vocab
     shown = render.top_ids(probs, n)

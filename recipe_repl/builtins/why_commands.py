@@ -18,42 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from recipe_repl.builtins.teaching_commands import after_title, count_arg, feed_logits, shaping
-from recipe_repl.commands import one_arg, split_args
-from recipe_repl.errors import BadValue, UsageError, UserError
-from recipe_repl.generation import Resume, Sample, StopReason, prefill
-from recipe_repl.hookspecs import hookimpl
-from recipe_repl.sampling import Sampler, row_rng
-from recipe_repl.session import Session
-from recipe_repl.vocab import PAD_ID, UNK_ID, detokenize
+from recipe_repl.base.errors import BadValue, UsageError, UserError
+from recipe_repl.generate.inspection import distribution_at, rewind
+from recipe_repl.generate.loop import Sample
+from recipe_repl.model.vocab import PAD_ID, UNK_ID, detokenize
+from recipe_repl.plugin.commands import count_arg, one_arg, split_args
+from recipe_repl.plugin.hookspecs import hookimpl
+from recipe_repl.session.session import Session
 
 ON_OFF = ("on", "off")
 
 
 # --- the last sample as a chain of choices -------------------------------------------------------------
-
-
-def last_sample(session: Session, command: str) -> Sample:
-    """The last sample (the first of them when several were made), or a UserError saying what to do."""
-    if not session.last_samples:
-        raise UserError(f"no sample yet: type a prompt first, then :{command}")
-    return session.last_samples[0]
-
-
-def context_ids(session: Session, sample: Sample) -> list[int]:
-    """The ids the sample reads on from (its prompt, or everything before a continued sample)."""
-    vocab = session.engine.vocab
-    return [vocab.id_of(w) for w in sample.prompt_words]
-
-
-def distribution_at(session: Session, sample: Sample, k: int) -> np.ndarray:
-    """The distribution the sample's k-th choice (0-based) was made from: same words before it, same
-    settings and processors (beams search at temperature 1)."""
-    ids = context_ids(session, sample) + sample.token_ids[:k]
-    settings = replace(sample.settings, temperature=1.0) if sample.method == "beam" else sample.settings
-    sampler = Sampler(settings, session.plugins.processor_specs(), session.engine.vocab)
-    probs: np.ndarray = sampler.distribution(feed_logits(session, ids)[None, :], [ids])[0]
-    return probs
 
 
 def _word_number(text: str, count: int, command: str, rest: str = "") -> int:
@@ -77,12 +53,12 @@ def _choice_word(sample: Sample, k: int) -> int:
 
 
 def _why(session: Session, args: str) -> None:
-    from recipe_repl import render
+    from recipe_repl.views import render
 
     parts = args.split()
     if len(parts) > 1:
         raise UsageError("too many arguments")
-    sample = last_sample(session, "why")
+    sample = session.sample_for("why")
     probs = sample.token_probs
     if not probs:
         raise UserError("the last sample made no choices (it was stopped at once)")
@@ -90,45 +66,29 @@ def _why(session: Session, args: str) -> None:
         k = _word_number(parts[0], len(probs), ":why")
     else:
         k = int(np.argmin(probs))  # the least likely choice
-    dist = distribution_at(session, sample, k)
+    dist = distribution_at(session.engine, session.plugins.processor_specs(), sample, k)
     chosen = _choice_word(sample, k)
     vocab = session.engine.vocab
     before = detokenize(sample.prompt_words + vocab.decode_tokens(sample.token_ids[:k]), capitalize=False)
-    title = after_title(before)
+    title = render.after_title(before)
     title.append_text(render.styled(f"   (word {k + 1} of {len(probs)}: drawn at {render.percent(probs[k])})"))
     settings = replace(sample.settings, temperature=1.0) if sample.method == "beam" else sample.settings
     session.frontend.show(render.prob_table(vocab, dist, session.settings.probs_n, title=title, chosen=chosen,
-                                            caption=shaping(settings)))
-
-
-def rewind(session: Session, sample: Sample, keep: int, forced: list[int] | None = None) -> Sample:
-    """The sample cut to its first `keep` words (then `forced` words fed), ready for :continue."""
-    vocab = session.engine.vocab
-    kept = sample.token_ids[:keep]
-    history = context_ids(session, sample) + kept + (forced or [])
-    engine = session.engine
-    last, state = prefill(engine, np.array([history], dtype=np.int64), engine.start(1))
-    rng = sample.rng if sample.rng is not None else row_rng(sample.settings.seed, sample.key)
-    words_before = sample.prompt_words + vocab.decode_tokens(kept) + vocab.decode_tokens(forced or [])
-    resume = Resume(state, last[0].copy(), (), history, rng, words_before)
-    return Sample(prompt=sample.prompt, prompt_words=sample.prompt_words, token_ids=kept,
-                  words=vocab.decode_tokens(kept), probs=sample.probs[:keep], stop_reason=StopReason.INTERRUPTED,
-                  settings=sample.settings, index=sample.index, key=sample.key, resume=resume,
-                  method=sample.method, rng=rng)
+                                            caption=render.shaping(settings)))
 
 
 def _back(session: Session, args: str) -> None:
-    from recipe_repl import render
+    from recipe_repl.views import render
 
     parts = args.split()
     if len(parts) > 1:
         raise UsageError("too many arguments")
-    sample = last_sample(session, "back")
+    sample = session.sample_for("back")
     words = len(sample.token_ids)
     if words == 0:
         raise UserError("the last sample has no words to go back over")
     n = 1 if not parts else _back_count(parts[0], words)
-    rewound = rewind(session, sample, words - n)
+    rewound = rewind(session.engine, sample, words - n)
     session.remember(sample.prompt, [rewound])
     text = detokenize(rewound.resume.words_before if rewound.resume else rewound.prompt_words)
     session.say(f"back {n} word{'s' if n != 1 else ''}: …{render.safe(text[-80:])}  (:continue goes on from here)")
@@ -146,12 +106,12 @@ def _back_count(text: str, words: int) -> int:
 
 
 def _branch(session: Session, args: str) -> None:
-    from recipe_repl import render
+    from recipe_repl.views import render
 
     parts = split_args(args)
     if len(parts) < 2:
         raise UsageError()
-    sample = last_sample(session, "branch")
+    sample = session.sample_for("branch")
     count = len(sample.token_ids)
     if count == 0:
         raise UserError("the last sample has no words to branch from")
@@ -160,13 +120,13 @@ def _branch(session: Session, args: str) -> None:
     forced = vocab.encode(" ".join(parts[1:]))
     if not forced:
         raise BadValue("the word to write has no characters the model reads")
-    had = distribution_at(session, sample, k)[forced[0]]
+    had = distribution_at(session.engine, session.plugins.processor_specs(), sample, k)[forced[0]]
     unknown = [w for w in vocab.prepare(" ".join(parts[1:])) if vocab.id_of(w) == UNK_ID]
     note = f" ({', '.join(map(repr, unknown))} reads as [UNK])" if unknown else ""
     session.say(render.safe(f"branch at word {k + 1}: “{' '.join(vocab.decode_tokens(forced))}” instead of "
                             f"“{vocab.words[sample.token_ids[k]]}” (the model gave it {render.percent(float(had))})"
                             f"{note}"))
-    branched = rewind(session, sample, k, forced)
+    branched = rewind(session.engine, sample, k, forced)
     assert branched.resume is not None
     session.run_requests([sample.prompt], [branched.resume])
 
@@ -177,8 +137,8 @@ def _branch(session: Session, args: str) -> None:
 def _score(session: Session, args: str) -> None:
     from rich.text import Text
 
-    from recipe_repl import render
-    from recipe_repl.scoring import score_text
+    from recipe_repl.generate.scoring import score_text
+    from recipe_repl.views import render
 
     text = args.strip()
     if not text:
@@ -227,9 +187,8 @@ def _lenpen(session: Session, args: str) -> None:
 
 
 def _best(session: Session, args: str) -> None:
-    from recipe_repl import render
-    from recipe_repl.beam import mean_logprob
-    from recipe_repl.builtins.teaching_commands import last_prompt
+    from recipe_repl.generate.beam import mean_logprob
+    from recipe_repl.views import render
 
     parts = args.split()
     if len(parts) > 1:
@@ -237,7 +196,7 @@ def _best(session: Session, args: str) -> None:
     n = count_arg(parts[0], "the number of samples") if parts else 5
     if session.settings.beam:
         raise UserError(":best ranks samples: turn beam search off first (:beam off)")
-    prompt = last_prompt(session)
+    prompt = session.prompt_to_read()
     if not prompt:
         raise UserError("no prompt yet: type a prompt, then :best N")
     samples = session.run_requests([prompt] * n)
@@ -250,7 +209,7 @@ def _on_off_complete(session: Session, text: str) -> Iterable[str]:
 
 
 def _heat(session: Session, args: str) -> None:
-    from recipe_repl import render
+    from recipe_repl.views import render
 
     word = one_arg(args).lower()
     if word not in ON_OFF:

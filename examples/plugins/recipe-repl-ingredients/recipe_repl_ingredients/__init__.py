@@ -14,8 +14,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from recipe_repl.errors import UserError
-from recipe_repl.hookspecs import hookimpl
+from recipe_repl.base.errors import UserError
+from recipe_repl.plugin import hookimpl
 
 __version__ = "0.1.0"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from recipe_repl.hookspecs import hookimpl
+from recipe_repl.plugin import hookimpl
 from recipe_repl_wordbias import bias, log
 
 __version__ = "0.1.0"

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from recipe_repl.errors import UserError
+from recipe_repl.base.errors import UserError
 
 DEFAULT_BOOST = 2.0  # for a word given without a number
 MAX_BIAS = 100.0

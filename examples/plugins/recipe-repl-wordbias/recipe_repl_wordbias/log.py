@@ -48,7 +48,7 @@ def db_path() -> Path | None:
         return None
     if value:
         return Path(os.path.expanduser(value))
-    from recipe_repl.config import state_dir
+    from recipe_repl.base.config import state_dir
 
     return state_dir() / "log.db"
 

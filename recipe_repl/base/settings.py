@@ -1,0 +1,107 @@
+"""Generation settings: one frozen dataclass, changed only through `dataclasses.replace`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from recipe_repl.base.errors import BadValue, UserError
+
+PROBS_MODES = ("off", "first", "every")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that shapes a sample; shown by `:settings`, saved by `:preset save`."""
+
+    temperature: float = 1.0  # 0 = greedy; logits are divided by it
+    top_k: int = 0  # keep the k most likely words; 0 = off
+    top_p: float = 1.0  # keep the smallest set with this much probability; 1 = off
+    min_p: float = 0.0  # drop words below min_p × the top word's probability; 0 = off
+    repetition_penalty: float = 1.0  # >1 discourages words already generated; 1 = off
+    max_tokens: int = 100  # generated tokens only (the lecture's max_tokens counts the prompt too)
+    seed: int | None = None  # None = fresh randomness each run
+    n: int = 1  # samples per prompt
+    allow_unk: bool = True  # let the model emit [UNK] (visible, for teaching); False bans it
+    stop: str | None = None  # a stop string: the sample ends once its text contains it
+    probs: str = "off"  # probability tables during generation: off | first | every
+    probs_n: int = 5  # rows in those tables
+    raw: bool = False  # show raw tokens instead of readable text
+    beam: int = 0  # beam search of this width instead of sampling; 0 = off (sample)
+    length_penalty: float = 1.0  # beams rank by log-probability / length ** this (1 = mean log-probability)
+    use: tuple[tuple[str, tuple[str, ...]], ...] = ()  # extra processors by name, with their arguments
+
+    def validate(self) -> Settings:
+        """Raise BadValue (a UserError) for an out-of-range value; return self so it chains.
+
+        In a `:command` the session adds the command's example to the message (`e.g. :temp 0.7`).
+        """
+        checks = [
+            (0 <= self.temperature <= 5, "temperature must be between 0 and 5"),
+            (self.top_k >= 0, "top-k must be 0 (off) or a positive count"),
+            (0 < self.top_p <= 1, "top-p must be in (0, 1]"),
+            (0 <= self.min_p < 1, "min-p must be in [0, 1)"),
+            (0 < self.repetition_penalty <= 10, "repetition penalty must be in (0, 10]"),
+            (1 <= self.max_tokens <= 100_000, "max tokens must be between 1 and 100000"),
+            (self.seed is None or 0 <= self.seed < 2**63, "seed must be a non-negative integer"),
+            (1 <= self.n <= 10_000, "n must be between 1 and 10000"),
+            (self.probs in PROBS_MODES, f"probs must be one of {', '.join(PROBS_MODES)}"),
+            (1 <= self.probs_n <= 100, "probability tables show 1 to 100 rows"),
+            (0 <= self.beam <= 64, "beam width must be between 0 (off) and 64"),
+            (0 <= self.length_penalty <= 5, "length penalty must be between 0 and 5"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise BadValue(message)
+        return self
+
+    def replace(self, **changes: Any) -> Settings:
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes).validate()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for JSON, TOML and display."""
+        data = dataclasses.asdict(self)
+        data["use"] = [[name, list(args)] for name, args in self.use]
+        return data
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], base: Settings | None = None) -> Settings:
+        """Settings from a config table; unknown keys and wrong types are a UserError."""
+        base = base or cls()
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        changes: dict[str, Any] = {}
+        for key, value in data.items():
+            name = key.replace("-", "_")
+            if name not in fields:
+                raise UserError(f"unknown setting {key!r}")
+            current = getattr(base, name)
+            if name == "use":
+                try:
+                    changes[name] = tuple((str(n), tuple(str(a) for a in args)) for n, args in value)
+                except (TypeError, ValueError):
+                    raise UserError("setting 'use' must be a list of [name, [args...]]") from None
+            elif name == "stop":
+                changes[name] = None if value in (None, "off", "") else str(value)
+            elif name == "seed":
+                changes[name] = None if value in (None, "off", "") else _whole_number(key, value)
+            elif isinstance(current, bool):
+                if not isinstance(value, bool):
+                    raise UserError(f"setting {key!r} must be true or false")
+                changes[name] = value
+            else:
+                try:
+                    changes[name] = type(current)(value)
+                except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
+                    raise UserError(f"setting {key!r} has a bad value {value!r}") from None
+        return dataclasses.replace(base, **changes).validate()
+
+
+def _whole_number(key: str, value: Any) -> int:
+    """An integer from a config value: 42 or "42"; not true, 1.5, "abc" or [1, 2]."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value)
+    raise UserError(f"setting {key!r} must be a whole number or \"off\", not {value!r}")

@@ -1,0 +1,395 @@
+"""The interactive REPL: a prompt-toolkit prompt, words streamed with rich as the model writes them.
+
+    › recipe for roast chicken            (words the model does not know are underlined: they become [UNK])
+    Recipe for roast chicken | mix salt … ⏹ [end]
+      23 tokens · 410 words/s · stop token
+
+`run_repl(make_session)` is what the CLI calls. `ReplFrontend` is the session's view (the
+`Frontend` protocol); everything it prints goes through one rich `Console` passed in, and all model
+and user text is shown literally (`render.safe` + `rich.text.Text`, never markup).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.input import Input
+from prompt_toolkit.output import Output
+from rich.console import Console
+from rich.text import Text
+
+from recipe_repl.base.config import state_dir
+from recipe_repl.base.errors import UserError
+from recipe_repl.base.settings import Settings
+from recipe_repl.frontends.completion import STYLE, ReplCompleter, ReplLexer, toolbar
+from recipe_repl.generate.loop import Request, Sample, StopReason, TokenEvent
+from recipe_repl.model.vocab import detokenize
+from recipe_repl.session.session import Session
+from recipe_repl.views import heat, render
+from recipe_repl.views.wrap import StreamWrapper
+
+PROMPT = FormattedText([("class:prompt", "› ")])
+_TAIL = 48  # characters of text shown in the title of a probability table
+_CONTEXT = 16  # words of text before a new word that decide how it joins on (spaces, capitals)
+_GLUE = ("/", "-", "'")  # the detokenizer glues these to the next word or not, depending on it
+_CLOSING = frozenset(",.;:!?)]}%")  # raw tokens kept with the word before (readable text has no space there)
+_FLUSH_S = 0.03  # streamed words reach the screen at least this often
+
+
+def history_file() -> History:
+    """The persistent history (`state_dir()/history`), or an in-memory one if it cannot be created."""
+    folder = state_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "history"
+        path.touch(exist_ok=True)
+        return FileHistory(str(path))
+    except OSError:
+        return InMemoryHistory()
+
+
+class LiveView:
+    """Streams the first sample of a generation word by word; the others are shown when they finish.
+
+    With `:probs first` a table of the first word's distribution comes before the text; with
+    `:probs every` each step's table is shown (and the text when the sample ends).
+    """
+
+    def __init__(self, frontend: ReplFrontend, session: Session) -> None:
+        self.frontend, self.console = frontend, frontend.console
+        self.vocab = session.engine.vocab
+        self.settings: Settings = session.settings
+        self.main: Request | None = None
+        self.words: list[str] = []  # the streamed sample's words: what it reads on from (prompt or earlier
+        self.shown = 0  # text), then the generated ones; `shown` of them are on the screen
+        self.streaming = False
+        self.streamed_keys: set[int] = set()
+        self.numbered = False
+        self.prompts = 0
+        self.started: float | None = None
+        self.ended: dict[int, float] = {}
+        self.wrap = StreamWrapper(self.console.width)  # read for each generation: the terminal may have changed
+        self._flushed = time.perf_counter()
+        self.heat = frontend.heat
+        self.probs: list[float | None] = []  # per word of `words`: its probability (None before the sample)
+
+    # --- the Listener protocol -------------------------------------------------------------------
+
+    def on_prompt(self, request: Request, prompt_ids: Sequence[int], settings: Settings) -> None:
+        """Note the first request: it is the one streamed."""
+        if self.started is None:
+            self.started = time.perf_counter()
+        self.settings = settings
+        self.prompts += 1
+        if self.main is None:
+            self.main = request
+            resume = request.resume
+            self.words = list(resume.words_before) if resume else self.vocab.decode_tokens(prompt_ids)
+            self.probs = [None] * len(self.words)
+            self.numbered = settings.n > 1
+
+    def on_token(self, event: TokenEvent) -> None:
+        """Show the streamed sample's word (and its table when `:probs` asks for it)."""
+        if self.main is None or event.request.key != self.main.key:
+            return
+        if self.prompts > 1:
+            self.numbered = True
+        mode = self.settings.probs
+        if mode == "every" or (mode == "first" and event.step == 0):
+            self._table(event)
+        if mode == "every":
+            self.words.append(event.word)
+            return
+        if not self.streaming:
+            self._begin()
+        if event.word:
+            self.words.append(event.word)
+            self.probs.append(event.prob)
+            self._emit()
+        else:
+            self._emit(final=True)
+            self._put(" " + render.END_MARKER, render.heat_style(event.prob) if self.heat else render.STYLE_END, False)
+
+    def on_sample_end(self, sample: Sample) -> None:
+        """Note when each sample ended (for words per second)."""
+        self.ended[sample.key] = time.perf_counter()
+
+    # --- drawing ---------------------------------------------------------------------------------
+
+    def _table(self, event: TokenEvent) -> None:
+        self.wrap.place()
+        self._flush()
+        if self.streaming and self.wrap.column:
+            self._newline()
+        words = self.words[-_CONTEXT:]
+        text = " ".join(words) if self.settings.raw else detokenize(words, capitalize=False)
+        if len(text) > _TAIL or len(self.words) > _CONTEXT:
+            text = "…" + text[-_TAIL:]
+        title = Text(f"step {event.step + 1}: next word after “", style="bold")
+        title.append(render.styled(text)).append("”")
+        self.console.print(render.prob_table(self.vocab, event.probs, self.settings.probs_n, title=title,
+                                             chosen=event.token_id))
+        self.wrap.column = 0
+
+    def _text(self, words: list[str]) -> str:
+        return " ".join(words) if self.settings.raw else detokenize(words)
+
+    def _begin(self) -> None:
+        self.streaming = True
+        assert self.main is not None
+        self.streamed_keys.add(self.main.key)
+        lead = ""
+        if self.numbered:
+            self._put(f"#{self.main.index + 1}", "bold cyan")
+            lead = " "
+        self.shown = len(self.words)
+        if self.main.resume is not None:
+            self._put(lead + "…", render.STYLE_END)
+        else:
+            self.wrap.put_text(lead + self._text(self.words), render.STYLE_PROMPT)
+
+    def _emit(self, final: bool = False) -> None:
+        """Show the words not yet on screen, as the detokenizer joins them to the text before.
+
+        Only the last `_CONTEXT` words are re-joined, so each word costs the same however long the
+        text is. A trailing "/", "-" or "'" waits for the next word: it may glue to it (1/2). With
+        heat on, each word is styled by the probability it had (and `word(0.42)` when raw). A piece
+        with no space before it (and in raw mode a closing punctuation token) wraps with the word
+        before it.
+        """
+        words = self.words
+        if self.shown >= len(words) or not self.streaming:
+            return
+        raw = self.settings.raw
+        if not final and not raw and words[-1] in _GLUE:
+            return
+        start = max(0, self.shown - _CONTEXT)
+        pieces = heat.pieces(words[start:], raw=raw)
+        for k in range(self.shown, len(words)):
+            piece = pieces[k - start]
+            glued = not piece.startswith(" ") or (raw and words[k] in _CLOSING)
+            if self.heat:
+                p = self.probs[k]
+                self._put(piece + (f"({p:.2f})" if raw and p is not None else ""), render.heat_style(p), glued)
+            else:
+                self._put(piece, "", glued)
+        self.shown = len(words)
+
+    def _put(self, piece: str, style: str = "", glued: bool | None = None) -> None:
+        """Add a piece to the line; the wrapper breaks lines at word boundaries (rich cannot wrap a line
+        printed in parts).
+
+        Words are printed in bursts (every `_FLUSH_S` seconds at most): one rich print per word
+        would cost more than the model's step.
+        """
+        self.wrap.put(piece, style, glued)
+        if time.perf_counter() - self._flushed > _FLUSH_S:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Print the words placed since the last flush."""
+        ready = self.wrap.take()
+        if ready:
+            self.console.print(ready, end="", soft_wrap=True)
+        self._flushed = time.perf_counter()
+        self.wrap.resize(self.console.width)  # the terminal may have been resized
+
+    def _newline(self) -> None:
+        self.wrap.newline()
+        self._flush()
+
+    def finish(self) -> None:
+        """End the streamed line."""
+        self._emit(final=True)
+        self.wrap.place()
+        if self.wrap.column or self.streaming or self.wrap.holding:
+            self._newline()
+        self.streaming = False
+
+
+class ReplFrontend:
+    """The terminal view of a session: streamed samples, one-line messages, tables, questions."""
+
+    interactive = True
+
+    def __init__(self, console: Console, input: Input | None = None, output: Output | None = None,
+                 echo: bool = False) -> None:
+        self.console = console
+        self.input, self.output = input, output
+        self.echo = echo  # repeat typed lines on the console (for recordings, where no terminal shows them)
+        self.session: Session | None = None
+        self.view: LiveView | None = None
+        self._prompt: PromptSession[str] | None = None
+        self._ask: PromptSession[str] | None = None
+        self.heat = False  # `:heat on`: words coloured by the probability they had
+        self.cut_hint_shown = False  # the max-tokens hint comes once a session: it says nothing new after
+
+    def attach(self, session: Session, history: History | None = None) -> None:
+        """Build the prompt once the session exists."""
+        self.session = session
+
+        def session_of() -> Session | None:
+            return self.session
+
+        self._prompt = PromptSession(
+            input=self.input,
+            output=self.output,
+            history=history if history is not None else history_file(),
+            auto_suggest=AutoSuggestFromHistory(),
+            completer=ReplCompleter(session_of),
+            complete_while_typing=False,
+            lexer=ReplLexer(session_of),
+            bottom_toolbar=toolbar(session_of),
+            style=STYLE,
+            enable_history_search=False,  # Up walks history; Ctrl-R searches it
+        )
+
+    def read_line(self) -> str:
+        """One line from the person (KeyboardInterrupt on Ctrl-C, EOFError on Ctrl-D)."""
+        assert self._prompt is not None, "attach() first"
+        line = self._prompt.prompt(PROMPT)
+        self._echo("› ", line)
+        return line
+
+    def _echo(self, prompt: str, line: str) -> None:
+        if self.echo:
+            self.console.print(Text(prompt, style="bold cyan").append_text(render.styled(line)))
+
+    # --- the Frontend protocol -------------------------------------------------------------------
+
+    def live_listener(self, session: Session) -> LiveView:
+        """A fresh live view for this generation."""
+        self.view = LiveView(self, session)
+        return self.view
+
+    def show_samples(self, session: Session, samples: list[Sample]) -> None:
+        """Finish the streamed sample and show the others, numbered, each with its footer."""
+        view = self.view
+        self.view = None
+        numbered = len(samples) > 1 or (view is not None and view.numbered)
+        started = view.started if view is not None else None
+        for k, sample in enumerate(samples, start=1):
+            streamed = view is not None and sample.key in view.streamed_keys
+            if streamed:
+                assert view is not None
+                view.finish()
+            else:
+                self._print_sample(sample, k if numbered else None)
+            ended = view.ended.get(sample.key) if view is not None else None
+            seconds = ended - started if ended is not None and started is not None else None
+            label = "  "
+            if sample.method == "beam":
+                n = len(sample.token_probs)
+                label += f"beam {sample.index + 1} · mean log p {sample.logprob_sum / n if n else 0:.3f} · "
+            self.console.print(render.footer(len(sample.token_ids), sample.stop_reason.value, seconds, label,
+                                             sample.perplexity, self._cut_hint(sample)))
+
+    def _cut_hint(self, sample: Sample) -> str:
+        """The hint for a sample that the max-tokens cap cut mid-sentence, the first time only."""
+        if (self.cut_hint_shown or sample.stop_reason != StopReason.MAX_TOKENS or sample.method == "beam"
+                or not render.cut_mid_sentence(sample.words)):
+            return ""
+        self.cut_hint_shown = True
+        return render.max_tokens_hint(sample.settings.max_tokens)
+
+    def _print_sample(self, sample: Sample, number: int | None) -> None:
+        raw = sample.settings.raw
+        before = " ".join(sample.prompt_words) if raw else detokenize(sample.prompt_words)
+        full = sample.raw if raw else sample.text
+        line = Text()
+        if number is not None:
+            line.append(f"#{number} ", style="bold cyan")
+        if sample.resume is not None and not full.startswith(before):
+            before = ""
+        if self.heat:
+            words = sample.prompt_words + sample.words
+            line.append_text(render.heat_text(words, [None] * len(sample.prompt_words) + list(sample.probs), raw))
+        else:
+            line.append_text(render.styled(before, render.STYLE_PROMPT))
+            line.append_text(render.styled(full[len(before):]))
+        if sample.stop_reason == StopReason.STOP_TOKEN:
+            line.append(" " + render.END_MARKER,
+                        style=render.heat_style(sample.stop_prob) if self.heat else render.STYLE_END)
+        self.console.print(line)
+
+    def message(self, text: str, kind: str = "info") -> None:
+        """One line: errors in red, warnings in yellow, info dim; the text itself is shown literally."""
+        line = Text()
+        if kind == "error":
+            line.append("error: ", style="bold red")
+        elif kind == "warning":
+            line.append("warning: ", style="yellow")
+        line.append_text(render.styled(text, "" if kind in ("error", "warning") else "dim"))
+        self.console.print(line)
+
+    def show(self, renderable: Any) -> None:
+        """A rich renderable (tables for :probs, :compare, :settings, :help), made safe to print."""
+        render.print_safe(self.console, renderable)
+
+    def ask(self, question: str) -> str:
+        """Ask for one line (used by :pick); Ctrl-C raises KeyboardInterrupt, Ctrl-D EOFError."""
+        if self._ask is None:
+            self._ask = PromptSession(input=self.input, output=self.output, history=InMemoryHistory(), style=STYLE)
+        answer = self._ask.prompt(FormattedText([("class:prompt", question)]))
+        self._echo(question, answer)
+        return answer
+
+
+def banner(frontend: ReplFrontend, session: Session) -> None:
+    """The first lines: which model, and how to begin."""
+    info = session.engine.info
+    frontend.message(f"recipe-repl · model {info.name} ({info.kind}, {info.vocab_size} words, {info.provider})")
+    frontend.message("type a prompt (e.g. recipe for roast chicken), :help for commands, Ctrl-D to leave")
+
+
+def run_repl(
+    make_session: Callable[[ReplFrontend], Session],
+    *,
+    console: Console | None = None,
+    input: Input | None = None,
+    output: Output | None = None,
+    history: History | None = None,
+    echo: bool = False,
+) -> int:
+    """Run the REPL until Ctrl-D or :quit; return the exit status.
+
+    `console`, `input`, `output` and `history` are for tests and recordings (pipe input, DummyOutput);
+    `echo` repeats each typed line on the console.
+    """
+    console = console or Console(highlight=False)
+    frontend = ReplFrontend(console, input=input, output=output, echo=echo)
+    session = make_session(frontend)
+    frontend.attach(session, history)
+    banner(frontend, session)
+    while not session.quit_requested:
+        try:
+            line = frontend.read_line()
+        except KeyboardInterrupt:  # Ctrl-C at the prompt clears the line
+            continue
+        except EOFError:  # Ctrl-D
+            break
+        for part in line.splitlines():  # a pasted block runs line by line, like batch input
+            if part.strip() and not session.quit_requested:
+                run_line(frontend, session, part)
+    return 0
+
+
+def run_line(frontend: ReplFrontend, session: Session, line: str) -> None:
+    """Run one typed line; whatever goes wrong ends in one line and the prompt comes back."""
+    try:
+        session.handle_line(line)
+    except UserError as exc:
+        frontend.message(str(exc), "error")
+    except KeyboardInterrupt:
+        if frontend.view is not None:
+            frontend.view.finish()
+            frontend.view = None
+        frontend.message("interrupted", "warning")
+    except Exception as exc:  # a bug must not end a class's session; say what it was
+        frontend.message(f"unexpected {type(exc).__name__}: {exc} (please report this)", "error")

@@ -1,0 +1,7 @@
+"""Views: rich renderables the commands and frontends print; they read the vocabulary and base only.
+
+    render     safe text (every untrusted word through the sanitizer), probability tables, footers
+    heat       five probability bands and how each word of a sample is marked by its band
+    cell_view  an LSTM unit's value after each word, on a diverging background, and the word × unit strip
+    wrap       word wrapping for a line that arrives one word at a time
+"""
