@@ -12,6 +12,7 @@ from recipe_repl.export.kneser_ney import KneserNey3
 
 from recipe_repl.base.errors import ModelError, UserError
 from recipe_repl.model.engine import OnnxEngine
+from recipe_repl.model.finite import not_finite
 from recipe_repl.model.vocab import Vocabulary
 
 
@@ -54,8 +55,11 @@ def score_onnx(engine: OnnxEngine, sequences: list[list[int]], batch_size: int =
             x[r, : len(s) - 1], y[r, : len(s) - 1], real[r, : len(s) - 1] = s[:-1], s[1:], True
         logits, _ = engine.forward(x, engine.start(len(chunk)))
         logp = np.asarray(logits, np.float64)  # log-probabilities for a "probs" model: normalizing again is a no-op
-        logp -= logp.max(-1, keepdims=True)
-        logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+        with np.errstate(invalid="ignore", over="ignore"):
+            logp -= logp.max(-1, keepdims=True)
+            lse = np.log(np.exp(logp).sum(-1, keepdims=True))
+        _check_finite(engine, lse[..., 0], real, chunk, b)
+        logp -= lse
         tgt = np.take_along_axis(logp, y[..., None], -1)[..., 0]
         nll -= float(tgt[real].sum())
         top1 += int((logp.argmax(-1) == y)[real].sum())
@@ -67,8 +71,39 @@ def score_onnx(engine: OnnxEngine, sequences: list[list[int]], batch_size: int =
             "top5": top5 / max(n, 1)}
 
 
+def _check_finite(engine: OnnxEngine, lse: np.ndarray, real: np.ndarray, chunk: list[list[int]], first: int) -> None:
+    """NonFiniteLogits naming the held-out recipe and word where the logits stop being numbers (from the
+    log-sum-exp every position needs anyway; NaN or ±inf anywhere in a row makes it NaN)."""
+    bad = ~np.isfinite(lse) & real
+    if bad.any():
+        row, t = (int(i[0]) for i in np.nonzero(bad))
+        words = engine.vocab.decode_tokens(chunk[row])
+        raise not_finite(f"in held-out recipe {first + row + 1} (“{' '.join(words[:6])} …”)", words, t)
+
+
+# Corpora eval may read without being told: bundled with the tool (or, for epicurious, the copy
+# `recipe-repl data epicurious` stored). A model file never chooses a path to read.
+NAMED_CORPORA = ("builtin", "builtin:en", "builtin:ru", "wikibooks", "epicurious")
+
+
+def corpus_to_evaluate(data: str | None, recorded: Any, model: Path) -> str:
+    """The corpus spec eval reads: the one the user named, else the model's recorded one only when it is
+    made of built-in names; a path the model records is only ever suggested."""
+    if data:
+        return data
+    if isinstance(recorded, str) and recorded.strip():
+        parts = [p.strip() for p in recorded.split("+")]
+        if all(p in NAMED_CORPORA for p in parts):
+            return "+".join(parts)
+        raise UserError(f"{model} was trained on {recorded[:200]}: pass --data to evaluate on it (eval reads "
+                        f"only corpora you name, or the built-in ones: {', '.join(NAMED_CORPORA)})")
+    raise UserError("the model does not say which corpus it was trained on: pass --data")
+
+
 def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: int | None = None,
              ngram: bool = True, vocab_path: Path | None = None) -> dict[str, Any]:
+    """Held-out figures of `model` on `data` (a corpus spec; without one, the model's recorded corpus when
+    it is a built-in one, see `corpus_to_evaluate`)."""
     from recipe_repl.train.preprocess import load_split
 
     if batch_size < 1:
@@ -79,11 +114,7 @@ def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: 
     engine = OnnxEngine(model, provider="cpu", vocab_path=vocab_path)  # the runtime's contract check
     vocab = engine.vocab
     config, training = engine.info.config, engine.info.training
-    spec = data or training.get("data")
-    if not spec:
-        raise UserError("the model does not say which corpus it was trained on: pass --data")
-    if not isinstance(spec, str):
-        raise ModelError(f"model {model}: metadata 'data' is not a corpus spec ({spec!r}): pass --data")
+    spec = corpus_to_evaluate(data, training.get("data"), model)
     seq_len = _number(config, "seq_len", 200, int, model)
     seed, val_split = _number(training, "seed", 42, int, model), _number(training, "val_split", 0.1, float, model)
     corpus, split = load_split(spec, val_split, seed)

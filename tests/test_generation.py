@@ -205,7 +205,7 @@ def test_long_prompts_are_fed_in_chunks_with_the_same_result(random_model: Path,
 def test_prompt_length_is_capped_with_a_clear_error(random_model: Path, plugins) -> None:
     engine = OnnxEngine(random_model)
     reqs = [Request("roast chicken " * 30)]
-    with pytest.raises(UserError, match="60 tokens long, over the limit of 50"):
+    with pytest.raises(UserError, match="over the limit of 50 tokens"):
         list(generate(engine, reqs, Settings(), plugins.processor_specs(), max_prompt_tokens=50))
     [s] = list(generate(engine, reqs, Settings(max_tokens=2), plugins.processor_specs(), max_prompt_tokens=60))
     assert len(s.token_ids) <= 2
@@ -236,7 +236,7 @@ def _peak_rss_mib(args: list[str], stdin: bytes) -> tuple[int, float, bytes]:
 def test_a_huge_prompt_is_refused_or_fed_in_bounded_memory(random_model: Path) -> None:
     line = ("recipe for roast chicken , " * 180_000).encode() + b"\n"  # 4.9 MB on one line, 900,000 tokens
     status, rss, err = _peak_rss_mib(["--model", str(random_model), "--max-tokens", "1", "--no-plugins"], line)
-    assert status == 1 and b"line 1: error: the prompt is 900,000 tokens long, over the limit of 10,000" in err
+    assert status == 1 and b"line 1: error: the prompt is over the limit of 10,000 tokens" in err
     assert rss < 500
     status, rss, err = _peak_rss_mib(["--model", str(random_model), "--max-tokens", "1", "--no-plugins",
                                       "--max-prompt-tokens", "1000000"], line)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import lzma
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recipe_repl.base import reading
 from recipe_repl.base.errors import UserError
 
 
@@ -79,26 +81,27 @@ def _finish(corpus: Corpus) -> Corpus:
     return corpus
 
 
+MAX_RECORDS = 1_000_000  # records of one corpus: training holds [records, seq_len + 1] ids in memory
+
+
 def _read(path: Path) -> str:
-    if not path.exists():
-        raise UserError(f"data file not found: {path}")
-    if path.is_dir():
-        raise UserError(f"data path is a folder, not a file: {path}")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    """A JSON corpus file, whole, through the runtime's one bounded reader (regular file, size limit)."""
+    return reading.read_text(path, reading.CORPUS_JSON)
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """A line-per-record corpus file, streamed through the bounded reader: memory holds the kept texts,
+    not the file and its lines besides; more than MAX_RECORDS lines is one line, before memory runs out."""
+    for number, line in enumerate(reading.lines(path, reading.CORPUS), start=1):
+        if number > MAX_RECORDS:
+            raise UserError(f"{path} has more than {MAX_RECORDS:,} lines, the limit for one corpus "
+                            "(one recipe a line): use a sample of it")
+        yield line
 
 
 def load_epicurious(path: Path) -> Corpus:
     """Epicurious `full_format_recipes.json`: records with a string title and a list of string directions."""
-    raw = _read(path)
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not JSON ({e.msg}, line {e.lineno})") from None
+    data = reading.parse_json(_read(path), str(path))
     if not isinstance(data, list):
         raise UserError(f"{path}: expected a JSON list of recipe records, got a JSON {type(data).__name__}")
     corpus = Corpus(name=f"epicurious:{path.name}", texts=[], read=len(data))
@@ -197,9 +200,9 @@ def join_corpora(parts: list[Corpus]) -> Corpus:
 
 def load_text(path: Path) -> Corpus:
     """Plain text, one recipe per line; blank lines are skipped."""
-    lines = _read(path).splitlines()
-    corpus = Corpus(name=f"text:{path.name}", texts=[], read=len(lines))
-    for line in lines:
+    corpus = Corpus(name=f"text:{path.name}", texts=[])
+    for line in _lines(path):
+        corpus.read += 1
         if line.strip():
             corpus.texts.append(line.strip())
         else:
@@ -209,13 +212,15 @@ def load_text(path: Path) -> Corpus:
 
 def load_jsonl(path: Path) -> Corpus:
     """JSON Lines, one object per line with a string `text` field."""
-    lines = [ln for ln in _read(path).splitlines() if ln.strip()]
-    corpus = Corpus(name=f"jsonl:{path.name}", texts=[], read=len(lines))
+    corpus = Corpus(name=f"jsonl:{path.name}", texts=[])
     bad_json = 0
-    for line in lines:
+    for line in _lines(path):
+        if not line.strip():
+            continue
+        corpus.read += 1
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             bad_json += 1
             corpus.skipped["not JSON"] += 1
             continue
@@ -224,7 +229,7 @@ def load_jsonl(path: Path) -> Corpus:
             corpus.skipped["no text field"] += 1
             continue
         corpus.texts.append(text.strip())
-    if lines and bad_json == len(lines):
+    if corpus.read and bad_json == corpus.read:
         raise UserError(f"{path} is not JSON Lines (no line parses as JSON)")
     return _finish(corpus)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from recipe_repl.train.config import TrainConfig
 
-from recipe_repl.base import atomic
+from recipe_repl.base import atomic, reading
 from recipe_repl.base.errors import UserError
 
 LOG_FIELDS = [
@@ -99,17 +99,15 @@ class RunDir:
                 raise UserError(f"{self.path} is not a training run folder (missing {f.name})")
 
     def config(self) -> TrainConfig:
-        try:
-            return TrainConfig.load(self.config_file)
-        except (OSError, ValueError, TypeError) as e:
-            raise UserError(f"cannot read {self.config_file}: {e}") from None
+        return TrainConfig.load(self.config_file)
 
     def vocab(self) -> tuple[list[str], str]:
-        try:
-            data = json.loads(self.vocab_file.read_text(encoding="utf-8"))
-            return list(data["words"]), str(data.get("lowercase", "ascii"))
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise UserError(f"cannot read {self.vocab_file}: {e}") from None
+        data = reading.read_json(self.vocab_file, reading.VOCAB)
+        words = data.get("words") if isinstance(data, dict) else None
+        lowercase = data.get("lowercase", "ascii") if isinstance(data, dict) else None
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words) or not isinstance(lowercase, str):
+            raise UserError(f"cannot read {self.vocab_file}: expected {{\"words\": [strings], \"lowercase\": ...}}")
+        return words, lowercase
 
     def log_rows(self) -> list[dict[str, Any]]:
         if not self.log_file.exists():
@@ -119,7 +117,9 @@ class RunDir:
                     for row in csv.DictReader(f)]
 
     def json(self, path: Path) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        data = reading.read_json(path, reading.RUN_FILE) if path.exists() else {}
+        if not isinstance(data, dict):
+            raise UserError(f"cannot read {path}: expected a JSON object")
         return data
 
     def own_files(self) -> list[Path]:

@@ -6,6 +6,10 @@ goes to a temp file beside the target, is flushed to disk, then `os.replace`s th
 leaves the old file or the new one, never half of one. A new file gets the permissions the umask
 gives (as `open` would); a file that is replaced keeps its own mode.
 
+A target that is a symbolic link is written *through* the link (`resolve`): the file the link
+points to is replaced, beside itself, and the link stays (a config kept in a dotfiles folder and
+linked into place keeps working). The messages of `:save` and `:preset save` say so.
+
 `file_lock` serialises read-modify-write between processes (two sessions saving presets) and keeps
 a second training run out of a run folder in use. POSIX only (Linux, macOS), through `fcntl.flock`.
 """
@@ -20,14 +24,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def resolve(target: Path) -> Path:
+    """Where a write to `target` lands: the file a symbolic link points to (followed to the end), else `target`."""
+    target = Path(target)
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path, suffix: str = "", *, parents: bool = False) -> Iterator[Path]:
     """Yield a temp path beside `target`; on success it replaces `target`, on error it is removed.
 
     `suffix` lets libraries that check the name (Keras wants `.weights.h5`) accept the temp file.
     `parents` creates missing folders; without it a missing folder is a FileNotFoundError.
+    A symbolic link is written through (`resolve`).
     """
-    target = Path(target)
+    target = resolve(Path(target))
     if parents:
         target.parent.mkdir(parents=True, exist_ok=True)
     import tempfile  # here, not at import: it pulls in shutil, bz2 and lzma (~4 ms of every start-up)

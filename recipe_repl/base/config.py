@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recipe_repl.base import atomic
+from recipe_repl.base import atomic, reading
 from recipe_repl.base.errors import UserError
 from recipe_repl.base.settings import Settings
 
@@ -100,12 +100,11 @@ class Config:
         settings = data.get("settings", {})
         if not isinstance(settings, dict):
             raise UserError(f"config {path}: [settings] must be a table")
-        threads = data.get("threads")
         return cls(
             path,
-            model=str(data["model"]) if "model" in data else None,
-            provider=str(data["provider"]) if "provider" in data else None,
-            threads=int(threads) if isinstance(threads, int) else None,
+            model=_text(path, data, "model"),
+            provider=_text(path, data, "provider"),
+            threads=_threads(path, data),
             settings=dict(settings),
             presets=_presets(path, data),
         )
@@ -115,7 +114,14 @@ class Config:
         try:
             return Settings.from_mapping(self.settings)
         except UserError as exc:
-            raise UserError(f"config {self.path}: {exc}") from None
+            raise UserError(f"config {self.path}: [settings]: {exc}") from None
+
+    def preset(self, name: str) -> Settings:
+        """A preset's settings (validated: a wrong key or type is one line naming the file and the key)."""
+        try:
+            return Settings.from_mapping(self.presets[name])
+        except UserError as exc:
+            raise UserError(f"config {self.path}: [presets.{name}]: {exc}") from None
 
     def save_preset(self, name: str, settings: Settings) -> None:
         """Store a preset in the file (only that table changes); on failure nothing changes here either.
@@ -133,8 +139,12 @@ class Config:
                 doc["presets"] = presets
             elif not isinstance(presets, dict):
                 raise UserError(f"config {self.path}: presets must be a table, not changing the file")
+            elif isinstance(presets, tomlkit.items.InlineTable):
+                raise UserError(f"config {self.path}: presets is an inline table (presets = {{...}}), not changing "
+                                "the file: write each preset as a [presets.NAME] table so :preset save can add one")
             table = tomlkit.table()
-            table.update(values)
+            for key, value in values.items():
+                table.add(key, toml_value(value))
             table.add(tomlkit.nl())
             presets[name] = table
 
@@ -151,7 +161,8 @@ class Config:
         from tomlkit.exceptions import TOMLKitError
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = self.path.with_name(f".{self.path.name}.lock")
+        real = atomic.resolve(self.path)  # a linked config is written through the link (atomic.resolve)
+        lock = real.with_name(f".{real.name}.lock")
         try:
             with atomic.file_lock(lock, timeout=LOCK_TIMEOUT_S, note=str(os.getpid())):
                 text = _read_text(self.path) or ""
@@ -168,12 +179,11 @@ class Config:
 
 
 def _read_text(path: Path) -> str | None:
+    """The config's text through the one bounded reader (a FIFO or a huge file is one line); None if absent."""
     try:
-        return path.read_text(encoding="utf-8")
-    except (FileNotFoundError, NotADirectoryError):  # no file, or a file where a folder on the way should be
+        return reading.read_text(path, reading.CONFIG)
+    except reading.NotFound:  # no file, or a file where a folder on the way should be
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read config {path}: {exc}") from None
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -186,10 +196,74 @@ def _read(path: Path) -> dict[str, Any] | None:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"config {path} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib reads nested arrays and tables recursively
+        raise UserError(f"config {path} is nested too deeply to read") from None
+
+
+def _text(path: Path, data: dict[str, Any], key: str) -> str | None:
+    """A string value of the config's top level, or None; another type is one line naming file and key."""
+    if key not in data:
+        return None
+    value = data[key]
+    if not isinstance(value, str):
+        raise UserError(f"config {path}: {key!r} must be a string, not {value!r}")
+    return value
+
+
+def _threads(path: Path, data: dict[str, Any]) -> int | None:
+    if "threads" not in data:
+        return None
+    value = data["threads"]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"config {path}: 'threads' must be a whole number (0 = automatic), not {value!r}")
+    return value
 
 
 def _presets(path: Path, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     presets = data.get("presets", {})
     if not isinstance(presets, dict):
         raise UserError(f"config {path}: [presets] must be a table")
-    return {str(k): dict(v) for k, v in presets.items() if isinstance(v, dict)}
+    for name, table in presets.items():
+        if not isinstance(table, dict):
+            raise UserError(f"config {path}: presets.{name} must be a table of settings, not {table!r}")
+    return {str(k): dict(v) for k, v in presets.items()}
+
+
+def toml_value(value: Any) -> Any:
+    """A value for tomlkit; strings are written with every unsafe character as a TOML escape (\\u202e).
+
+    tomlkit writes bidi overrides and C1 controls raw, and the file is read in editors and terminals
+    (`cat config.toml`): escaped, the file still reads back to the same string.
+    """
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, list | tuple):
+        import tomlkit
+
+        array = tomlkit.array()
+        for item in value:
+            array.append(toml_value(item))
+        return array
+    return value
+
+
+def _toml_string(text: str) -> Any:
+    import tomlkit
+    from tomlkit.items import String, StringType, Trivia
+
+    from recipe_repl.base.sanitize import is_unsafe
+
+    if not any(is_unsafe(ch) or ch in '"\\' for ch in text):
+        return tomlkit.string(text)
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 0xD800 <= code <= 0xDFFF:  # a lone surrogate has no TOML spelling: the replacement character
+            out.append("\\ufffd")
+        elif is_unsafe(ch):
+            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return String(StringType.SLB, text, "".join(out), Trivia())

@@ -44,3 +44,15 @@ class BadValue(UserError):
     def __init__(self, message: str, example: str = "") -> None:
         super().__init__(message)
         self.message, self.example = message, example
+
+
+class NonFiniteLogits(ModelError):
+    """The model's logits were NaN or infinite after some word: the contract says they are finite numbers.
+
+    The load-time probe checks one step; later logits are checked where they are used (the generation
+    loop, scoring, eval, the inspection views), each saying which word and step.
+    """
+
+    def __init__(self, message: str, position: int = -1, word: str = "") -> None:
+        super().__init__(message)
+        self.position, self.word = position, word

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,23 +79,21 @@ class Settings:
                 raise UserError(f"unknown setting {key!r}")
             current = getattr(base, name)
             if name == "use":
-                try:
-                    changes[name] = tuple((str(n), tuple(str(a) for a in args)) for n, args in value)
-                except (TypeError, ValueError):
-                    raise UserError("setting 'use' must be a list of [name, [args...]]") from None
+                changes[name] = _use(key, value)
             elif name == "stop":
-                changes[name] = None if value in (None, "off", "") else str(value)
+                changes[name] = None if value in (None, "off", "") else _text(key, value)
             elif name == "seed":
                 changes[name] = None if value in (None, "off", "") else _whole_number(key, value)
             elif isinstance(current, bool):
                 if not isinstance(value, bool):
-                    raise UserError(f"setting {key!r} must be true or false")
+                    raise UserError(f"setting {key!r} must be true or false, not {value!r}")
                 changes[name] = value
+            elif isinstance(current, int):
+                changes[name] = _whole_number(key, value)
+            elif isinstance(current, float):
+                changes[name] = _number(key, value)
             else:
-                try:
-                    changes[name] = type(current)(value)
-                except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
-                    raise UserError(f"setting {key!r} has a bad value {value!r}") from None
+                changes[name] = _text(key, value)
         return dataclasses.replace(base, **changes).validate()
 
 
@@ -104,4 +103,34 @@ def _whole_number(key: str, value: Any) -> int:
         return value
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value)
-    raise UserError(f"setting {key!r} must be a whole number or \"off\", not {value!r}")
+    off = ' or "off"' if key.replace("-", "_") == "seed" else ""
+    raise UserError(f"setting {key!r} must be a whole number{off}, not {value!r}")
+
+
+def _number(key: str, value: Any) -> float:
+    """A float from a config value: 0.7 or 1; not true, "0.7", nan or [1]."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise UserError(f"setting {key!r} must be a number, not {value!r}")
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise UserError(f"setting {key!r} must be a string, not {value!r}")
+    return value
+
+
+def _use(key: str, value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`use` from a config value: a list of [name, [args...]] with strings only."""
+    bad = UserError(f"setting {key!r} must be a list of [name, [args...]], not {value!r}")
+    if not isinstance(value, list | tuple):
+        raise bad
+    out = []
+    for entry in value:
+        if not isinstance(entry, list | tuple) or len(entry) != 2 or not isinstance(entry[0], str):
+            raise bad
+        name, args = entry
+        if not isinstance(args, list | tuple) or not all(isinstance(a, str) for a in args):
+            raise bad
+        out.append((name, tuple(args)))
+    return tuple(out)

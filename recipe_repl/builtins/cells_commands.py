@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from recipe_repl.base import reading
 from recipe_repl.base.errors import BadValue, UsageError, UserError
 from recipe_repl.generate import cells
 from recipe_repl.generate.inspection import context_ids
@@ -26,7 +27,6 @@ from recipe_repl.plugin.hookspecs import hookimpl
 from recipe_repl.session.session import Session
 
 USAGE = ":cells [c] N [TEXT] | find [c] FEATURE [FILE] | top [c] | features"
-MAX_FILE_BYTES = 5_000_000  # texts for `:cells find FILE`: a few thousand recipes at most
 MAX_TEXTS = 1000  # texts searched at most (482 validation recipes of the built-in corpus: about 5 s)
 TOP_UNITS = 10
 
@@ -173,14 +173,8 @@ def _texts(session: Session, path: Path | None) -> tuple[list[list[int]], str]:
 
 
 def _read_file(path: Path) -> list[str]:
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise UserError(f"{path} is over {MAX_FILE_BYTES // 1_000_000} MB: give a smaller sample of texts")
-    texts = [line.strip() for line in data.decode("utf-8", errors="replace").splitlines() if line.strip()]
+    """The file's texts (one a line), through the one bounded reader (`reading.CELL_TEXTS`: 5 MB)."""
+    texts = [line.strip() for line in reading.read_text(path, reading.CELL_TEXTS).splitlines() if line.strip()]
     if not texts:
         raise UserError(f"no texts in {path}: one text a line")
     return texts

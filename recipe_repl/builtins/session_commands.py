@@ -9,8 +9,7 @@ from typing import Any
 
 from recipe_repl.base import atomic
 from recipe_repl.base.errors import BadValue, UsageError, UserError
-from recipe_repl.base.sanitize import clean, dumps
-from recipe_repl.base.settings import Settings
+from recipe_repl.base.sanitize import clean, dumps, has_unsafe
 from recipe_repl.generate.loop import StopReason
 from recipe_repl.model.engine import PROVIDERS
 from recipe_repl.plugin.commands import no_args, one_arg, split_args
@@ -188,6 +187,9 @@ def _preset(session: Session, args: str) -> None:
     if parts[0] == "save":
         if len(parts) != 2:
             raise UsageError("save takes one name")
+        if has_unsafe(parts[1]) or not parts[1].strip():
+            raise BadValue(f"a preset name cannot hold control, bidi or other invisible characters: "
+                           f"{parts[1]!r}", example=":preset save gentle")
         try:
             session.config.save_preset(parts[1], session.settings)
         except OSError as exc:
@@ -200,7 +202,7 @@ def _preset(session: Session, args: str) -> None:
         names = sorted(presets)
         raise BadValue(f"no preset {parts[0]!r} (presets: {', '.join(names) or 'none yet'})",
                        example=f":preset {names[0]}" if names else f":preset save {parts[0]}")
-    session.update(Settings.from_mapping(presets[parts[0]]))
+    session.update(session.config.preset(parts[0]))
     session.say(f"preset {parts[0]!r} loaded")
 
 

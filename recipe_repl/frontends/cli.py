@@ -41,10 +41,26 @@ class _SafeContext(click.Context):
     formatter_class = _SafeHelpFormatter
 
 
+class _PipeClosed(Exception):
+    """The reader of stdout left (`| head -1`): not an OSError, so that click does not turn it into exit 1."""
+
+
+class _Group(click.Group):
+    """The top-level group: a closed pipe anywhere below it (batch mode, `generate`, `score`, `data show`,
+    a plugin's subcommand) ends the run quietly with status 0, as `git log | head -1` does."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a broken pipe becomes `_PipeClosed`."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _PipeClosed() from None
+
+
 def build_cli(plugins: Plugins) -> click.Group:
     """The click group, with the built-in and plugin subcommands added through the hook."""
 
-    @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.group(cls=_Group, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
     @session_options
     @click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True,
                   help="prompts generated together in batch mode")
@@ -141,15 +157,58 @@ def main(argv: list[str] | None = None) -> None:
         _stderr_line("")  # end a half-written line (batch mode's progress count) first
         _stderr_line("interrupted")
         code = 130
-    except BrokenPipeError:
+    except (BrokenPipeError, _PipeClosed):
         code = 0
+        _discard_stdout()
     except OSError as exc:
         code = _os_error(exc)
+    except Exception as exc:  # the last resort: a bug, ours or a plugin's, is one line and a report on disk
+        code = _internal_error(exc, args)
     code = _finish_stdout(code)
     # Nothing is left to collect: frozen, the interpreter's final garbage collection skips the
     # session's objects (tens of ms of every run on a 2-core machine; atexit handlers still run).
     gc.freeze()
     sys.exit(code)
+
+
+def _internal_error(exc: Exception, argv: list[str]) -> int:
+    """One line saying what went wrong and where the full report (the traceback) was written; exit status 1."""
+    import traceback
+
+    report = "".join(traceback.format_exception(exc))
+    where = _write_report(report, argv)
+    text = str(exc).strip().splitlines()
+    what = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    place = f"the full report is in {where}" if where else "no report could be written (the state folder and the " \
+                                                              "temporary folder are not writable)"
+    _stderr_line(f"error: internal error ({what[:300]}); {place}: please include it when you report this")
+    return 1
+
+
+def _write_report(report: str, argv: list[str]) -> str:
+    """Write a crash report into the state folder (else the temporary folder); its path, or "" if neither works."""
+    import platform
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from recipe_repl.base.config import state_dir
+
+    name = f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    body = (f"recipe-repl {__version__} on Python {platform.python_version()} ({platform.platform()})\n"
+            f"arguments: {argv!r}\n\n{report}")
+    for folder in (state_dir, lambda: Path(tempfile.gettempdir())):
+        try:
+            path = folder()
+            path.mkdir(parents=True, exist_ok=True)
+            target = path / name
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # a report may hold paths: private
+            with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(body)
+            return str(target)
+        except Exception:  # noqa: BLE001 - any folder that does not work: try the next
+            continue
+    return ""
 
 
 def _ensure_std_streams() -> None:

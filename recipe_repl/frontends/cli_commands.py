@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -49,18 +50,24 @@ def score_command(ctx: click.Context, /, source: str, **opts: Any) -> None:
     Counts as `recipe-repl eval` does (every word after the first, and the stop token), so the
     perplexity over a file of recipes equals eval's on the same recipes.
     """
+    import math
+
     from recipe_repl.frontends.batch import BatchFrontend
-    from recipe_repl.generate.scoring import corpus_perplexity, score_text
+    from recipe_repl.generate.scoring import score_text
     from recipe_repl.views import render
 
-    texts = _read_texts(source)
     frontend = BatchFrontend(sys.stdout, sys.stderr)
     session = start_session(ctx.find_root().obj, frontend, opts, keep_transcript=False)
-    scores = []
-    for text in texts:
-        scored = score_text(session.engine, text, session.max_prompt_tokens)
-        scores.append(scored)
+    name = "stdin" if source == "-" else source
+    texts = predictions = unknown = 0
+    nll = 0.0  # running sums: the texts stream through, one at a time, whatever the file's size
+    for text in _texts(source):
+        texts += 1
+        scored = score_text(session.engine, text, session.max_prompt_tokens, where=f"in text {texts} of {name}")
         worst = scored.least_likely(5)
+        nll += scored.nll
+        predictions += len(scored.predictions)
+        unknown += scored.unknown
         if opts.get("json_out"):
             record = {"text": text, "tokens": scored.words, "token_probs": [None if p is None else round(p, 6)
                                                                           for p in scored.probs],
@@ -71,26 +78,23 @@ def score_command(ctx: click.Context, /, source: str, **opts: Any) -> None:
         else:
             least = ", ".join(f"{w} {render.percent(p)}" for _, w, p in worst)
             sys.stdout.write(clean(f"{scored.perplexity:10.2f}  {text}   (least likely: {least})") + "\n")
-    unknown = sum(s.unknown for s in scores)
-    frontend.message(f"{len(scores)} text{'s' if len(scores) != 1 else ''}, "
-                     f"{sum(len(s.predictions) for s in scores)} predictions, perplexity "
-                     f"{corpus_perplexity(scores):,.2f}" + (f" ({unknown} unknown words)" if unknown else ""))
-
-
-def _read_texts(source: str) -> list[str]:
-    """Non-empty lines of a file, or of stdin for '-'."""
-    if source == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        try:
-            with open(source, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise UserError(f"cannot read {source}: {exc.strerror}") from None
-    texts = [line.strip() for line in data.decode("utf-8", errors="replace").splitlines() if line.strip()]
     if not texts:
-        raise UserError(f"nothing to score in {'stdin' if source == '-' else source}: one text a line")
-    return texts
+        raise UserError(f"nothing to score in {name}: one text a line")
+    frontend.message(f"{texts} text{'s' if texts != 1 else ''}, {predictions} predictions, perplexity "
+                     f"{math.exp(nll / predictions):,.2f}" + (f" ({unknown} unknown words)" if unknown else ""))
+
+
+def _texts(source: str) -> Iterator[str]:
+    """Non-empty lines of a file, or of stdin for '-', streamed through the one bounded reader."""
+    from recipe_repl.base import reading
+
+    if source == "-":
+        lines = reading.stream_lines(sys.stdin.buffer, "stdin", reading.SCORE_TEXTS)
+    else:
+        lines = reading.lines(source, reading.SCORE_TEXTS)
+    for line in lines:
+        if line.strip():
+            yield line.strip()
 
 
 @click.command("plugins")

@@ -1,4 +1,5 @@
-"""The REPL's input helpers: tab completion, the lexer that marks future [UNK]s, the bottom toolbar.
+"""The REPL's input helpers: tab completion, the lexer that marks future [UNK]s, the processor that shows
+control and bidi characters escaped in the input line, the bottom toolbar.
 
 Each gets a `session_of()` callable rather than the session itself: the REPL builds its frontend
 before the session exists (the session needs the frontend).
@@ -12,9 +13,12 @@ from collections.abc import Callable, Iterable, Iterator
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.layout.utils import explode_text_fragments
+from prompt_toolkit.layout.processors import Processor, Transformation, TransformationInput
 from prompt_toolkit.lexers import Lexer
 from prompt_toolkit.styles import Style
 
+from recipe_repl.base.sanitize import escape_char, is_unsafe
 from recipe_repl.plugin.commands import is_command
 from recipe_repl.session.session import Session
 from recipe_repl.views.render import safe
@@ -31,6 +35,7 @@ STYLE = Style.from_dict(
         "command": "ansicyan",
         "command.unknown": "ansired",
         "unknown-word": "ansimagenta underline",
+        "escaped": "ansiyellow",
         "bottom-toolbar": "noreverse bg:#303030 #d0d0d0",
         "bottom-toolbar.key": "bold",
     }
@@ -70,7 +75,9 @@ class ReplCompleter(Completer):
         args = args.lstrip()
         try:
             candidates = list(spec.complete(session, args))
-        except Exception:  # a plugin's completer must never break typing
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # noqa: BLE001 - a plugin's completer (even sys.exit) must never break typing
             return
         last = args.rsplit(" ", 1)[-1] if args else ""
         for c in candidates:
@@ -131,6 +138,43 @@ class ReplLexer(Lexer):
             unknown = bool(vocab.unknown_words(chunk))
             fragments.append(("class:unknown-word" if unknown else "", chunk))
         return fragments
+
+
+class EscapeUnsafe(Processor):
+    """Shows every control, bidi or other format character of the input line as its escape (`\\u202e`).
+
+    A pasted U+202E would reverse the rest of the line on the screen, a U+2066 isolate it: the line
+    the person types is untrusted text like any other. The lexer styles the words; this processor
+    (prompt-toolkit's way to show a line other than as typed, as its TabsProcessor does for tabs)
+    replaces such a character by its escape and keeps the cursor where it belongs.
+    """
+
+    def apply_transformation(self, ti: TransformationInput) -> Transformation:
+        """The line's fragments with unsafe characters escaped, and the cursor mappings."""
+        if all(text.isprintable() for _, text, *_ in ti.fragments):
+            return Transformation(ti.fragments)  # the common case: nothing to show differently
+        fragments = explode_text_fragments(ti.fragments)
+        to_display = []
+        result: StyleAndTextTuples = []
+        pos = 0
+        for style, char, *_ in fragments:
+            to_display.append(pos)
+            if is_unsafe(char):
+                shown = escape_char(char)
+                result.append((f"{style} class:escaped", shown))
+                pos += len(shown)
+            else:
+                result.append((style, char))
+                pos += 1
+        to_display += [pos, pos + 1]  # the cursor may sit after the last character
+
+        def source_to_display(i: int) -> int:
+            return to_display[min(i, len(to_display) - 1)]
+
+        def display_to_source(d: int) -> int:
+            return max((i for i, p in enumerate(to_display) if p <= d), default=0)
+
+        return Transformation(result, source_to_display=source_to_display, display_to_source=display_to_source)
 
 
 def unknown_words(session: Session, line: str) -> list[str]:

@@ -11,6 +11,7 @@ and user text is shown literally (`render.safe` + `rich.text.Text`, never markup
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,7 +28,7 @@ from rich.text import Text
 from recipe_repl.base.config import state_dir
 from recipe_repl.base.errors import UserError
 from recipe_repl.base.settings import Settings
-from recipe_repl.frontends.completion import STYLE, ReplCompleter, ReplLexer, toolbar
+from recipe_repl.frontends.completion import STYLE, EscapeUnsafe, ReplCompleter, ReplLexer, toolbar
 from recipe_repl.generate.loop import Request, Sample, StopReason, TokenEvent
 from recipe_repl.model.vocab import detokenize
 from recipe_repl.session.session import Session
@@ -245,6 +246,7 @@ class ReplFrontend:
             completer=ReplCompleter(session_of),
             complete_while_typing=False,
             lexer=ReplLexer(session_of),
+            input_processors=[EscapeUnsafe()],  # a pasted U+202E is shown as \u202e, never sent raw
             bottom_toolbar=toolbar(session_of),
             style=STYLE,
             enable_history_search=False,  # Up walks history; Ctrl-R searches it
@@ -335,7 +337,8 @@ class ReplFrontend:
     def ask(self, question: str) -> str:
         """Ask for one line (used by :pick); Ctrl-C raises KeyboardInterrupt, Ctrl-D EOFError."""
         if self._ask is None:
-            self._ask = PromptSession(input=self.input, output=self.output, history=InMemoryHistory(), style=STYLE)
+            self._ask = PromptSession(input=self.input, output=self.output, history=InMemoryHistory(), style=STYLE,
+                                      input_processors=[EscapeUnsafe()])
         answer = self._ask.prompt(FormattedText([("class:prompt", question)]))
         self._echo(question, answer)
         return answer
@@ -362,7 +365,9 @@ def run_repl(
     `console`, `input`, `output` and `history` are for tests and recordings (pipe input, DummyOutput);
     `echo` repeats each typed line on the console.
     """
-    console = console or Console(highlight=False)
+    # The console holds on to this stdout: a plugin's code runs with sys.stdout sent to stderr
+    # (`hookcall.plugin_stdout`), and the REPL's own output must not follow it there.
+    console = console or Console(highlight=False, file=sys.stdout)
     frontend = ReplFrontend(console, input=input, output=output, echo=echo)
     session = make_session(frontend)
     frontend.attach(session, history)

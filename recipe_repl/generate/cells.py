@@ -224,9 +224,9 @@ def feature_values(name: str, feature: Feature, words: Sequence[str]) -> np.ndar
     """A feature's numbers for one text, checked: one finite number per word, else a UserError."""
     try:
         values = np.asarray(list(feature(list(words))), dtype=np.float64)
-    except UserError:
+    except (UserError, KeyboardInterrupt):
         raise
-    except Exception as exc:  # a plugin's feature: its bug is one line, not a traceback
+    except BaseException as exc:  # noqa: BLE001 - a plugin's feature: its bug (even SystemExit) is one line
         raise UserError(f"feature {name} failed: {type(exc).__name__}: {exc}") from None
     if values.shape != (len(words),):
         raise UserError(f"feature {name} gave {values.size} values for {len(words)} words (one per word is needed)")

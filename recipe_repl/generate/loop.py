@@ -227,13 +227,17 @@ def generate(
 
 
 def encode_prompt(engine: Engine, prompt: str, max_prompt_tokens: int = MAX_PROMPT_TOKENS) -> list[int]:
-    """A prompt's ids, or a UserError when it has no words or more than `max_prompt_tokens`."""
-    ids = engine.vocab.encode(prompt)
+    """A prompt's ids, or a UserError when it has no words or more than `max_prompt_tokens`.
+
+    The tokens are counted (up to the limit) before anything is encoded, so an enormous line costs
+    no more than a prompt at the limit.
+    """
+    vocab = engine.vocab
+    if vocab.count_tokens(prompt, max_prompt_tokens + 1) > max_prompt_tokens:
+        raise UserError(f"the prompt is over the limit of {max_prompt_tokens:,} tokens (--max-prompt-tokens)")
+    ids = vocab.encode(prompt)
     if not ids:
         raise UserError("an empty prompt gives the model nothing to go on")
-    if len(ids) > max_prompt_tokens:
-        raise UserError(f"the prompt is {len(ids):,} tokens long, over the limit of {max_prompt_tokens:,} "
-                        "(--max-prompt-tokens)")
     return ids
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from recipe_repl.base.errors import UserError
 from recipe_repl.generate.loop import PREFILL_FLOATS
 from recipe_repl.model.engine import Engine
+from recipe_repl.model.finite import first_bad, not_finite
 from recipe_repl.model.vocab import PAD_ID, UNK_ID
 
 
@@ -55,15 +56,18 @@ class TextScore:
         return sorted(scored, key=lambda t: t[2])[:n]
 
 
-def score_text(engine: Engine, text: str, max_tokens: int) -> TextScore:
-    """Feed `text` and collect the probability of each next word (bounded memory, any length up to the cap)."""
+def score_text(engine: Engine, text: str, max_tokens: int, where: str = "in the text") -> TextScore:
+    """Feed `text` and collect the probability of each next word (bounded memory, any length up to the cap).
+
+    Logits that are not finite at some word raise `NonFiniteLogits` naming `where` and the word,
+    found from the log-sum-exp each position needs anyway.
+    """
     vocab = engine.vocab
+    if vocab.count_tokens(text, max_tokens + 1) > max_tokens:  # counted without encoding a huge text
+        raise UserError(f"the text is over the limit of {max_tokens:,} tokens (--max-prompt-tokens)")
     ids = vocab.encode(text)
     if not ids:
         raise UserError("nothing to score: the text has no words the model can read")
-    if len(ids) > max_tokens:
-        raise UserError(f"the text is {len(ids):,} tokens long, over the limit of {max_tokens:,} "
-                        "(--max-prompt-tokens)")
     targets = np.array(ids[1:] + [PAD_ID], dtype=np.int64)
     chunk = max(1, PREFILL_FLOATS // len(vocab))
     state = engine.start(1)
@@ -72,7 +76,11 @@ def score_text(engine: Engine, text: str, max_tokens: int) -> TextScore:
         out, state = engine.forward(np.array([ids[start:start + chunk]], dtype=np.int64), state)
         logits = np.asarray(out[0], dtype=np.float64)
         logits -= logits.max(axis=-1, keepdims=True)
-        logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        lse = np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        bad = first_bad(lse[:, 0])  # NaN or ±inf anywhere in a row makes its log-sum-exp NaN
+        if bad is not None:
+            raise not_finite(where, vocab.decode_tokens(ids), start + bad)
+        logp = logits - lse
         tgt = targets[start:start + len(logits)]
         found[start:start + len(logits)] = np.exp(logp[np.arange(len(logits)), tgt])
     probs: list[float | None] = [None, *(float(p) for p in found[:-1])]

@@ -8,7 +8,6 @@ A stateless model (tokens → probabilities, as the lecture's own export gives) 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from recipe_repl.base import reading
 from recipe_repl.base.errors import ModelError, UserError
 from recipe_repl.model import contract
 from recipe_repl.model.vocab import Vocabulary
@@ -154,6 +154,9 @@ def open_session(path: Path, provider: str = "auto", threads: int = 0,
                  spinning: bool | None = None) -> tuple[ort.InferenceSession, str]:
     """Open an ONNX Runtime session on the asked provider; return it with the provider really used.
 
+    The file is read through the one bounded reader (a regular file within `reading.MODEL`'s limit)
+    and handed to ONNX Runtime as bytes: a model that names external data files cannot make the
+    tool read them (it fails to load, in one line).
     `threads` are ONNX Runtime's intra-op threads (0: its default, one per core); `spinning` lets
     its idle workers busy-wait (None: its default, which spins).
     ONNX Runtime silently falls back from CUDA to CPU with only a log line, so the providers the
@@ -172,10 +175,13 @@ def open_session(path: Path, provider: str = "auto", threads: int = 0,
             "(install recipe-repl[cuda], which replaces onnxruntime with onnxruntime-gpu)"
         )
     wanted = [_CUDA, _CPU] if provider in ("cuda", "auto") and _CUDA in offered else [_CPU]
+    data = reading.read_bytes(path, reading.MODEL, ModelError)
     try:
-        session = ort.InferenceSession(str(path), sess_options=_session_options(threads, spinning), providers=wanted)
+        session = ort.InferenceSession(data, sess_options=_session_options(threads, spinning), providers=wanted)
     except Exception as exc:  # ORT raises its own exception types for corrupt or foreign files
         raise ModelError(f"cannot load model {path}: {_first_line(exc)}") from None
+    finally:
+        del data  # ORT keeps its own copy: the file's bytes are not held twice
     used = session.get_providers()
     got = "cuda" if used and used[0] == _CUDA else "cpu"
     if provider == "cuda" and got != "cuda":
@@ -189,18 +195,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _read_vocab(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read vocabulary {path}: {exc.strerror}") from None
+    """A `--vocab` file through the one bounded reader: one word a line, or a JSON list of words."""
+    text = reading.read_text(path, reading.VOCAB)
     if path.suffix == ".json":
-        try:
-            words = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"vocabulary {path} is not valid JSON: {exc}") from None
-        if not isinstance(words, list):
-            raise UserError(f"vocabulary {path} must be a JSON list of words")
-        return [str(w) for w in words]
+        words = reading.parse_json(text, f"vocabulary {path}")
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise UserError(f"vocabulary {path} must be a JSON list of words (strings)")
+        return words
     return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
 
 
@@ -208,10 +209,7 @@ def _meta_json(meta: dict[str, str], key: str, path: Path, kind: type = dict) ->
     raw = meta.get(key)
     if raw is None:
         return kind()
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        raise ModelError(f"model {path} has corrupt metadata {key!r}") from None
+    value = reading.parse_json(raw, f"model {path}: metadata {key!r}", ModelError)
     if not isinstance(value, kind):
         raise ModelError(f"model {path}: metadata {key!r} is not a JSON {'object' if kind is dict else 'list'}")
     return value
@@ -251,7 +249,7 @@ class OnnxEngine:
         spinning: bool | None = None,
     ) -> None:
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise UserError(f"model file not found: {path}")
         self.session, used = open_session(path, provider, threads, spinning)
         meta = dict(self.session.get_modelmeta().custom_metadata_map)

@@ -24,6 +24,9 @@ _SPACES_RE = re.compile(" +")
 # tf.strings.split(sep=None) splits on ASCII whitespace only (absl::ascii_isspace).
 _TF_WHITESPACE_RE = re.compile("[ \t\n\v\f\r]+")
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+# One token of `split_words(pad_punctuation(text))`: a punctuation mark alone, or a run of anything that
+# is neither punctuation nor ASCII whitespace (the class is `_PUNCT_RE`'s, so a backslash is a letter).
+_TOKEN_RE = re.compile(f"[{string.punctuation}]|[^{string.punctuation} \t\n\v\f\r]+")
 
 
 def pad_punctuation(text: str) -> str:
@@ -36,6 +39,17 @@ def standardize(text: str, lowercase: str = "ascii") -> str:
     if lowercase == "unicode":
         return text.lower()
     return text.translate(_ASCII_LOWER)
+
+
+def count_tokens(text: str, stop_at: int) -> int:
+    """How many tokens `text` makes, counting no further than `stop_at`: bounded work and no copy of
+    the text, so a 20 MB line is refused at once rather than encoded first."""
+    n = 0
+    for _ in _TOKEN_RE.finditer(text):
+        n += 1
+        if n >= stop_at:
+            break
+    return n
 
 
 def split_words(text: str) -> list[str]:
@@ -80,6 +94,10 @@ class Vocabulary:
         """Id of one already-standardized word, UNK_ID when unknown."""
         i = self._index.get(word, UNK_ID)
         return UNK_ID if i == PAD_ID else i
+
+    def count_tokens(self, text: str, stop_at: int) -> int:
+        """`count_tokens(text, stop_at)`: the number of ids `encode(text)` gives, up to `stop_at`."""
+        return count_tokens(text, stop_at)
 
     def encode(self, text: str) -> list[int]:
         """Token ids for raw text, identical to TextVectorization on the padded text."""

@@ -7,11 +7,15 @@ still run. Built-ins are called first, so that a plugin's clash, not the built-i
 
 from __future__ import annotations
 
+import io
 import reprlib
+import sys
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import IO, Any
 
 import pluggy
+
+from recipe_repl.base.sanitize import clean
 
 BUILTIN = "builtin"
 
@@ -32,6 +36,79 @@ def one_line(exc: BaseException, bare: bool = False) -> str:
     if bare and text:
         return text[0]
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class _PluginStdout(io.TextIOBase):
+    """Where a plugin's `print()` goes: stderr, line by line, sanitized (stdout carries samples only)."""
+
+    MAX_LINE = 4096  # a plugin writing without newlines is cut into lines of this length
+
+    def __init__(self, err: IO[str]) -> None:
+        super().__init__()
+        self._err, self._partial = err, ""
+
+    def writable(self) -> bool:
+        """Always."""
+        return True
+
+    def write(self, text: str) -> int:
+        """Keep a partial line; pass each full line on, escaped."""
+        self._partial += str(text)
+        if "\n" in self._partial or len(self._partial) > self.MAX_LINE:
+            *lines, self._partial = self._partial.split("\n")
+            while len(self._partial) > self.MAX_LINE:
+                lines.append(self._partial[: self.MAX_LINE])
+                self._partial = self._partial[self.MAX_LINE :]
+            for line in lines:
+                self._emit(line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Pass a partial line on (the plugin's code has returned)."""
+        if self._partial:
+            self._emit(self._partial)
+            self._partial = ""
+
+    def _emit(self, line: str) -> None:
+        try:
+            self._err.write(clean(line) + "\n")
+            self._err.flush()
+        except (OSError, ValueError):
+            pass  # stderr is gone: a plugin's chatter is not worth failing for
+
+
+class plugin_stdout:  # noqa: N801 - used as `with plugin_stdout():`, like contextlib's redirect_stdout
+    """Run plugin code with `sys.stdout` sent to stderr, sanitized, a line at a time.
+
+    A plugin's `print()` must not break the JSON Lines stream on stdout nor send raw escapes to the
+    terminal. Every place that calls third-party code wraps the call in this (the registry wraps
+    commands, completers, processors, loaders and features when they are registered; `HookCaller`
+    wraps hook calls; the loader wraps importing a plugin). Cheap (a class, not a generator): a
+    listener is called at every token. Nested uses keep the outer redirection.
+    """
+
+    __slots__ = ("_real", "_proxy")
+
+    def __enter__(self) -> None:
+        self._real = sys.stdout
+        self._proxy: _PluginStdout | None = None
+        if not isinstance(self._real, _PluginStdout):
+            self._proxy = _PluginStdout(sys.stderr)
+            sys.stdout = self._proxy
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proxy is not None:
+            sys.stdout = self._real
+            self._proxy.flush()
+
+
+def plugin_failure(exc: BaseException) -> bool:
+    """Whether an exception from plugin code is the plugin's failure to report (anything but Ctrl-C).
+
+    SystemExit, GeneratorExit and other BaseExceptions from a plugin must not end the session:
+    they are reported in one line naming the plugin, like any exception. Ctrl-C stops what runs.
+    """
+    return not isinstance(exc, KeyboardInterrupt)
 
 
 class HookCaller:
@@ -78,8 +155,14 @@ class HookCaller:
             shown = ", ".join(f"{k}={_trace_repr.repr(v)}" if not callable(v) else k for k, v in args.items())
             self._trace(f"{plugin}.{self.hook}({shown})")
         try:
-            impl.function(**args)
-        except (Exception, SystemExit) as exc:  # a plugin's bug (or sys.exit) must not stop the tool; Ctrl-C does
+            if is_builtin(plugin):
+                impl.function(**args)
+            else:
+                with plugin_stdout():
+                    impl.function(**args)
+        except BaseException as exc:  # a plugin's bug (or sys.exit) must not stop the tool; Ctrl-C does
+            if not plugin_failure(exc):
+                raise
             if plugin not in self._reported:
                 self._reported.add(plugin)
                 self._report(f"plugin {plugin} failed in {self.hook}: {one_line(exc)}{note}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from recipe_repl.base.errors import UserError
-from recipe_repl.plugin.hookcall import BUILTIN, is_builtin, one_line
+from recipe_repl.plugin.hookcall import BUILTIN, is_builtin, one_line, plugin_stdout
 
 ENTRY_POINT_GROUP = "recipe_repl"
 ENV_PLUGINS = "RECIPE_REPL_PLUGINS"
@@ -101,7 +101,8 @@ def find_plugins(
             continue
         try:
             path = Path(name)
-            plugin = module_from_file(path) if path.suffix == ".py" else importlib.import_module(name)
+            with plugin_stdout():  # a plugin that prints on import does not write into stdout either
+                plugin = module_from_file(path) if path.suffix == ".py" else importlib.import_module(name)
         except BaseException as exc:  # noqa: BLE001 - even SystemExit in third-party import code must not end the tool
             problem(f"plugin {name} failed to import: {one_line(exc)}")
             continue
@@ -125,7 +126,8 @@ def _entry_points(problem: Callable[[str], None], seen: dict[str, str]) -> Itera
             continue
         seen[ep.name] = ep.value
         try:
-            plugin = ep.load()
+            with plugin_stdout():
+                plugin = ep.load()
         except BaseException as exc:  # noqa: BLE001 - even SystemExit in third-party import code must not end the tool
             problem(f"plugin {ep.name} failed to import: {one_line(exc)}")
             continue

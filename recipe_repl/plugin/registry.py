@@ -7,6 +7,7 @@ line too (`_guarded_*`); only built-ins may be essential commands or run without
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import sys
@@ -20,8 +21,9 @@ import numpy as np
 from recipe_repl.base.errors import UserError
 from recipe_repl.base.sanitize import clean
 from recipe_repl.generate.sampling import Processor, ProcessorFactory, ProcessorSpec
+from recipe_repl.model.conformance import check_engine
 from recipe_repl.plugin.commands import CommandSpec, CommandTable
-from recipe_repl.plugin.hookcall import BUILTIN, is_builtin, one_line
+from recipe_repl.plugin.hookcall import BUILTIN, is_builtin, one_line, plugin_failure, plugin_stdout
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
@@ -132,6 +134,10 @@ class Registry:
             if any(not _NAME_RE.fullmatch(a) for a in options["aliases"]) or len(options["aliases"]) < len(aliases):
                 self.problem(f"plugin {plugin}: command :{name} not registered: bad alias in {aliases!r}")
                 return
+            if not is_builtin(plugin):  # its print() goes to stderr, sanitized, never into the samples
+                handler = quiet(handler)
+                if callable(options.get("complete")):
+                    options["complete"] = quiet(options["complete"])
             try:
                 spec = CommandSpec(name=name, handler=handler, plugin=plugin, **options)
                 found = (self.commands.get(n) for n in (name, *spec.aliases))
@@ -185,32 +191,49 @@ class Registry:
 
         def guarded(settings: Any, args: tuple[str, ...], vocab: Any) -> Processor | None:
             try:
-                proc = factory(settings, args, vocab)
+                with plugin_stdout():
+                    proc = factory(settings, args, vocab)
             except UserError:
                 raise
-            except Exception as exc:
+            except BaseException as exc:  # noqa: BLE001 - SystemExit too: one line, the session goes on
+                if not plugin_failure(exc):
+                    raise
                 raise UserError(f"processor {name} (plugin {plugin}) failed: {one_line(exc)}") from None
             return None if proc is None else self._guarded_processor(plugin, name, proc)
 
         return guarded
 
     def _guarded_processor(self, plugin: str, name: str, proc: Processor) -> Processor:
+        """A third-party processor that cannot stop generation nor poison it.
+
+        Policy: a processor that raises, returns something else than logits of the same shape, or
+        returns NaN, +inf or a row where no word is possible (every logit −inf) is reported in one
+        line and switched off for the rest of the generation; the step it failed on draws from the
+        chain without it (the logits as they were before it ran: it gets a copy to write in).
+        """
         failed = False
 
         def guarded(logits: np.ndarray, context: Any) -> np.ndarray:
             nonlocal failed
             if failed:
                 return logits
+            before = logits.copy()  # the processor may write in place before it fails
             try:
-                out = proc(logits, context)
+                with plugin_stdout():
+                    out = proc(logits, context)
                 if not isinstance(out, np.ndarray) or out.shape != logits.shape:
                     raise TypeError(f"returned {type(out).__name__} {getattr(out, 'shape', '')}, not logits "
                                     f"of shape {logits.shape}")
-            except Exception as exc:
+                problem = _not_logits(out)
+                if problem:
+                    raise ValueError(problem)
+            except BaseException as exc:  # noqa: BLE001 - SystemExit too: one line, the generation goes on
+                if not plugin_failure(exc):
+                    raise
                 failed = True
                 self.problem(f"plugin {plugin}: processor {name} failed: {one_line(exc)} "
-                             "(off for the rest of this generation)")
-                return logits
+                             "(off for the rest of this generation; this step draws without it)")
+                return before
             return out
 
         return guarded
@@ -227,7 +250,7 @@ class Registry:
                 self.loaders.append(LoaderSpec(name, can_load, load, plugin, takes_vocab))
             else:
                 guarded = _guarded_load(plugin, name, load)
-                self.loaders.insert(0, LoaderSpec(name, can_load, guarded, plugin, takes_vocab))
+                self.loaders.insert(0, LoaderSpec(name, quiet(can_load), guarded, plugin, takes_vocab))
             self.infos[plugin].loaders.append(name)
 
         return register
@@ -246,6 +269,8 @@ class Registry:
                 return
             if current is not None and name in self.infos[current.plugin].features:
                 self.infos[current.plugin].features.remove(name)
+            if not is_builtin(plugin):
+                feature = quiet(feature)
             self.features[name] = FeatureSpec(name, feature, str(help), plugin)
             self.infos[plugin].features.append(name)
 
@@ -262,7 +287,9 @@ class Registry:
         for loader in self.loaders:
             try:
                 claimed = loader.can_load(path)
-            except Exception as exc:
+            except BaseException as exc:  # noqa: BLE001 - a plugin's SystemExit too
+                if not plugin_failure(exc):
+                    raise
                 self.problem(f"plugin {loader.plugin}: loader {loader.name} failed: {one_line(exc)}")
                 continue
             if not claimed:
@@ -280,6 +307,30 @@ class Registry:
         return sorted(self.infos.values(), key=lambda i: (not is_builtin(i.name), i.name))
 
 
+def quiet(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A plugin's callable run with its stdout sent to stderr, sanitized (`hookcall.plugin_stdout`)."""
+
+    @functools.wraps(func)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with plugin_stdout():
+            return func(*args, **kwargs)
+
+    return wrapped
+
+
+def _not_logits(out: np.ndarray) -> str:
+    """Why a processor's output cannot be sampled from: NaN, +inf, or a row with no possible word ("" if fine)."""
+    if out.dtype.kind != "f":
+        return f"returned {out.dtype} values, not floating-point logits"
+    if np.isnan(out).any():
+        return "returned NaN"
+    if np.isposinf(out).any():
+        return "returned +inf"
+    if out.size and (out.max(axis=-1) == -np.inf).any():
+        return "left no word possible (every logit -inf)"
+    return ""
+
+
 def _takes_keyword(func: Callable[..., Any], name: str) -> bool:
     """Whether `func` can be called with the keyword `name` (named, or through **kwargs)."""
     try:
@@ -290,12 +341,19 @@ def _takes_keyword(func: Callable[..., Any], name: str) -> bool:
 
 
 def _guarded_load(plugin: str, name: str, load: Callable[..., Any]) -> Callable[..., Any]:
+    """A third-party loader whose crash is one line, and whose engine is checked like the built-in loader's."""
+
     def guarded(path: Path, provider: str, threads: int, **vocab: Any) -> Any:
         try:
-            return load(path, provider, threads, **vocab)
+            with plugin_stdout():
+                engine = load(path, provider, threads, **vocab)
+                check_engine(engine, f"plugin {plugin}: loader {name}")
         except UserError:
             raise
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit from a plugin must not end the tool
+            if isinstance(exc, KeyboardInterrupt):
+                raise
             raise UserError(f"plugin {plugin}: loader {name} cannot open {path}: {one_line(exc)}") from None
+        return engine
 
     return guarded

@@ -31,6 +31,7 @@ from recipe_repl.generate.loop import (
 )
 from recipe_repl.model.engine import Engine
 from recipe_repl.plugin.commands import explain, is_command, parse_command
+from recipe_repl.plugin.hookcall import one_line
 from recipe_repl.plugin.manager import Plugins
 from recipe_repl.session.transcript import Transcript, TranscriptEntry
 
@@ -184,8 +185,10 @@ class Session:
             raise UserError(explain(spec, exc)) from None
         except UserError:
             raise
-        except Exception as exc:  # a plugin's bug must not end the session
-            raise UserError(f":{spec.name} failed ({spec.plugin}): {type(exc).__name__}: {exc}") from None
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a plugin's bug, even sys.exit(), must not end the session
+            raise UserError(f":{spec.name} failed ({spec.plugin}): {one_line(exc)}") from None
 
     def prompt(self, text: str, n: int | None = None) -> list[Sample]:
         """Generate `n` (default: settings.n) samples for one prompt and show them."""
