@@ -121,3 +121,78 @@ def edited(source: Path, path: Path, rename: dict[str, str] | None = None, meta:
         for k, v in [*kept, *meta.items()]:
             model.metadata_props.add(key=k, value=v)
     return _save(model, path, None)
+
+
+# --- issue 23: child processes measured by their own peak, and models whose numbers break ----------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+_PEAK = ("import sys\nfrom recipe_repl.frontends.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+         "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+         "    sys.stderr.write(f'\\nVmHWM {hwm}\\n')\n")
+
+
+def child(args: list[str], stdin: bytes = b"", env: dict[str, str] | None = None, timeout: float = 120,
+          keep_stdout: bool = True, plugins: bool = False):
+    """`recipe-repl ARGS` in a child process that reports its own peak resident memory (VmHWM, Linux).
+
+    Returns (exit status, peak MiB, stdout, stderr without the peak line). `keep_stdout=False` sends
+    stdout to /dev/null (outputs of hundreds of MB). ru_maxrss would count the test process's own
+    peak through fork; VmHWM is the child's alone.
+    """
+    import os
+    import subprocess
+
+    import pytest
+
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("needs /proc/self/status (Linux) to read a process's peak memory")
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "RECIPE_REPL_NO_PLUGINS": "0" if plugins else "1",
+                **(env or {})}
+    r = subprocess.run([sys.executable, "-c", _PEAK, *args], input=stdin, env=full_env, timeout=timeout,
+                       stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err, _, hwm = r.stderr.decode("utf-8", "replace").rpartition("\nVmHWM ")
+    return r.returncode, int(hwm.split()[0]) / 1024, r.stdout or b"", err.rstrip("\n")
+
+
+def broken_after_word(path: Path, words: list[str], word: str, value: float = float("nan"), seed: int = 0,
+                      likely: str | None = None, units: int = 16) -> Path:
+    """A random-weight LSTM whose logits get `value` (NaN, inf) added at every position where `word` is read.
+
+    An extra graph branch: Equal(tokens, id of word) → Where(…, value, 0) → added to the logits, so
+    the model is sound until it reads `word` and breaks right after it (its state stays finite).
+    `likely` makes that word the most likely next word everywhere (a large output bias), so a
+    sample writes it early.
+    """
+    import tempfile
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from recipe_repl.export.random_model import build_random_lstm
+
+    with tempfile.TemporaryDirectory() as folder:
+        model = onnx.load(str(build_random_lstm(Path(folder) / "m.onnx", words, seed=seed, units=units)))
+    graph = model.graph
+    for node in graph.node:
+        node.output[:] = ["logits_raw" if o == "logits" else o for o in node.output]
+    if likely is not None:
+        for i, t in enumerate(graph.initializer):
+            if t.name == "bd":
+                bias = numpy_helper.to_array(t).copy()
+                bias[words.index(likely)] += 12.0
+                graph.initializer[i].CopyFrom(numpy_helper.from_array(bias, "bd"))
+    graph.initializer.extend([
+        numpy_helper.from_array(np.array(words.index(word), dtype=np.int32), "bad_id"),
+        numpy_helper.from_array(np.array(value, dtype=np.float32), "bad_value"),
+        numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "ax2"),
+    ])
+    graph.node.extend([
+        helper.make_node("Equal", ["tokens", "bad_id"], ["is_bad"]),
+        helper.make_node("Where", ["is_bad", "bad_value", "zero"], ["extra"]),
+        helper.make_node("Unsqueeze", ["extra", "ax2"], ["extra3"]),
+        helper.make_node("Add", ["logits_raw", "extra3"], ["logits"]),
+    ])
+    del TensorProto
+    return _save(model, path, None)

@@ -16,6 +16,7 @@ without rich.
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from typing import Any
@@ -83,6 +84,22 @@ def dumps(data: Any, **kwargs: Any) -> str:
 
     json.dumps escapes only C0 controls; DEL, C1 controls and bidi overrides would pass raw. The
     escapes are valid JSON for the same values, so `json.loads` gives back the original text.
+    JSON has no NaN or infinity (json.dumps would write a bare `NaN`, which no strict parser reads):
+    such a number, wherever it sits in `data`, is written as null.
     """
-    text = json.dumps(data, ensure_ascii=False, **kwargs)
+    try:
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False, **kwargs)
+    except ValueError:  # a float that is not finite somewhere: the rare path
+        text = json.dumps(_finite(data), ensure_ascii=False, allow_nan=False, **kwargs)
     return text if text.isprintable() else _SUSPECT.sub(_json_escape, text)
+
+
+def _finite(data: Any) -> Any:
+    """`data` with every float that is not finite (NaN, ±inf, numpy's too) replaced by None."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data

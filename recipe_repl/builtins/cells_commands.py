@@ -129,15 +129,19 @@ def _find(session: Session, args: str) -> None:
     engine = session.engine
     cells.state_indices(engine)
     texts, source = _texts(session, Path(rest[1]).expanduser() if len(rest) > 1 else None)
-    traces = cells.trace(engine, texts)
     label = f"{spec.name} (plugin {spec.plugin})" if not spec.plugin.startswith("builtin") else spec.name
-    values = [cells.feature_values(label, spec.feature, t.words) for t in traces]
-    if len({float(x) for v in values for x in v}) < 2:
+    running = cells.Correlation()  # running sums, chunk by chunk: memory does not grow with the texts
+    words = on = 0
+    for chunk in cells.trace_chunks(engine, texts):
+        for t in chunk:
+            values = cells.feature_values(label, spec.feature, t.words)
+            running.add(t.values(kind), values)
+            words += len(t.words)
+            on += int((values != 0).sum())
+    if not running.low < running.high:
         raise UserError(f"the feature {spec.name} has one value at every word of {source}: nothing to correlate "
                         f"with; try texts where it changes (:cells find {spec.name} FILE, one text a line)")
-    r = cells.correlations(traces, values, kind)
-    words = sum(len(t.words) for t in traces)
-    on = sum(int((v != 0).sum()) for v in values)
+    r = running.result()
     ranked = cells.rank_units(r, TOP_UNITS)
     title = f"units of the {cells.KIND_NAMES[kind]} that follow “{spec.name}” ({spec.help or 'a plugin feature'})"
     first = ranked[0][0]

@@ -2,7 +2,8 @@
 
 The epochs of one run (`recipe-repl train --keep-epochs` keeps an ONNX file per epoch) read the
 same prompt ever better: epoch 1 vs 5 vs 60 is the lecture's "how the model learns" in one screen.
-The models must share one vocabulary (ids mean the same words); each is opened for the command only
+The models must share one vocabulary (ids mean the same words); each is opened for the command only,
+one at a time (its column computed, then it is let go: six large models never sit in memory together),
 and the session's own model stays loaded.
 """
 
@@ -18,7 +19,7 @@ from recipe_repl.base.errors import BadValue, UsageError, UserError
 from recipe_repl.generate.loop import encode_prompt, prefill
 from recipe_repl.generate.sampling import Sampler
 from recipe_repl.model.engine import Engine
-from recipe_repl.model.vocab import detokenize
+from recipe_repl.model.vocab import Vocabulary, detokenize
 from recipe_repl.plugin.commands import split_args
 from recipe_repl.plugin.hookspecs import hookimpl
 from recipe_repl.session.session import Session
@@ -34,23 +35,21 @@ def label(engine: Engine) -> str:
     return f"{engine.info.name} · epoch {epoch}" if isinstance(epoch, int) and epoch > 0 else engine.info.name
 
 
-def same_vocabulary(engines: list[Engine]) -> None:
-    """A UserError naming the first model whose vocabulary differs from the first one's."""
-    first = engines[0]
-    for other in engines[1:]:
-        a, b = first.vocab, other.vocab
-        if a.words == b.words and a.lowercase == b.lowercase:
-            continue
-        if len(a) != len(b):
-            why = f"{len(a):,} and {len(b):,} words"
-        elif a.words != b.words:
-            k = next(i for i, (x, y) in enumerate(zip(a.words, b.words, strict=True)) if x != y)
-            why = f"word {k} is {a.words[k]!r} in one, {b.words[k]!r} in the other"
-        else:
-            why = f"lower-cased {a.lowercase} vs {b.lowercase}"
-        raise UserError(f"{first.info.name} and {other.info.name} have different vocabularies ({why}): "
-                        ":compare-models needs models of one vocabulary, such as the epochs of one run "
-                        "(recipe-repl train --keep-epochs)")
+def check_vocabulary(a: Vocabulary, first: str, other: Engine) -> None:
+    """A UserError when `other`'s vocabulary differs from `a` (the vocabulary of the model named `first`)."""
+    b = other.vocab
+    if a.words == b.words and a.lowercase == b.lowercase:
+        return
+    if len(a) != len(b):
+        why = f"{len(a):,} and {len(b):,} words"
+    elif a.words != b.words:
+        k = next(i for i, (x, y) in enumerate(zip(a.words, b.words, strict=True)) if x != y)
+        why = f"word {k} is {a.words[k]!r} in one, {b.words[k]!r} in the other"
+    else:
+        why = f"lower-cased {a.lowercase} vs {b.lowercase}"
+    raise UserError(f"{first} and {other.info.name} have different vocabularies ({why}): "
+                    ":compare-models needs models of one vocabulary, such as the epochs of one run "
+                    "(recipe-repl train --keep-epochs)")
 
 
 def _expand(pattern: str) -> list[Path]:
@@ -76,23 +75,39 @@ def _compare_models(session: Session, args: str) -> None:
     prompt = session.prompt_to_read()
     if not prompt:
         raise UserError("no prompt yet: type a prompt (e.g. recipe for roast), then :compare-models A.onnx B.onnx")
-    model = session.model
-    engines: list[Engine] = [session.engine] if len(paths) == 1 else []
-    for path in paths:
+    for path in paths:  # every path before any model is opened: a typo costs no loading
         if not path.is_file():
             raise BadValue(f"no model file {str(path)!r}")
-        engines.append(session.plugins.load_model(path, model.provider, model.threads))
-    same_vocabulary(engines)
-    vocab = engines[0].vocab
-    ids = encode_prompt(engines[0], prompt, session.max_prompt_tokens)
-    sampler = Sampler(session.settings, session.plugins.processor_specs(), vocab)
-    columns = []
-    for engine in engines:
+    model = session.model
+    first: tuple[Vocabulary, str] | None = None  # the first model's vocabulary and name, not the model
+    sampler: Sampler | None = None
+    ids: list[int] = []
+    columns: list[tuple[float, np.ndarray]] = []
+    labels: list[str] = []
+
+    def column(engine: Engine) -> None:
+        nonlocal first, sampler, ids
+        if first is None:
+            first = (engine.vocab, engine.info.name)
+        check_vocabulary(*first, engine)
+        if sampler is None:
+            ids = encode_prompt(engine, prompt, session.max_prompt_tokens)
+            sampler = Sampler(session.settings, session.plugins.processor_specs(), engine.vocab)
         last, _ = prefill(engine, np.array([ids], dtype=np.int64), engine.start(1))
         columns.append((session.settings.temperature, sampler.distribution(last[:1], [ids])[0]))
+        labels.append(label(engine))
+
+    if len(paths) == 1:
+        column(session.engine)
+    for path in paths:
+        engine = session.plugins.load_model(path, model.provider, model.threads)
+        column(engine)
+        del engine  # one model open at a time: its column is all that is kept
+    assert first is not None
+    vocab = first[0]
     words = detokenize(vocab.decode_tokens(ids), capitalize=False)
     session.frontend.show(render.compare_table(vocab, columns, session.settings.probs_n, title=render.after_title(words),
-                                               caption=render.shaping(session.settings), labels=[label(e) for e in engines]))
+                                               caption=render.shaping(session.settings), labels=labels))
 
 
 def _complete(session: Session, text: str) -> Iterable[str]:

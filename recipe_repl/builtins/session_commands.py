@@ -108,6 +108,9 @@ def _continue(session: Session, args: str) -> None:
         raise UserError("nothing to continue yet: type a prompt first")
     resumable = [s for s in samples if s.resume is not None and s.stop_reason != StopReason.STOP_TOKEN]
     if not resumable:
+        if any(s.stop_reason == StopReason.NOT_FINITE for s in samples):
+            raise UserError("nothing to continue: the last sample ended where the model's numbers were not "
+                            "finite (type a new prompt)")
         raise UserError("nothing to continue: the last sample ended at the stop token (type a new prompt)")
     session.run_requests([s.prompt for s in resumable], [s.resume for s in resumable])
 
@@ -171,7 +174,12 @@ def _save(session: Session, args: str) -> None:
     note = (f" (a session keeps the entries of its last {transcript.limit:,} tokens: {transcript.dropped} "
             "earlier entries are not in the file)" if transcript.dropped else "")
     session.say(f"saved {_count(len(transcript), 'entry', 'entries')} ({_count(kept, 'sample', 'samples')}) "
-                f"to {path}{note}")
+                f"to {path}{_through_link(path)}{note}")
+
+
+def _through_link(path: Path) -> str:
+    """A note when `path` is a symbolic link: the write went through it to the file it points to."""
+    return f" (through the link, to {atomic.resolve(path)})" if path.is_symlink() else ""
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -194,7 +202,7 @@ def _preset(session: Session, args: str) -> None:
             session.config.save_preset(parts[1], session.settings)
         except OSError as exc:
             raise UserError(f"cannot write {session.config.path}: {exc.strerror}") from None
-        session.say(f"preset {parts[1]!r} saved to {session.config.path}")
+        session.say(f"preset {parts[1]!r} saved to {session.config.path}{_through_link(session.config.path)}")
         return
     if len(parts) != 1:
         raise UsageError("too many arguments")

@@ -115,9 +115,14 @@ def _branch(session: Session, args: str) -> None:
     count = len(sample.token_ids)
     if count == 0:
         raise UserError("the last sample has no words to branch from")
-    k = _word_number(parts[0], count, ":branch", " " + " ".join(parts[1:]))
     vocab = session.engine.vocab
-    forced = vocab.encode(" ".join(parts[1:]))
+    written = " ".join(parts[1:])
+    limit = session.max_prompt_tokens
+    if vocab.count_tokens(written, limit + 1) > limit:  # counted before anything is encoded or fed
+        raise BadValue(f"the words to write are over the limit of {limit:,} tokens (--max-prompt-tokens)",
+                       example=":branch 2 whisk")
+    k = _word_number(parts[0], count, ":branch", " " + (written if len(written) < 40 else "WORD"))
+    forced = vocab.encode(written)
     if not forced:
         raise BadValue("the word to write has no characters the model reads")
     had = distribution_at(session.engine, session.plugins.processor_specs(), sample, k)[forced[0]]

@@ -126,6 +126,8 @@ class BatchRunner:
         self.done += len(samples)
         if self.progress is not None:
             self.progress(self.done)
+        if any(s.stop_reason.value == "not finite" for s in samples):
+            self.failed += 1  # the session said where; the run's status says something went wrong
         if any(s.stop_reason.value == "interrupted" for s in samples):
             raise KeyboardInterrupt
 

@@ -38,6 +38,8 @@ def generate(ctx: click.Context, /, prompt: str, **opts: Any) -> None:
         # Ctrl-C ended generation: the finished samples are out, but the run did not complete.
         frontend.message("interrupted")
         ctx.exit(130)
+    if any(s.stop_reason == StopReason.NOT_FINITE for s in samples):
+        ctx.exit(1)  # the session said at which step and word the model's numbers broke
 
 
 @click.command("score")

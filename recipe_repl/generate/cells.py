@@ -9,12 +9,17 @@ A *feature* is a number per word of a text (1.0 inside parentheses, the count of
 full stop, …); `rank_units` orders the units by the Pearson correlation of their activation with
 it, over every word of every text (Karpathy, Johnson & Fei-Fei, "Visualizing and Understanding
 Recurrent Networks", 2015). Plugins add features through the `register_cell_features` hook.
+
+The correlation streams: `trace_chunks` steps `MAX_ROWS` texts at a time and `Correlation` keeps
+running sums (count, means, sums of squares and of products, merged text by text as Chan, Golub and
+LeVeque's pairwise update does), so memory holds one chunk of states whatever the number of texts.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,9 +89,13 @@ def trace(engine: Engine, texts: Sequence[Sequence[int]]) -> list[Trace]:
     Texts are fed `MAX_ROWS` at a time, each row padded at its end with the stop token after its
     own words: padding after a word never changes the state at that word.
     """
+    return [t for chunk in trace_chunks(engine, texts) for t in chunk]
+
+
+def trace_chunks(engine: Engine, texts: Sequence[Sequence[int]]) -> Iterator[list[Trace]]:
+    """`trace`, `MAX_ROWS` texts at a time: memory holds one chunk of states, not every text's."""
     hi, ci = state_indices(engine)
     vocab = engine.vocab
-    out: list[Trace] = []
     for start in range(0, len(texts), MAX_ROWS):
         chunk = [list(t) for t in texts[start:start + MAX_ROWS]]
         longest = max((len(t) for t in chunk), default=0)
@@ -103,10 +112,9 @@ def trace(engine: Engine, texts: Sequence[Sequence[int]]) -> list[Trace]:
             cs.append(np.asarray(state.arrays[ci], dtype=np.float32).reshape(len(chunk), -1))
         h = np.stack(hs, axis=1) if hs else np.zeros((len(chunk), 0, 0), np.float32)
         c = np.stack(cs, axis=1) if cs else np.zeros((len(chunk), 0, 0), np.float32)
-        for r, ids in enumerate(chunk):
-            n = len(ids)
-            out.append(Trace([vocab.words[i] for i in ids], h[r, :n].copy(), c[r, :n].copy()))
-    return out
+        del hs, cs
+        yield [Trace([vocab.words[i] for i in ids], h[r, :len(ids)].copy(), c[r, :len(ids)].copy())
+               for r, ids in enumerate(chunk)]
 
 
 def check_unit(unit: int, units: int) -> int:
@@ -117,24 +125,70 @@ def check_unit(unit: int, units: int) -> int:
     return unit
 
 
+class Correlation:
+    """Pearson correlation of every unit's activation with a feature, from running sums over texts added one
+    at a time (`add`): nothing of the size of all texts is kept.
+
+    Each text's means, sums of squared deviations and of co-deviations are merged into the totals with
+    the pairwise update of Chan, Golub & LeVeque (1979), in float64: the same figures as numpy's
+    `corrcoef` over every word at once, without the cancellation a plain sum of squares suffers.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean_f = 0.0
+        self.m2_f = 0.0
+        self.mean_a: np.ndarray | None = None
+        self.m2_a: np.ndarray | None = None
+        self.c_af: np.ndarray | None = None
+        self.low, self.high = math.inf, -math.inf  # the feature's range: constant means no correlation
+
+    def add(self, acts: np.ndarray, feature: np.ndarray) -> None:
+        """One text: activations [words, units] and the feature's value at each word [words]."""
+        nb = int(feature.shape[0])
+        if nb == 0:
+            return
+        a = np.asarray(acts, dtype=np.float64)
+        f = np.asarray(feature, dtype=np.float64)
+        self.low, self.high = min(self.low, float(f.min())), max(self.high, float(f.max()))
+        ma, mf = a.mean(axis=0), float(f.mean())
+        da, df = a - ma, f - mf
+        m2a, m2f, caf = np.einsum("ij,ij->j", da, da), float(df @ df), df @ da
+        if self.mean_a is None or self.m2_a is None or self.c_af is None:
+            self.n, self.mean_a, self.mean_f, self.m2_a, self.m2_f, self.c_af = nb, ma, mf, m2a, m2f, caf
+            return
+        n = self.n + nb
+        w = self.n * nb / n
+        delta_a, delta_f = ma - self.mean_a, mf - self.mean_f
+        self.m2_a += m2a + delta_a * delta_a * w
+        self.m2_f += m2f + delta_f * delta_f * w
+        self.c_af += caf + delta_a * delta_f * w
+        self.mean_a += delta_a * (nb / n)
+        self.mean_f += delta_f * (nb / n)
+        self.n = n
+
+    def result(self) -> np.ndarray:
+        """r per unit; a unit that never moves correlates 0. A UserError when the feature never changes."""
+        if self.n < 2 or self.m2_a is None or self.c_af is None or not self.low < self.high:
+            raise UserError("the feature has the same value at every word of these texts: nothing to correlate "
+                            "with (try other texts)")
+        denom = np.sqrt(self.m2_a * self.m2_f)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = self.c_af / denom
+        result: np.ndarray = np.where(denom > 0, r, 0.0)
+        return result
+
+
 def correlations(traces: Sequence[Trace], values: Sequence[np.ndarray], kind: str) -> np.ndarray:
     """Pearson correlation of each unit's activation with the feature `values` (one array per trace).
 
     Over every word of every text; a unit that never moves correlates 0. A feature that never
     changes has no correlation with anything: a UserError says so.
     """
-    acts = np.concatenate([t.values(kind) for t in traces], axis=0).astype(np.float64)
-    feat = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
-    if feat.size < 2 or np.ptp(feat) == 0:
-        raise UserError("the feature has the same value at every word of these texts: nothing to correlate "
-                        "with (try other texts)")
-    a = acts - acts.mean(axis=0)
-    f = feat - feat.mean()
-    denom = np.sqrt((a * a).sum(axis=0) * (f * f).sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (a * f[:, None]).sum(axis=0) / denom
-    result: np.ndarray = np.where(denom > 0, r, 0.0)
-    return result
+    running = Correlation()
+    for t, v in zip(traces, values, strict=True):
+        running.add(t.values(kind), np.asarray(v, dtype=np.float64))
+    return running.result()
 
 
 def rank_units(r: np.ndarray, top: int = 10) -> list[tuple[int, float]]:

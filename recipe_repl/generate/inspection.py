@@ -21,13 +21,21 @@ from recipe_repl.base.settings import Settings
 from recipe_repl.generate.loop import Resume, Sample, StopReason, prefill
 from recipe_repl.generate.sampling import ProcessorSpec, Sampler, row_rng
 from recipe_repl.model.engine import Engine
+from recipe_repl.model.finite import not_finite
 from recipe_repl.model.vocab import Vocabulary
 
 
 def next_logits(engine: Engine, ids: Sequence[int]) -> np.ndarray:
-    """Next-word logits [vocab] after feeding `ids` from a fresh state."""
+    """Next-word logits [vocab] after feeding `ids` from a fresh state.
+
+    Logits that are not finite numbers raise `NonFiniteLogits` naming the word they came after: every
+    view built on them (`:probs`, `:why`, `:branch`, …) says so in one line instead of drawing NaN.
+    """
     last, _ = prefill(engine, np.array([list(ids)], dtype=np.int64), engine.start(1))
     row: np.ndarray = last[0]
+    if not np.isfinite(row).all():
+        words = engine.vocab.decode_tokens(list(ids))
+        raise not_finite("", words, len(words) - 1)
     return row
 
 

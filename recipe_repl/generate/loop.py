@@ -8,6 +8,11 @@ carrying its state: O(1) work per token. Rows that finish drop out of the batch.
 draw from the row's own seeded generator (so with a seed the output never depends on the batch
 size); `:pick`'s chooser asks the person instead. Stop token, stop string, max tokens, plugin
 events and resume points come from this loop alone.
+
+Logits that stop being numbers (NaN or infinity, after some word) end that row at that step, with
+stop reason `not finite` and a `stop_detail` naming the step and the word: the drawn word's
+probability is NaN whenever the row's normaliser is, so one comparison per row and step finds it
+(nothing scans the logits twice); only then are the row's logits looked at, to say whose fault it was.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from recipe_repl.model.vocab import PAD_ID, detokenize
 MAX_PROMPT_TOKENS = 10_000  # default cap on a prompt's length (`--max-prompt-tokens`)
 PREFILL_FLOATS = 4_000_000  # logits one prefill call may return (16 MB): long prompts go in chunks
 STOP_HERE = -1  # a chooser's answer for "end this row now" (`:pick`'s `s`): the sample can be continued
+_NOT_DRAWN = -2  # a row whose distribution is not a number: no word is chosen for it (the loop ends it)
 
 
 class StopReason(StrEnum):
@@ -40,6 +46,7 @@ class StopReason(StrEnum):
     MAX_TOKENS = "max tokens"
     STOP_STRING = "stop string"
     INTERRUPTED = "interrupted"
+    NOT_FINITE = "not finite"  # the next-word distribution was not a number (NaN or infinite logits)
 
 
 @dataclass
@@ -82,6 +89,7 @@ class Sample:
     alternatives: list[list[tuple[int, str, float]]] = field(default_factory=list)  # (id, word, p) per step
     method: str = "sample"  # "sample" (drawn), "pick" (chosen by a person) or "beam" (beam search)
     rng: np.random.Generator | None = field(default=None, repr=False)  # its generator: `:back` goes on with it
+    stop_detail: str = ""  # for stop reason NOT_FINITE: at which step and word, and whose logits
 
     @property
     def token_probs(self) -> list[float]:
@@ -278,6 +286,7 @@ class _Batch:
         self.done: list[StopReason | None] = [None] * n
         self.resume: list[Resume | None] = [None] * n
         self.stop_probs: list[float | None] = [None] * n
+        self.details: list[str] = [""] * n
         self.alternatives: list[list[list[tuple[int, str, float]]]] = [[] for _ in range(n)]
         settings = self.settings
         for req in requests:
@@ -314,9 +323,14 @@ class _Batch:
                         row = None if probs is None else probs[j]
                         if chosen_list is not None:
                             prob = chosen_list[j]
+                        elif token == _NOT_DRAWN:
+                            prob = math.nan
                         else:
                             assert row is not None  # a chooser is always shown the distribution
                             prob = float(row[token])
+                        if prob != prob:  # NaN: the row's normaliser is not a number (the only check per token)
+                            self._not_finite(r, logits[j], step)
+                            continue  # no resume point: the state after such logits is worth nothing
                         if self._accept(r, token, prob, row, step):
                             keep.append(j)
                             continue
@@ -363,7 +377,16 @@ class _Batch:
                 probs = drawn.distribution()
         else:
             probs = self.sampler.distribution(logits, history)
-            chosen = self.chooser(Step(step, probs, history, rngs, self.sampler))
+            bad = probs[:, 0] != probs[:, 0]  # a row that is not a number is NaN everywhere
+            if bad.any():  # those rows get no word; the chooser (a person, for :pick) sees the others only
+                good = np.flatnonzero(~bad)
+                picked = np.full(len(probs), _NOT_DRAWN, dtype=np.int64)
+                if good.size:
+                    sub = Step(step, probs[good], [history[i] for i in good], [rngs[i] for i in good], self.sampler)
+                    picked[good] = np.asarray(self.chooser(sub), dtype=np.int64)
+                chosen = picked
+            else:
+                chosen = self.chooser(Step(step, probs, history, rngs, self.sampler))
         # plain ints and floats: no numpy scalar per row
         tokens = chosen.tolist() if isinstance(chosen, np.ndarray) else [int(t) for t in chosen]
         return chosen, tokens, chosen_probs.tolist() if chosen_probs is not None else None, probs
@@ -389,6 +412,7 @@ class _Batch:
                 alternatives=self.alternatives[i],
                 method=self.method,
                 rng=self.rngs[i],
+                stop_detail=self.details[i],
             )
             self.listener.on_sample_end(sample)
             results.append(sample)
@@ -454,6 +478,18 @@ class _Batch:
             self.done[r] = StopReason.MAX_TOKENS
             return False
         return True
+
+    def _not_finite(self, r: int, logits: np.ndarray, step: int) -> None:
+        """End row `r` at this step: its next-word distribution is not a number. Says where, and whether
+        the model's own logits were to blame (looked at only now, on this rare path)."""
+        self.done[r] = StopReason.NOT_FINITE
+        last = self.history[r][-1] if self.history[r] else PAD_ID
+        where = f"at step {step + 1}, after “{self.vocab.words[last]}”"
+        if not np.isfinite(np.asarray(logits)).all():
+            self.details[r] = f"the model's logits are not finite numbers (NaN or infinity) {where}: the sample ends there"
+        else:
+            self.details[r] = (f"the next-word distribution is not a number {where} (the settings or a processor "
+                               "left no word possible): the sample ends there")
 
     def _resume_point(self, state: State, logits: np.ndarray, r: int, fed: int) -> Resume:
         pending = tuple(self.tokens[r][fed:])

@@ -75,8 +75,9 @@ def score_text(engine: Engine, text: str, max_tokens: int, where: str = "in the 
     for start in range(0, len(ids), chunk):
         out, state = engine.forward(np.array([ids[start:start + chunk]], dtype=np.int64), state)
         logits = np.asarray(out[0], dtype=np.float64)
-        logits -= logits.max(axis=-1, keepdims=True)
-        lse = np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        with np.errstate(invalid="ignore", over="ignore"):  # a row that is not finite is found just below
+            logits -= logits.max(axis=-1, keepdims=True)
+            lse = np.log(np.exp(logits).sum(axis=-1, keepdims=True))
         bad = first_bad(lse[:, 0])  # NaN or ±inf anywhere in a row makes its log-sum-exp NaN
         if bad is not None:
             raise not_finite(where, vocab.decode_tokens(ids), start + bad)

@@ -33,7 +33,7 @@ def after(words: Sequence[str], position: int) -> str:
 
 def not_finite(where: str, words: Sequence[str] = (), position: int = -1) -> NonFiniteLogits:
     """The error for logits that are not finite numbers `where` (a text, a step)."""
-    at = f" {after(words, position)}" if position >= 0 else ""
+    at = after(words, position) if position >= 0 else ""
     word = words[position] if 0 <= position < len(words) else ""
-    return NonFiniteLogits(f"the model's logits are not finite numbers (NaN or infinity) {where}{at}",
-                           position, word)
+    place = ", ".join(p for p in (where, at) if p)
+    return NonFiniteLogits(f"the model's logits are not finite numbers (NaN or infinity) {place}", position, word)

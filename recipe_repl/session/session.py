@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +25,7 @@ from recipe_repl.generate.loop import (
     NullListener,
     Request,
     Sample,
+    StopReason,
     draw_chooser,
     encode_prompt,
     generate,
@@ -90,6 +91,7 @@ def sample_record(sample: Sample, with_text: bool = True) -> dict[str, Any]:
         "perplexity": _finite(sample.perplexity),
         **({"top_alternatives": [[{"word": w, "id": i, "prob": round(p, 6)} for i, w, p in step]
                                  for step in sample.alternatives]} if sample.alternatives else {}),
+        **({"stop_detail": sample.stop_detail} if sample.stop_detail else {}),
     }
 
 
@@ -210,18 +212,42 @@ class Session:
         """Generate one sample per prompt (or per resume point), show them, and remember them.
 
         `chooser` picks each next word (default: the sampler draws); `live=False` skips the live view
-        (`:pick` shows its own tables), the plugins' hooks still see every event.
+        (`:pick` shows its own tables), the plugins' hooks still see every event. Outside the REPL the
+        samples are shown batch by batch as they finish (`generate --n 1000` streams its records, and
+        a run stopped midway keeps what was written); the REPL shows them together. Once shown and
+        recorded, a sample's top alternatives are let go: they are output (JSON records, `:save`), and
+        N words at every step of thousands of samples would not fit in memory.
         """
         if self.settings.beam and not resumes and chooser is draw_chooser:
-            samples = self._beams(prompts)
+            groups: Iterable[list[Sample]] = self._beams(prompts)
         else:
-            samples = self._generate(prompts, resumes, chooser, live)
-        self.remember(prompts[0] if prompts else "", samples)
-        self.frontend.show_samples(self, samples)
-        return samples
+            groups = self._generate(prompts, resumes, chooser, live)
+        if self.frontend.interactive:
+            groups = [[s for group in groups for s in group]]
+        if prompts:
+            self.last_prompt = prompts[0]  # batch mode, :continue and :pick too, so :probs has a prompt
+        kept: list[Sample] = []
+        self.last_samples = kept  # filled as batches finish
+        entry: TranscriptEntry | None = None  # a prompt's samples split over two batches stay one entry
+        recorded = False
+        for group in groups:
+            entry = self._record(prompts[0] if prompts else "", group, entry)
+            recorded = True
+            kept += group
+            self.frontend.show_samples(self, group)
+            for sample in group:
+                sample.alternatives = []
+        if not recorded:
+            self._record(prompts[0] if prompts else "", [])
+        broken = [s for s in kept if s.stop_reason == StopReason.NOT_FINITE]
+        if broken:  # one line for the run, naming the first step and word where it happened
+            more = f" ({len(broken)} samples ended this way)" if len(broken) > 1 else ""
+            self.frontend.message(f"{broken[0].stop_detail}{more}", "error")
+        return kept
 
     def _generate(self, prompts: Sequence[str], resumes: Sequence[Any] | None, chooser: Chooser,
-                  live: bool) -> list[Sample]:
+                  live: bool) -> Iterator[list[Sample]]:
+        """The samples, batch by batch as the loop finishes them."""
         requests = []
         index_of: dict[str, int] = {}
         for i, p in enumerate(prompts):
@@ -231,15 +257,16 @@ class Session:
             self._sample_counter += 1
         listener = self.listener(live=live)
         method = "sample" if chooser is draw_chooser else "pick"
-        return list(generate(self.engine, requests, self.settings, self.plugins.processor_specs(), listener,
-                             self.batch_size, chooser, self.max_prompt_tokens, self.top_alternatives, method))
+        samples = generate(self.engine, requests, self.settings, self.plugins.processor_specs(), listener,
+                           self.batch_size, chooser, self.max_prompt_tokens, self.top_alternatives, method)
+        while batch := list(itertools.islice(samples, self.batch_size)):  # the loop's own batches
+            yield batch
 
-    def _beams(self, prompts: Sequence[str]) -> list[Sample]:
-        """Beam search for each prompt; plugins hear of each finished beam."""
+    def _beams(self, prompts: Sequence[str]) -> Iterator[list[Sample]]:
+        """Beam search for each prompt, prompt by prompt; plugins hear of each finished beam."""
         from recipe_repl.generate.beam import beam_search
 
         listener = self.plugins.listener()
-        samples: list[Sample] = []
         for p in prompts:
             request = Request(p, key=self._sample_counter)
             if listener.active:
@@ -251,8 +278,7 @@ class Session:
                 self._sample_counter += 1
                 if listener.active:
                     listener.on_sample_end(beam)
-            samples += beams
-        return samples
+            yield beams
 
     def listener(self, extra: Listener | None = None, live: bool = True) -> Listener:
         """The live view (unless `live` is False) plus the plugins' hooks (plus `extra`)."""
@@ -273,11 +299,23 @@ class Session:
         if prompt:
             self.last_prompt = prompt  # batch mode, :continue and :pick too, so :probs has a prompt
         self.last_samples = samples
-        if self.keep_transcript:
-            settings = self.settings.as_dict()
-            groups = [(p, list(g)) for p, g in itertools.groupby(samples, key=lambda s: s.prompt)]
-            for text, group in groups or [(prompt, [])]:
-                self.transcript.append(TranscriptEntry("prompt", text, settings, [sample_record(s) for s in group]))
+        self._record(prompt, samples)
+
+    def _record(self, prompt: str, samples: list[Sample], previous: TranscriptEntry | None = None
+                ) -> TranscriptEntry | None:
+        """The transcript entries of some samples (one per prompt), unless this session keeps none; samples
+        of the prompt of `previous` (the last entry of this generation) join it. Returns the last entry."""
+        if not self.keep_transcript:
+            return None
+        settings = self.settings.as_dict()
+        groups = [(p, list(g)) for p, g in itertools.groupby(samples, key=lambda s: s.prompt)]
+        for text, group in groups or [(prompt, [])]:
+            records = [sample_record(s) for s in group]
+            if previous is not None and previous.text == text and self.transcript.extend_last(previous, records):
+                continue
+            previous = TranscriptEntry("prompt", text, settings, records)
+            self.transcript.append(previous)
+        return previous
 
     # --- helpers for commands --------------------------------------------------------------------
 

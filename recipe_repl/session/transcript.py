@@ -4,6 +4,10 @@ Batch mode's input may be endless, so the record is bounded for every frontend: 
 entries of the last `KEEP_TOKENS` generated tokens (each entry also counts one, so commands count)
 and drops the oldest entries beyond that, counting them so `:save` can say what it no longer has.
 The newest entry is always kept whole.
+
+The bound counts what an entry really holds: a record with `--top-alternatives N` carries N words
+with their ids and probabilities at every step, each about 2.6 times a token's memory (measured:
+~245 bytes against ~94), so each alternative counts `ALTERNATIVE_WEIGHT` tokens.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 KEEP_TOKENS = 500_000  # measured 3.9 KiB per 100-token sample: 5,000 such samples, about 20 MiB
+ALTERNATIVE_WEIGHT = 3  # one of the top alternatives recorded at a step, in tokens
 
 
 @dataclass
@@ -39,9 +44,26 @@ class Transcript:
         """Add an entry, dropping the oldest ones while the record is over its limit."""
         self._entries.append(entry)
         self._weight += _weight(entry)
+        self._drop()
+
+    def _drop(self) -> None:
         while self._weight > self.limit and len(self._entries) > 1:
             self._weight -= _weight(self._entries.popleft())
             self.dropped += 1
+
+    def extend_last(self, entry: TranscriptEntry, samples: list[dict[str, Any]]) -> bool:
+        """Add samples to `entry` if it is still the newest entry (a prompt's samples that finished in
+        two batches) and stays within the bound; False, changing nothing, otherwise (a new entry then
+        holds them: one entry alone never outgrows the bound by more than a batch)."""
+        if not self._entries or self._entries[-1] is not entry:
+            return False
+        added = _weight(TranscriptEntry(entry.kind, entry.text, {}, samples)) - 1
+        if _weight(entry) + added > self.limit:
+            return False
+        entry.samples.extend(samples)
+        self._weight += added
+        self._drop()
+        return True
 
     def __iter__(self) -> Iterator[TranscriptEntry]:
         return iter(self._entries)
@@ -51,4 +73,9 @@ class Transcript:
 
 
 def _weight(entry: TranscriptEntry) -> int:
-    return 1 + sum(len(sample.get("tokens", ())) for sample in entry.samples)
+    """1, plus every token of its samples, plus `ALTERNATIVE_WEIGHT` for each recorded alternative."""
+    weight = 1
+    for sample in entry.samples:
+        weight += len(sample.get("tokens", ()))
+        weight += ALTERNATIVE_WEIGHT * sum(len(step) for step in sample.get("top_alternatives", ()))
+    return weight

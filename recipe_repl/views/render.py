@@ -8,6 +8,7 @@ prompt-toolkit, so batch mode can use the tables too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,14 +70,19 @@ def word_cell(vocab: Vocabulary, token_id: int) -> Text:
 
 
 def bar(fraction: float, width: int) -> str:
-    """A horizontal bar of `width` cells at most, with eighth-block resolution."""
-    eighths = max(0, round(fraction * width * 8))
+    """A horizontal bar of `width` cells at most, with eighth-block resolution (none for a value that is
+    not a number)."""
+    if not fraction == fraction or fraction in (math.inf, -math.inf):
+        return ""
+    eighths = max(0, min(width * 8, round(fraction * width * 8)))
     full, part = divmod(eighths, 8)
     return "█" * full + (" ▏▎▍▌▋▊▉"[part] if part else "")
 
 
 def percent(p: float) -> str:
-    """A probability as a short percentage."""
+    """A probability as a short percentage ("nan" for one that is not a number)."""
+    if p != p:
+        return "nan"
     if p >= 0.9995 or p == 0:
         return f"{p * 100:.0f}%"
     if p < 0.001:
