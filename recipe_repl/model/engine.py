@@ -8,6 +8,7 @@ A stateless model (tokens → probabilities, as the lecture's own export gives) 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,11 @@ def _session_options(threads: int, spinning: bool | None = None) -> ort.SessionO
         # ORT's idle workers busy-wait for the next op by default: a whole core at batch 1 for a few
         # per cent of speed. Off, they sleep between ops (and between tokens).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    # A model given as bytes would find the external data files it names in the working folder: point
+    # ONNX Runtime at a folder that cannot exist (below /dev/null), so a model file never chooses a
+    # file for the tool to read.
+    opts.add_session_config_entry("session.model_external_initializers_file_folder_path",
+                                  os.path.join(os.devnull, "no-external-data"))
     return opts
 
 
