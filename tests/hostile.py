@@ -168,7 +168,6 @@ def broken_after_word(path: Path, words: list[str], word: str, value: float = fl
 
     import onnx
     from onnx import TensorProto, helper, numpy_helper
-
     from recipe_repl.export.random_model import build_random_lstm
 
     with tempfile.TemporaryDirectory() as folder:

@@ -79,7 +79,7 @@ def test_the_loop_reports_the_step_for_every_chooser(broken: Path, plugins) -> N
         # a chooser other than the draw (`:pick`'s) is never shown a row that is not a number
         seen: list[np.ndarray] = []
 
-        def chooser(step):  # noqa: ANN001, ANN202
+        def chooser(step, seen=seen):  # noqa: ANN001, ANN202
             seen.append(step.probs)
             return [1] * len(step.probs)
 
