@@ -154,6 +154,16 @@ class Session:
         self.last_samples = []  # their LSTM states belong to the old model
         return engine
 
+    def use_engine(self, engine: Engine) -> None:
+        """Go on with another engine of the same model and vocabulary (`:ablate`'s changed model, or the
+        model back): the last samples' resume points are recomputed under it, so `:continue` reads on
+        from the same words through the new engine (their states are the old engine's)."""
+        from recipe_repl.generate.inspection import rewind
+
+        self._engine = engine
+        self.last_samples = [replace(s, resume=rewind(engine, s, len(s.token_ids)).resume) if s.resume else s
+                             for s in self.last_samples]
+
     def _warn_unsafe_words(self, engine: Engine) -> None:
         """Say once, when a model loads, that its vocabulary holds control or bidi characters."""
         count = sum(1 for w in engine.vocab.words if has_unsafe(w))
