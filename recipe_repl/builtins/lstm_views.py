@@ -31,6 +31,7 @@ from recipe_repl.session.last_text import STOP_WORD, LastText, last_text, word_i
 from recipe_repl.session.session import Session
 
 GATE_KINDS = ("c", "f", "i", "o")
+OCCLUSION_REACH = 200  # words hidden one at a time at most (the nearest): ~k²/2 row-steps through the engine
 MAX_HINT_TEXTS = 64  # texts the hints and the gate summary read (the 64 a model bundles: about 0.2 s)
 
 
@@ -63,16 +64,18 @@ def _saliency(session: Session, args: str) -> None:
     if len(text.ids) < 2:
         raise UserError(f"{text.source} has one word: no word before it to explain")
     k = word_index(parts[0], len(text.ids), ":saliency", first=2) + 1 if parts else len(text.ids)
-    found = influence.influence(model, text.ids, k)
+    found = influence.influence(model, text.ids, k, reach=OCCLUSION_REACH)
     profile = influence.distance_profile(model, text.ids)
     words = text.words
     target = render.safe(words[k - 1])
-    occ = [float(v) for v in found.occlusion] + [None] * (len(words) - k + 1)
+    occ = [None if np.isnan(v) else float(v) for v in found.occlusion] + [None] * (len(words) - k + 1)
     grad = [float(v) for v in found.gradient] + [None] * (len(words) - k + 1)
-    scale = lstm_view.nice_scale(np.concatenate([found.occlusion, found.gradient]))
+    scale = lstm_view.nice_scale(np.concatenate([found.occlusion, found.gradient]))  # NaN: not hidden
     raw = session.settings.raw
     labels = [f"{lo}" if lo == hi else f"{lo}–{hi}" for lo, hi in profile.buckets]
     unknown = f" · {len(found.unknown)} word(s) already [UNK]: hiding them changes nothing" if found.unknown else ""
+    if k - 1 > OCCLUSION_REACH:
+        unknown += f" · occlusion hides the {OCCLUSION_REACH} nearest words only"
     session.frontend.show(Group(
         Text(f"which words made word {k} “{target}” likely in {text.source}: the model gave it "
              f"{render.percent(float(np.exp(found.logprob)))} (log p {found.logprob:.2f})", style="bold"),
@@ -80,7 +83,7 @@ def _saliency(session: Session, args: str) -> None:
         lstm_view.ScoredText(words, occ, scale, mark=k - 1, raw=raw),
         Text("gradient × input — ∂ log p / ∂ embedding · embedding (NumPy backpropagation):", style="dim"),
         lstm_view.ScoredText(words, grad, scale, mark=k - 1, raw=raw),
-        lstm_view.legend(scale, "made it less likely", "made it likelier", raw),
+        lstm_view.Legend(scale, "made it less likely", "made it likelier", raw),
         lstm_view.influence_table(words, found.occlusion, found.gradient),
         Text(f"how far back words matter: mean |gradient × input| by distance over the {profile.targets} "
              f"predicted words of {text.source}", style="bold"),
@@ -103,7 +106,10 @@ def _gates(session: Session, args: str) -> None:
     if not parts:
         _gate_summary(session, model)
         return
-    unit = cells.check_unit(_unit(parts[0]), model.units)
+    unit = _unit(parts[0])
+    if not 0 <= unit < model.units:
+        raise BadValue(f"no unit {unit}: this model's LSTM has {model.units} units, numbered 0 to {model.units - 1}",
+                       example=f":gates {min(17, model.units - 1)}")
     text = last_text(session, "gates")
     _unit_gates(session, model, text, unit, focus)
 
@@ -287,7 +293,7 @@ def _vs_ngram(session: Session, args: str) -> None:
         Text(f"log p(LSTM) − log p(3-gram) at each word of {text.source}: red where the LSTM's memory beat the "
              "3-gram's two words of context, blue where the 3-gram did better", style="bold"),
         lstm_view.ScoredText(words, [None, *(float(d) for d in delta)], scale, raw=session.settings.raw),
-        lstm_view.legend(scale, "the 3-gram was surer", "the LSTM was surer", session.settings.raw),
+        lstm_view.Legend(scale, "the 3-gram was surer", "the LSTM was surer", session.settings.raw),
         lstm_view.words_table("where the LSTM wins most", wins, ("LSTM", "3-gram")),
         lstm_view.words_table("where the 3-gram wins most", [r for r in losses if r[4] < 0] or losses,
                               ("LSTM", "3-gram")),

@@ -40,27 +40,32 @@ class Influence:
     unknown: tuple[int, ...]  # 0-based positions already [UNK]: hiding them changes nothing
 
 
-def occlusion(model: LstmModel, ids: Sequence[int], k: int) -> tuple[float, np.ndarray]:
+def occlusion(model: LstmModel, ids: Sequence[int], k: int, reach: int | None = None) -> tuple[float, np.ndarray]:
     """log p(word k) and, for each word j < k, log p(word k) − log p(word k with word j read as [UNK]).
 
     Batched through the engine: at step t the rows are the text itself, the rows that hid a word
-    before t, and one new row hiding word t (which starts from the text's own state).
+    before t, and one new row hiding word t (which starts from the text's own state). With `reach`,
+    only the `reach` words nearest word k are hidden (NaN for the others).
     """
     engine = model.engine
     inputs = np.asarray(ids[:k - 1], dtype=np.int64)
     target = int(ids[k - 1])
+    first = 0 if reach is None else max(0, k - 1 - reach)
     state = engine.start(1)
     logits: np.ndarray | None = None
     for t in range(k - 1):
-        # row 0: the text; rows 1..t: words 0..t-1 hidden earlier; row t+1 hides word t now
-        batch = engine.concat([state, state.take([0])])
-        tokens = np.full((t + 2, 1), inputs[t], dtype=np.int64)
-        tokens[t + 1, 0] = UNK_ID
+        # row 0: the text; then the rows that hid a word before t; a new row hides word t now
+        hide = t >= first
+        batch = engine.concat([state, state.take([0])]) if hide else state
+        tokens = np.full((batch.batch_size, 1), inputs[t], dtype=np.int64)
+        if hide:
+            tokens[-1, 0] = UNK_ID
         out, state = engine.forward(tokens, batch)
         logits = out[:, -1, :]
     assert logits is not None, "word 1 has no words before it"
     logp = log_softmax(logits)[:, target]
-    delta = logp[0] - logp[1:]
+    delta = np.full(k - 1, np.nan)
+    delta[first:] = logp[0] - logp[1:]
     delta[inputs == UNK_ID] = 0.0  # hiding an [UNK] is no change (batch arithmetic could leave 1e-7)
     return float(logp[0]), delta
 
@@ -73,9 +78,9 @@ def gradient_x_input(model: LstmModel, ids: Sequence[int], targets: Sequence[int
                            reach=reach, precise=precise)
 
 
-def influence(model: LstmModel, ids: Sequence[int], k: int) -> Influence:
-    """Both measures for word k of the text `ids` (2 ≤ k ≤ len(ids))."""
-    logp, occ = occlusion(model, ids, k)
+def influence(model: LstmModel, ids: Sequence[int], k: int, reach: int | None = None) -> Influence:
+    """Both measures for word k of the text `ids` (2 ≤ k ≤ len(ids)); occlusion within `reach` words."""
+    logp, occ = occlusion(model, ids, k, reach)
     grad = gradient_x_input(model, ids[:k], [k])[0]
     unknown = tuple(j for j in range(k - 1) if ids[j] == UNK_ID)
     return Influence(k, logp, occ, grad, unknown)

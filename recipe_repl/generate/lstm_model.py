@@ -48,7 +48,10 @@ class LstmModel:
 
 def lstm_model(engine: Engine) -> LstmModel:
     """The LSTM behind `engine`, or one clear UserError (a stateless model, a foreign graph, no file)."""
-    state_indices(engine)  # a stateless model: the cell views' one message
+    if not isinstance(engine.start(1), RecurrentState):
+        raise UserError(f"the views inside the LSTM need a stateful model, one that carries its state (h, c) from "
+                        f"word to word: {engine.info.name} is {engine.info.kind} (it re-reads the text at every step)")
+    state_indices(engine)
     if isinstance(engine, NumpyEngine):
         return LstmModel(engine.weights, engine, engine.intervention)
     if not isinstance(engine, OnnxEngine):

@@ -28,7 +28,8 @@ from recipe_repl.model.vocab import Vocabulary
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    out: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
+    e = np.exp(-np.abs(z))  # never overflows; and no cancellation near 0 or 1
+    out: np.ndarray = np.where(z >= 0, 1.0, e) / (1.0 + e)
     return out
 
 

@@ -64,9 +64,28 @@ def nice_scale(values: np.ndarray) -> float:
     return cell_view.nice_scale(finite, "c") if finite.size else 1.0
 
 
-def legend(scale: float, low: str, high: str, raw: bool = False) -> Group:
-    """The diverging scale with what each end means."""
-    return Group(cell_view.Legend(scale, f"blue: {low} · red: {high}", raw=raw))
+class Legend:
+    """The diverging scale and what each end means (in words when there is no colour)."""
+
+    def __init__(self, scale: float, low: str, high: str, raw: bool = False) -> None:
+        self.scale, self.low, self.high, self.raw = scale, low, high, raw
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        out = Text()
+        if _colour(console, self.raw):
+            out.append(f"{self.low} −{self.scale:g} ", style="dim")
+            for k in range(-cell_view.STEPS, cell_view.STEPS + 1):
+                r, g, b = cell_view.PALETTE[k + cell_view.STEPS]
+                out.append("  ", style=f"on #{r:02x}{g:02x}{b:02x}")
+            out.append(f" +{self.scale:g} {self.high}", style="dim")
+        else:
+            out.append(f"(the number after each word: below 0 {self.low}, above 0 {self.high})", style="dim")
+        yield out
+
+
+def prob(p: float) -> str:
+    """A probability as a percentage, small ones with two significant digits (0.0041%)."""
+    return render.percent(p) if p >= 0.001 or p == 0 else f"{p * 100:.2g}%"
 
 
 class GateStrip:
@@ -125,7 +144,8 @@ def influence_table(words: Sequence[str], occlusion: np.ndarray, gradient: np.nd
                    ("word #", "r"), ("g·x", "r"))
 
     def ranked(values: np.ndarray) -> list[int]:
-        return [int(j) for j in np.lexsort((np.arange(values.size), -np.abs(values)))[:top]]
+        size = np.nan_to_num(np.abs(values), nan=-1.0)  # NaN: not measured, never ranked
+        return [int(j) for j in np.lexsort((np.arange(values.size), -size))[:top] if size[j] >= 0]
 
     by_occ, by_grad = ranked(occlusion), ranked(gradient)
     for rank in range(max(len(by_occ), len(by_grad))):
@@ -157,7 +177,7 @@ def words_table(title: str, rows: Sequence[tuple[int, str, float, float, float]]
     """(word #, word, p model A, p model B, Δ log p) rows under a title: `:vs-ngram`'s wins and losses."""
     table = _table(("word #", "r"), ("word", "l"), (heads[0], "r"), (heads[1], "r"), ("Δ log p", "r"))
     for number, word, pa, pb, delta in rows:
-        table.add_row(str(number), render.styled(word), render.percent(pa), render.percent(pb), signed(delta))
+        table.add_row(str(number), render.styled(word), prob(pa), prob(pb), signed(delta))
     return Group(Text(render.safe(title), style="bold"), table)
 
 
