@@ -12,26 +12,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recipe_repl.base.errors import BadValue, UsageError
-from recipe_repl.generate import cells
 from recipe_repl.generate.inspection import model_distribution, next_logits
-from recipe_repl.generate.interventions import (
-    base_engine,
-    intervened,
-    patched_resume,
-    resume_after,
-    twin_samples,
-)
 from recipe_repl.generate.loop import Sample, encode_prompt
-from recipe_repl.generate.lstm_model import lstm_model
-from recipe_repl.model.numpy_lstm import Intervention, NumpyEngine
 from recipe_repl.model.vocab import detokenize
 from recipe_repl.plugin.commands import split_args
 from recipe_repl.plugin.hookspecs import hookimpl
 from recipe_repl.session.last_text import last_text, word_index
 from recipe_repl.session.session import Session
+
+if TYPE_CHECKING:  # the arithmetic is imported when a command runs: start-up never pays for it
+    from recipe_repl.model.numpy_lstm import Intervention
+
+KINDS = ("h", "c")
 
 LIMITS = {"h": 1.0, "c": 50.0}  # |value| a unit may be clamped to: h = o·tanh(c) stays within ±1
 
@@ -59,20 +54,26 @@ def _from(parts: list[str]) -> tuple[list[str], int]:
     return parts, 1
 
 
-def _units(texts: Sequence[str], count: int) -> list[int]:
+def _units(texts: Sequence[str], count: int, command: str) -> list[int]:
     units: list[int] = []
     for text in texts:
         try:
             unit = int(text)
         except ValueError:
             raise BadValue(f"a unit is a number, not {text!r}") from None
-        cells.check_unit(unit, count)
+        if not 0 <= unit < count:
+            raise BadValue(f"no unit {unit}: this model's LSTM has {count} units, numbered 0 to {count - 1}",
+                           example=f"{command} {min(17, count - 1)}")
         if unit not in units:
             units.append(unit)
     return units
 
 
 def _ablate(session: Session, args: str) -> None:
+    from recipe_repl.generate.interventions import base_engine
+    from recipe_repl.generate.lstm_model import lstm_model
+    from recipe_repl.model.numpy_lstm import Intervention, NumpyEngine
+
     parts = args.split()
     engine = session.engine
     if not parts:
@@ -90,22 +91,25 @@ def _ablate(session: Session, args: str) -> None:
         session.say(f"{engine.intervention.describe() if engine.intervention else 'nothing'} released: "
                     "the model as trained again")
         return
-    kind = parts[0].lower() if parts[0].lower() in cells.KINDS else "h"
-    rest, start = _from(parts[1:] if parts[0].lower() in cells.KINDS else parts)
+    kind = parts[0].lower() if parts[0].lower() in KINDS else "h"
+    rest, start = _from(parts[1:] if parts[0].lower() in KINDS else parts)
     if not rest:
         raise UsageError("which units?")
     model = lstm_model(engine)
-    units = _units(rest, model.units)
+    units = _units(rest, model.units, f":ablate {kind}")
     _apply(session, Intervention(kind, tuple((u, 0.0) for u in units), start))
 
 
 def _clamp(session: Session, args: str) -> None:
+    from recipe_repl.generate.lstm_model import lstm_model
+    from recipe_repl.model.numpy_lstm import Intervention
+
     parts, start = _from(args.split())
-    if len(parts) != 3 or parts[0].lower() not in cells.KINDS:
+    if len(parts) != 3 or parts[0].lower() not in KINDS:
         raise UsageError("h or c, one unit and a value")
     kind = parts[0].lower()
     model = lstm_model(session.engine)
-    [unit] = _units(parts[1:2], model.units)
+    [unit] = _units(parts[1:2], model.units, f":clamp {kind}")
     value = _number(parts[2], "the value")
     if abs(value) > LIMITS[kind]:
         raise BadValue(f"a unit of {kind} can be clamped to −{LIMITS[kind]:g} … {LIMITS[kind]:g}, not {value:g}")
@@ -114,6 +118,9 @@ def _clamp(session: Session, args: str) -> None:
 
 def _apply(session: Session, intervention: Intervention) -> None:
     """Hold the units, show the table and the twin continuations after the last prompt, and stay held."""
+    from recipe_repl.generate.interventions import base_engine, intervened, twin_samples
+    from recipe_repl.generate.lstm_model import lstm_model
+
     model = lstm_model(session.engine)
     base = base_engine(session.engine)
     changed = intervened(model, intervention)
@@ -123,7 +130,7 @@ def _apply(session: Session, intervention: Intervention) -> None:
         before = model_distribution(next_logits(base, ids))
         after = model_distribution(next_logits(changed, ids))
         twins = twin_samples([base, changed], prompt, session.settings, session.plugins.processor_specs(),
-                             session.max_prompt_tokens)
+                             session.max_prompt_tokens, key=_key(session))
         note = "the output layer is int8, its weights read dequantized" if model.weights.int8_output else ""
         _show(session, ids, before, after, ["as trained", intervention.describe()], twins, note)
     session.use_engine(changed)
@@ -131,6 +138,12 @@ def _apply(session: Session, intervention: Intervention) -> None:
         session.remember(prompt, [twins[1]])
     session.say(f"held: {intervention.describe()} — prompts and views now run on the changed model "
                 "(:ablate off restores it)")
+
+
+def _key(session: Session) -> int:
+    """The last sample's number: with a seed, the unchanged twin of a continuation from the prompt is that
+    sample itself."""
+    return session.last_samples[0].key if session.last_samples else 0
 
 
 def _show(session: Session, ids: Sequence[int], before: Any, after: Any, labels: list[str], twins: list[Sample],
@@ -157,6 +170,9 @@ def _show(session: Session, ids: Sequence[int], before: Any, after: Any, labels:
 
 
 def _patch(session: Session, args: str) -> None:
+    from recipe_repl.generate.interventions import patched_resume, resume_after, twin_samples
+    from recipe_repl.generate.lstm_model import lstm_model
+
     parts = split_args(args)
     if len(parts) < 2:
         raise UsageError("a word number and a prompt")
@@ -173,7 +189,7 @@ def _patch(session: Session, args: str) -> None:
     assert plain.logits is not None and patched.logits is not None
     prompt = session.prompt_to_read() or detokenize(words)
     twins = twin_samples([engine, engine], prompt, session.settings, session.plugins.processor_specs(),
-                         session.max_prompt_tokens, resumes=[plain, patched])
+                         session.max_prompt_tokens, resumes=[plain, patched], key=_key(session))
     other_words = detokenize(engine.vocab.decode_tokens(other), capitalize=False)
     short = other_words if len(other_words) <= 30 else "…" + other_words[-29:]
     _show(session, read[:k], model_distribution(plain.logits), model_distribution(patched.logits),

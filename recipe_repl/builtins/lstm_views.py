@@ -11,24 +11,20 @@ through ONNX Runtime and gradient × input by NumPy backpropagation), what the g
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from recipe_repl.base.errors import BadValue, UsageError, UserError
-from recipe_repl.generate import cells, gates, influence
-from recipe_repl.generate.inspection import context_ids
-from recipe_repl.generate.interventions import base_engine, contributions
-from recipe_repl.generate.loop import PREFILL_FLOATS
-from recipe_repl.generate.lstm_model import LstmModel, lstm_model
-from recipe_repl.model import contract, ngram
-from recipe_repl.model.numpy_lstm import log_softmax
-from recipe_repl.model.onnx_proto import read_model
 from recipe_repl.model.vocab import PAD_ID
 from recipe_repl.plugin.commands import split_args
 from recipe_repl.plugin.hookspecs import hookimpl
 from recipe_repl.session.last_text import STOP_WORD, LastText, last_text, word_index
 from recipe_repl.session.session import Session
+
+if TYPE_CHECKING:  # the arithmetic is imported when a command runs: start-up never pays for it
+    from recipe_repl.generate.lstm_model import LstmModel
+    from recipe_repl.model.ngram import TrigramModel
 
 GATE_KINDS = ("c", "f", "i", "o")
 OCCLUSION_REACH = 200  # words hidden one at a time at most (the nearest): ~k²/2 row-steps through the engine
@@ -40,6 +36,12 @@ def _unit(text: str) -> int:
         return int(text)
     except ValueError:
         raise BadValue(f"a unit is a number, not {text!r}") from None
+
+
+def _model(session: Session) -> LstmModel:
+    from recipe_repl.generate.lstm_model import lstm_model
+
+    return lstm_model(session.engine)
 
 
 def _note(model: LstmModel) -> str:
@@ -54,12 +56,13 @@ def _saliency(session: Session, args: str) -> None:
     from rich.console import Group
     from rich.text import Text
 
+    from recipe_repl.generate import influence
     from recipe_repl.views import lstm_view, render
 
     parts = args.split()
     if len(parts) > 1:
         raise UsageError("too many arguments")
-    model = lstm_model(session.engine)
+    model = _model(session)
     text = last_text(session, "saliency")
     if len(text.ids) < 2:
         raise UserError(f"{text.source} has one word: no word before it to explain")
@@ -102,7 +105,7 @@ def _gates(session: Session, args: str) -> None:
         focus, parts = parts[0].lower(), parts[1:]
     if len(parts) > 1:
         raise UsageError("too many arguments")
-    model = lstm_model(session.engine)
+    model = _model(session)
     if not parts:
         _gate_summary(session, model)
         return
@@ -118,6 +121,7 @@ def _unit_gates(session: Session, model: LstmModel, text: LastText, unit: int, f
     from rich.console import Group
     from rich.text import Text
 
+    from recipe_repl.generate import gates
     from recipe_repl.views import cell_view, lstm_view, render
 
     ids = text.read_ids
@@ -144,6 +148,9 @@ def _unit_gates(session: Session, model: LstmModel, text: LastText, unit: int, f
 
 def _texts(session: Session) -> tuple[list[list[int]], str]:
     """The bundled validation recipes (as `:cells find` reads them), else the last samples."""
+    from recipe_repl.generate import cells
+    from recipe_repl.generate.inspection import context_ids
+
     engine = session.engine
     if engine.info.sample_texts:
         raw = list(engine.info.sample_texts)[:MAX_HINT_TEXTS]
@@ -162,6 +169,7 @@ def _features(session: Session) -> dict[str, Any]:
 
 
 def _gate_summary(session: Session, model: LstmModel) -> None:
+    from recipe_repl.generate import gates
     from recipe_repl.views import lstm_view
 
     texts, source = _texts(session)
@@ -202,6 +210,8 @@ def _word_id(session: Session, word: str) -> int:
 
 
 def _units_for(session: Session, args: str) -> None:
+    from recipe_repl.generate import gates
+    from recipe_repl.generate.interventions import contributions
     from recipe_repl.views import lstm_view, render
 
     parts = split_args(args)
@@ -210,7 +220,7 @@ def _units_for(session: Session, args: str) -> None:
     if len(parts) not in (1, 3) or (len(parts) == 3 and parts[1].lower() != "at"):
         raise UsageError("WORD, or WORD at N")
     word = _word_id(session, parts[0])
-    model = lstm_model(session.engine)
+    model = _model(session)
     text = last_text(session, "units-for")
     if len(parts) == 3:
         k = word_index(parts[2], len(text.ids), ":units-for cup at", first=2) + 1
@@ -239,6 +249,9 @@ def _units_for(session: Session, args: str) -> None:
 
 def _text_logprobs(session: Session, ids: list[int]) -> np.ndarray:
     """log p (the model's own) of every word of `ids` after the first, from a fresh state, in chunks."""
+    from recipe_repl.generate.loop import PREFILL_FLOATS
+    from recipe_repl.model.numpy_lstm import log_softmax
+
     engine = session.engine
     read = ids[:-1]
     out = np.empty(len(read))
@@ -252,7 +265,11 @@ def _text_logprobs(session: Session, ids: list[int]) -> np.ndarray:
     return out
 
 
-def _trigram(session: Session) -> ngram.TrigramModel:
+def _trigram(session: Session) -> TrigramModel:
+    from recipe_repl.generate.interventions import base_engine
+    from recipe_repl.model import contract, ngram
+    from recipe_repl.model.onnx_proto import read_model
+
     engine = base_engine(session.engine)
     name = engine.info.name
     graph = read_model(engine.info.path, metadata_only=True) if engine.info.path else None

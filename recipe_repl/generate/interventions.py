@@ -46,10 +46,13 @@ def intervened(model: LstmModel, intervention: Intervention | None) -> Engine:
 
 
 def twin_samples(engines: Sequence[Engine], prompt: str, settings: Settings, processors: Sequence[ProcessorSpec],
-                 max_prompt_tokens: int, resumes: Sequence[Resume | None] | None = None) -> list[Sample]:
+                 max_prompt_tokens: int, resumes: Sequence[Resume | None] | None = None,
+                 key: int = TWIN_KEY) -> list[Sample]:
     """One continuation per engine, all from the same random numbers (`settings.seed`, or one drawn now).
 
     `resumes[k]` (if given) is where engine k reads on from, else it reads `prompt` from a fresh state.
+    With the seed and the sample number `key` of a sample made from the same point, the unchanged
+    twin is that very sample.
     """
     seed = settings.seed if settings.seed is not None else int(np.random.default_rng().integers(2**31))
     fixed = replace(settings, seed=seed, n=1, beam=0)
@@ -57,8 +60,8 @@ def twin_samples(engines: Sequence[Engine], prompt: str, settings: Settings, pro
     for k, engine in enumerate(engines):
         resume = resumes[k] if resumes else None
         if resume is not None:
-            resume = replace(resume, rng=row_rng(seed, TWIN_KEY), history=list(resume.history))
-        request = Request(prompt, key=TWIN_KEY, resume=resume)
+            resume = replace(resume, rng=row_rng(seed, key), history=list(resume.history))
+        request = Request(prompt, key=key, resume=resume)
         out += list(generate(engine, [request], fixed, processors, None, 1, max_prompt_tokens=max_prompt_tokens))
     return out
 
