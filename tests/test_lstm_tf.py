@@ -92,3 +92,22 @@ def test_an_int8_output_export_is_read_dequantized(tiny_run_dir, tmp_path):
     run = forward(model.weights, tokens)
     np.testing.assert_allclose(run.h[:, -1], state.arrays[0], rtol=1e-5, atol=1e-5)
     assert np.abs(run.logits - logits).max() < 0.1  # ONNX Runtime also quantizes h on the fly
+
+
+def test_the_counts_can_be_added_to_an_older_file(tiny_onnx, tmp_path):
+    """`python -m recipe_repl.export.ngram_counts` stores what the export stores."""
+    import onnx
+    from recipe_repl.export.ngram_counts import main
+
+    model = onnx.load(str(tiny_onnx))
+    stored = {p.key: p.value for p in model.metadata_props}
+    kept = [p for p in model.metadata_props if p.key != contract.META_NGRAM]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    older = tmp_path / "older.onnx"
+    older.write_bytes(model.SerializeToString())
+    assert contract.META_NGRAM not in read_model(older, metadata_only=True).metadata
+    assert main([str(older), "--out", str(tmp_path / "added.onnx")]) == 0
+    added = read_model(tmp_path / "added.onnx", metadata_only=True).metadata
+    assert added[contract.META_NGRAM] == stored[contract.META_NGRAM]
+    assert main([str(tmp_path / "missing.onnx")]) == 2

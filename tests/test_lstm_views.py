@@ -363,3 +363,27 @@ def test_a_stateless_model_says_the_views_need_a_stateful_one(plugins, tmp_path)
     assert status == 1 and len(errors) == len(lines) - 1, err
     assert all("the views inside the LSTM need a stateful model" in e and "lecture.onnx is stateless" in e
                for e in errors)
+
+
+def test_with_a_seed_the_unchanged_twin_is_the_last_sample(golden_model, plugins):
+    _, err, status, session = batch(golden_model, plugins, "recipe for roast\n:ablate c 0\n", SHORT)
+    assert status == 0, err
+    before = err.split("drawn twice from the same random numbers", 1)[1].splitlines()[1]
+    _, _, _, plain = batch(golden_model, plugins, "recipe for roast\n", SHORT)
+    assert before.split("│")[1].strip().startswith(plain.last_samples[0].continuation)
+
+
+def test_the_title_units_example_runs(random_model, capsys, monkeypatch):
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "title_units.py"
+    spec = importlib.util.spec_from_file_location("title_units", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(sys, "argv", ["title_units.py", "--model", str(random_model), "--a", "recipe for roast |",
+                                      "--b", "recipe for chicken |", "--top", "3"])
+    assert module.main() == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("JS divergence between the tables") and len(out) == 4
+    assert all(line.strip().startswith(":ablate c ") for line in out[1:])
