@@ -131,3 +131,19 @@ def test_beams_are_scored_at_temperature_one_whatever_the_temperature(random_mod
     assert [(b.token_ids, b.probs) for b in hot] == [(b.token_ids, b.probs) for b in plain]
     assert search_settings(Settings(temperature=0.3)).temperature == 1.0
     assert np.isclose(search_settings(Settings(temperature=0.3, top_k=9)).top_k, 9)
+
+
+def test_ctrl_c_in_a_listener_keeps_the_words_of_that_step(random_model: Path, plugins) -> None:
+    class CtrlCAtStep(Recorder):
+        def on_token(self, event: TokenEvent) -> None:
+            super().on_token(event)
+            if event.step == 3:
+                raise KeyboardInterrupt
+
+    engine = OnnxEngine(random_model)
+    heard = CtrlCAtStep()
+    beams = beam_search(engine, PROMPT, SETTINGS, plugins.processor_specs(), width=4, listener=heard)
+    capped = beam_search(engine, PROMPT, SETTINGS.replace(max_tokens=4), plugins.processor_specs(), width=4)
+    assert [(b.token_ids, b.probs) for b in beams] == [(b.token_ids, b.probs) for b in capped]
+    assert sorted(b.stop_reason.value for b in beams) == ["interrupted"] * 3 + ["stop string"]
+    assert len(heard.tokens) == 1 + sum(1 for e in heard.tokens if e.step < 3) and heard.ends == beams
