@@ -13,13 +13,12 @@ word), rather than kept for every word of every sample.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from recipe_repl.base.errors import BadValue, UsageError, UserError
-from recipe_repl.generate.inspection import distribution_at, rewind
+from recipe_repl.generate.inspection import chain_settings, distribution_at, rewind
 from recipe_repl.generate.loop import Sample
 from recipe_repl.model.vocab import PAD_ID, UNK_ID, detokenize
 from recipe_repl.plugin.commands import count_arg, one_arg, split_args
@@ -72,9 +71,8 @@ def _why(session: Session, args: str) -> None:
     before = detokenize(sample.prompt_words + vocab.decode_tokens(sample.token_ids[:k]), capitalize=False)
     title = render.after_title(before)
     title.append_text(render.styled(f"   (word {k + 1} of {len(probs)}: drawn at {render.percent(probs[k])})"))
-    settings = replace(sample.settings, temperature=1.0) if sample.method == "beam" else sample.settings
     session.frontend.show(render.prob_table(vocab, dist, session.settings.probs_n, title=title, chosen=chosen,
-                                            caption=render.shaping(settings)))
+                                            caption=render.shaping(chain_settings(sample))))
 
 
 def _back(session: Session, args: str) -> None:

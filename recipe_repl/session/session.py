@@ -25,6 +25,7 @@ from recipe_repl.generate.loop import (
     NullListener,
     Request,
     Sample,
+    StopReason,
     draw_chooser,
     encode_prompt,
     generate,
@@ -242,23 +243,20 @@ class Session:
                              self.batch_size, chooser, self.max_prompt_tokens, self.top_alternatives, method))
 
     def _beams(self, prompts: Sequence[str]) -> list[Sample]:
-        """Beam search for each prompt; plugins hear of each finished beam."""
+        """Beam search for each prompt, the plugins hearing of it (not the live view: beams grow side by side);
+        Ctrl-C ends the search under way and starts no other."""
         from recipe_repl.generate.beam import beam_search
 
-        listener = self.plugins.listener()
+        listener = self.listener(live=False)
         samples: list[Sample] = []
         for p in prompts:
-            request = Request(p, key=self._sample_counter)
-            if listener.active:
-                listener.on_prompt(request, self.engine.vocab.encode(p), self.settings)
             beams = beam_search(self.engine, p, self.settings, self.plugins.processor_specs(), self.settings.beam,
-                                self.settings.length_penalty, self.max_prompt_tokens)
-            for beam in beams:
-                beam.key = self._sample_counter
-                self._sample_counter += 1
-                if listener.active:
-                    listener.on_sample_end(beam)
+                                self.settings.length_penalty, self.max_prompt_tokens, key=self._sample_counter,
+                                listener=listener)
+            self._sample_counter += max(len(beams), 1)
             samples += beams
+            if any(b.stop_reason == StopReason.INTERRUPTED for b in beams):
+                break
         return samples
 
     def listener(self, extra: Listener | None = None, live: bool = True) -> Listener:
