@@ -3,8 +3,6 @@ and the 3-gram the export stores is the one `eval` fits (TensorFlow trains the t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -13,19 +11,9 @@ from recipe_repl.model import contract, ngram
 from recipe_repl.model.engine import OnnxEngine, RecurrentState
 from recipe_repl.model.numpy_lstm import forward, input_gradients
 from recipe_repl.model.onnx_proto import read_model
-from tests.tiny import cached_tiny_onnx, cached_tiny_run, export_tiny_onnx
+from tests.tiny import export_tiny_onnx
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def tiny_run_dir(tmp_path_factory) -> Path:
-    return cached_tiny_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory) -> Path:
-    return cached_tiny_onnx(tmp_path_factory)
 
 
 def test_numpy_forward_equals_onnx_runtime_on_a_trained_model(tiny_onnx):
