@@ -387,3 +387,16 @@ def test_the_title_units_example_runs(random_model, capsys, monkeypatch):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("JS divergence between the tables") and len(out) == 4
     assert all(line.strip().startswith(":ablate c ") for line in out[1:])
+
+
+def test_the_views_in_the_repl(random_model, plugins):
+    from tests.helpers import lines, run_script
+
+    run = run_script(random_model, plugins, lines(":max 10", "recipe for roast", ":saliency", ":gates o 3",
+                                                  ":units-for salt", ":ablate h 2", "recipe for chicken",
+                                                  ":ablate off", ":patch 2 \"mix salt\""))
+    assert run.status == 0 and "Traceback" not in run.out
+    for title in ("which words made word", "unit 3's gates at each word", "units that raise the logit of “salt”",
+                  "held: h 2 = 0", "h 2 = 0 released", "state after “mix salt”"):
+        assert title in run.out
+    assert isinstance(run.session.engine, OnnxEngine)

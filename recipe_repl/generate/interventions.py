@@ -41,8 +41,7 @@ def intervened(model: LstmModel, intervention: Intervention | None) -> Engine:
     base = base_engine(model.engine)
     if intervention is None:
         return base
-    info = replace(base.info)
-    return NumpyEngine(model.weights, base.vocab, info, intervention, base=base)
+    return NumpyEngine(model.weights, base.vocab, base.info, intervention, base=base)
 
 
 def twin_samples(engines: Sequence[Engine], prompt: str, settings: Settings, processors: Sequence[ProcessorSpec],
