@@ -308,7 +308,7 @@ def test_vs_ngram_colours_the_difference_and_lists_wins_and_losses(counted_model
 
 
 @pytest.mark.parametrize("line, message", [
-    (":saliency 1", "the last text has"),
+    (":saliency 1", "word 1 has no prediction"),
     (":saliency x", "takes a word number"),
     (":saliency 2 3", "too many arguments"),
     (":saliency 999", "choose 2 to"),
@@ -330,7 +330,7 @@ def test_vs_ngram_colours_the_difference_and_lists_wins_and_losses(counted_model
     (":clamp h 3 2", "a unit of h can be clamped to −1 … 1, not 2"),
     (":clamp c 3 x", "the value must be a number"),
     (":patch 3", "a word number and a prompt"),
-    (":patch 99 \"roast\"", "the last text has"),
+    (":patch 99 \"roast\"", "the last sample has"),
     (':patch 2 ""', "an empty prompt"),
 ])
 def test_bad_arguments_give_one_line_and_change_nothing(random_model, plugins, line, message):
@@ -400,3 +400,15 @@ def test_the_views_in_the_repl(random_model, plugins):
                   "held: h 2 = 0", "h 2 = 0 released", "state after “mix salt”"):
         assert title in run.out
     assert isinstance(run.session.engine, OnnxEngine)
+
+
+def test_after_score_the_views_read_the_scored_text(counted_model, plugins):
+    script = ":score recipe for roast chicken | mix salt and pepper .\n:saliency 3\n:saliency -1\n:gates 2\n" \
+             ":units-for salt at 7\n:vs-ngram\n:patch 5 \"recipe for roast chicken |\"\n"
+    _, err, status, session = batch(counted_model, plugins, script)
+    assert status == 0, err
+    assert "which words made word 3 “roast” likely in the scored text" in err
+    assert "which words made word 11 “⏹” likely in the scored text" in err  # the stop token is the last word
+    assert "unit 2's gates at each word of the scored text" in err
+    assert "units that raise the logit of “salt” before word 7 of the scored text" in err
+    assert "at each word of the scored text" in err

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from recipe_repl.base.errors import BadValue, UsageError
 from recipe_repl.generate.inspection import model_distribution, next_logits
 from recipe_repl.generate.loop import Sample, encode_prompt
+from recipe_repl.generate.numbering import word_index
 from recipe_repl.model.vocab import detokenize
 from recipe_repl.plugin.commands import split_args
 from recipe_repl.plugin.hookspecs import hookimpl
-from recipe_repl.session.last_text import last_text, word_index
 from recipe_repl.session.session import Session
 
 if TYPE_CHECKING:  # the arithmetic is imported when a command runs: start-up never pays for it
@@ -178,12 +178,13 @@ def _patch(session: Session, args: str) -> None:
         raise UsageError("a word number and a prompt")
     engine = session.engine
     lstm_model(engine)  # a stateless or foreign model: the views' one message
-    text = last_text(session, "patch")
-    read = text.read_ids
-    k = word_index(parts[0], len(read), ":patch", first=1) + 1
+    text = session.text_for("patch")
+    read = text.ids()  # a word the model read: not the stop token
+    k = word_index(parts[0], len(read), ":patch", rest=f' "{parts[1]}"' if len(parts) == 2 else "",
+                   source=text.source) + 1
     other_text = " ".join(parts[1:])
     other = encode_prompt(engine, other_text, session.max_prompt_tokens)
-    words = text.words[:k]
+    words = text.tokens()[:k]
     plain = resume_after(engine, read[:k], words)
     patched = patched_resume(engine, read[:k], words, other)
     assert plain.logits is not None and patched.logits is not None

@@ -19,11 +19,12 @@ from recipe_repl.base.errors import BadValue, UsageError, UserError
 from recipe_repl.model.vocab import PAD_ID
 from recipe_repl.plugin.commands import split_args
 from recipe_repl.plugin.hookspecs import hookimpl
-from recipe_repl.session.last_text import STOP_WORD, LastText, last_text, word_index
 from recipe_repl.session.session import Session
+from recipe_repl.views.heat import STOP_WORD
 
 if TYPE_CHECKING:  # the arithmetic is imported when a command runs: start-up never pays for it
     from recipe_repl.generate.lstm_model import LstmModel
+    from recipe_repl.generate.numbering import NumberedText
     from recipe_repl.model.ngram import TrigramModel
 
 GATE_KINDS = ("c", "f", "i", "o")
@@ -42,6 +43,11 @@ def _model(session: Session) -> LstmModel:
     from recipe_repl.generate.lstm_model import lstm_model
 
     return lstm_model(session.engine)
+
+
+def _all_ids(text: NumberedText) -> list[int]:
+    """Every word's id, the stop token (0) last when the text ended on it: what the predictions are of."""
+    return [w.id for w in text.words]
 
 
 def _note(model: LstmModel) -> str:
@@ -63,13 +69,14 @@ def _saliency(session: Session, args: str) -> None:
     if len(parts) > 1:
         raise UsageError("too many arguments")
     model = _model(session)
-    text = last_text(session, "saliency")
-    if len(text.ids) < 2:
+    text = session.text_for("saliency")
+    ids = _all_ids(text)
+    if len(ids) < 2:
         raise UserError(f"{text.source} has one word: no word before it to explain")
-    k = word_index(parts[0], len(text.ids), ":saliency", first=2) + 1 if parts else len(text.ids)
-    found = influence.influence(model, text.ids, k, reach=OCCLUSION_REACH)
-    profile = influence.distance_profile(model, text.ids)
-    words = text.words
+    k = text.index(parts[0], ":saliency", predicted=True) + 1 if parts else len(ids)
+    found = influence.influence(model, ids, k, reach=OCCLUSION_REACH)
+    profile = influence.distance_profile(model, ids)
+    words = text.tokens()
     target = render.safe(words[k - 1])
     occ = [None if np.isnan(v) else float(v) for v in found.occlusion] + [None] * (len(words) - k + 1)
     grad = [float(v) for v in found.gradient] + [None] * (len(words) - k + 1)
@@ -113,19 +120,18 @@ def _gates(session: Session, args: str) -> None:
     if not 0 <= unit < model.units:
         raise BadValue(f"no unit {unit}: this model's LSTM has {model.units} units, numbered 0 to {model.units - 1}",
                        example=f":gates {min(17, model.units - 1)}")
-    text = last_text(session, "gates")
+    text = session.text_for("gates")
     _unit_gates(session, model, text, unit, focus)
 
 
-def _unit_gates(session: Session, model: LstmModel, text: LastText, unit: int, focus: str) -> None:
+def _unit_gates(session: Session, model: LstmModel, text: NumberedText, unit: int, focus: str) -> None:
     from rich.console import Group
     from rich.text import Text
 
     from recipe_repl.generate import gates
     from recipe_repl.views import cell_view, lstm_view, render
 
-    ids = text.read_ids
-    found = gates.unit_gates(model, ids, unit)
+    found = gates.unit_gates(model, text.ids(), unit)
     scale = cell_view.nice_scale(np.concatenate([found.c, found.c_before, found.written]), "c")
     rows = [("i input", found.i, 0.5, 0.5), ("f forget", found.f, 0.5, 0.5), ("o output", found.o, 0.5, 0.5),
             ("g candidate", found.g, 0.0, 1.0), ("i·g written", found.written, 0.0, scale),
@@ -198,7 +204,7 @@ def _gate_summary(session: Session, model: LstmModel) -> None:
 
 def _word_id(session: Session, word: str) -> int:
     vocab = session.engine.vocab
-    if word in (STOP_WORD, "[end]"):
+    if word in (STOP_WORD, "[end]"):  # the stop token, as :words shows it
         return PAD_ID
     prepared = vocab.prepare(word)
     if len(prepared) != 1:
@@ -221,14 +227,18 @@ def _units_for(session: Session, args: str) -> None:
         raise UsageError("WORD, or WORD at N")
     word = _word_id(session, parts[0])
     model = _model(session)
-    text = last_text(session, "units-for")
+    text = session.text_for("units-for")
     if len(parts) == 3:
-        k = word_index(parts[2], len(text.ids), ":units-for cup at", first=2) + 1
-        ids, where = text.ids[:k - 1], f"before word {k} of {text.source}"
+        k = text.index(parts[2], f":units-for {parts[0]} at", predicted=True) + 1
+        ids, where = text.ids(k - 1), f"before word {k} of {text.source}"
     else:
-        ids, where = text.read_ids, f"after {text.source}"
+        ids, where = text.ids(), f"after {text.source}"
     split = contributions(model, ids, word)
-    hints = gates.hints(gates.trace_texts(model, _texts(session)[0])[0], _features(session), "h")
+    try:
+        texts = _texts(session)[0]
+    except UserError:  # no bundled recipes and no samples: no hints, the figures stand without them
+        texts = []
+    hints = gates.hints(gates.trace_texts(model, texts)[0], _features(session), "h") if texts else {}
     rows = []
     for unit in split.ranked(10):
         name, r = hints.get(unit, ("", 0.0))
@@ -289,15 +299,16 @@ def _vs_ngram(session: Session, args: str) -> None:
 
     if args.strip():
         raise UsageError("no arguments expected")
-    text = last_text(session, "vs-ngram")
-    if len(text.ids) < 2:
+    text = session.text_for("vs-ngram")
+    ids = _all_ids(text)
+    if len(ids) < 2:
         raise UserError(f"{text.source} has one word: nothing to compare")
     tri = _trigram(session)
-    lstm = _text_logprobs(session, text.ids)
-    three = tri.logprob(text.ids)
+    lstm = _text_logprobs(session, ids)
+    three = tri.logprob(ids)
     delta = lstm - three
     scale = lstm_view.nice_scale(delta)
-    words = text.words
+    words = text.tokens()
     order = np.lexsort((np.arange(delta.size), -delta))
 
     def rows(picks: Iterable[int]) -> list[tuple[int, str, float, float, float]]:
@@ -336,8 +347,9 @@ def register_commands(register: Any) -> None:
                      "gradient with respect to the word's embedding, dotted with it, by NumPy backpropagation "
                      "through the weights in the model file). The five strongest of each in a table, and the "
                      "distance profile: mean |gradient × input| by how many words back, over the whole text. "
-                     "Words are numbered over the whole text (prompt first, ⏹ last when the sample ended on it); "
-                     "-1 is the last. Needs a stateful exported model.")
+                     "Words are numbered as :words shows them (the whole text, prompt first, ⏹ last when the "
+                     "sample ended on it; -1 is the last); after :score, the scored text. Needs a stateful "
+                     "exported model.")
     register("gates", _gates, usage=":gates [c|f|i|o] [UNIT]", example=":gates f 17", complete=_complete_gates,
              help="one unit's input, forget and output gates, candidate and cell at each word; or which units "
                   "integrate or reset",

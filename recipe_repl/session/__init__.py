@@ -2,7 +2,6 @@
 
     session     Session, ModelSpec and the Frontend protocol a REPL or batch mode implements
     transcript  what `:save` keeps, within a memory bound
-    last_text   the last text and its word numbers, as the views inside the LSTM read them
 
 The REPL and batch mode each drive one `Session`; commands (built-in or a plugin's) act on it.
 """

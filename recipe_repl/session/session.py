@@ -24,6 +24,7 @@ from recipe_repl.generate.loop import (
     Listener,
     NullListener,
     Request,
+    Resume,
     Sample,
     StopReason,
     draw_chooser,
@@ -162,10 +163,16 @@ class Session:
         """Go on with another engine of the same model and vocabulary (`:ablate`'s changed model, or the
         model back): the last samples' resume points are recomputed under it, so `:continue` reads on
         from the same words through the new engine (their states are the old engine's)."""
-        from recipe_repl.generate.inspection import rewind
+        import numpy as np
+
+        from recipe_repl.generate.loop import prefill
+
+        def again(resume: Resume) -> Resume:
+            last, state = prefill(engine, np.array([resume.history], dtype=np.int64), engine.start(1))
+            return replace(resume, state=state, logits=last[0].copy(), pending=())
 
         self._engine = engine
-        self.last_samples = [replace(s, resume=rewind(engine, s, len(s.token_ids)).resume) if s.resume else s
+        self.last_samples = [replace(s, resume=again(s.resume)) if s.resume and s.resume.history else s
                              for s in self.last_samples]
 
     def _warn_unsafe_words(self, engine: Engine) -> None:
