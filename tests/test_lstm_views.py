@@ -412,3 +412,18 @@ def test_after_score_the_views_read_the_scored_text(counted_model, plugins):
     assert "unit 2's gates at each word of the scored text" in err
     assert "units that raise the logit of “salt” before word 7 of the scored text" in err
     assert "at each word of the scored text" in err
+
+
+def test_the_readme_findings_script_runs_on_the_shipped_model(plugins):
+    """examples/inside_the_lstm.txt (the README's findings): every line works on the shipped model, and
+    the weights the views read reproduce what ONNX Runtime computes (:vs-ngram may find no counts in a
+    file exported before they were stored)."""
+    from recipe_repl.models import DEFAULT_MODEL
+
+    script = (Path(__file__).resolve().parents[1] / "examples" / "inside_the_lstm.txt").read_text(encoding="utf-8")
+    _, err, _, session = batch(DEFAULT_MODEL, plugins, script, Settings(seed=1))
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert all("carries no 3-gram counts" in e for e in errors), errors
+    for title in ("which words made word 16 “cup” likely", "units that raise the logit of “cup”",
+                  "unit 232's gates", "forget gates over", "c 255 = 0", "state after “recipe for chocolate cake |”"):
+        assert title in err
