@@ -23,9 +23,14 @@ import click
 def export_command(run_dir: Path, out: Path, quantize: str | None, stateless: bool, tolerance: float,
                    epoch: int | None, quiet: bool, verbose: bool) -> None:
     """Export a training run folder to one self-describing ONNX file, checking parity with Keras."""
+    from recipe_repl.export.convert import EXTRA_MISSING, export_libs_installed
     from recipe_repl.train.rundir import RunDir
     from recipe_repl.train.tf_env import set_native_logging
 
+    from recipe_repl.base.errors import UserError
+
+    if not export_libs_installed():
+        raise UserError(EXTRA_MISSING)
     run = RunDir(run_dir)
     run.require_trained()  # the run folder's own files are checked before TensorFlow starts (seconds)
     run.config()

@@ -21,6 +21,24 @@ from recipe_repl.model import contract
 OPSET = 17
 
 
+EXTRA_MISSING = "export needs the 'train' extra: pip install 'recipe-repl[train]'"
+
+
+def export_libs_installed() -> bool:
+    """Whether TensorFlow, Keras and tf2onnx can be imported, found without importing them (milliseconds)."""
+    import importlib.util
+    import sys
+
+    for name in ("tensorflow", "keras", "tf2onnx"):
+        if name in sys.modules:
+            if sys.modules[name] is None:
+                return False
+            continue
+        if importlib.util.find_spec(name) is None:
+            return False
+    return True
+
+
 def import_export_libs() -> tuple[Any, Any, Any]:
     """TensorFlow, Keras and tf2onnx, or a UserError naming the extra to install."""
     set_native_logging()  # a no-op when a command already chose (or TensorFlow is already imported)
@@ -29,7 +47,7 @@ def import_export_libs() -> tuple[Any, Any, Any]:
         import tensorflow as tf
         import tf2onnx
     except ImportError:
-        raise UserError("export needs the 'train' extra: pip install 'recipe-repl[train]'") from None
+        raise UserError(EXTRA_MISSING) from None
     return tf, keras, tf2onnx
 
 

@@ -50,7 +50,11 @@ def one_error(err: bytes) -> str:
 
 
 @pytest.mark.parametrize("how", [["generate", "recipe for"], ["generate", "recipe for", "--json"],
-                                 ["generate", "recipe for", "--n", "40", "--json"], ["batch"], ["batch", "--json"]])
+                                 ["generate", "recipe for", "--n", "40", "--json"], ["batch"], ["batch", "--json"],
+                                 ["generate", "recipe for", "-t", "0", "--json"],
+                                 ["generate", "recipe for", "--top-k", "3", "--top-p", "0.8", "--min-p", "0.1",
+                                  "--repetition-penalty", "1.3", "--json"],
+                                 ["generate", "recipe for", "--beam", "3", "--json"], ["batch", "--beam", "2"]])
 def test_generation_ends_the_sample_at_the_step_where_the_logits_break(broken: Path, how: list[str]) -> None:
     common = ["--model", str(broken), "--seed", "3", "--max-tokens", "20"]
     if how[0] == "batch":
@@ -72,7 +76,8 @@ def test_generation_ends_the_sample_at_the_step_where_the_logits_break(broken: P
 def test_the_loop_reports_the_step_for_every_chooser(broken: Path, plugins) -> None:
     engine = OnnxEngine(broken)
     specs = plugins.processor_specs()
-    for settings in (Settings(seed=1, max_tokens=10), Settings(seed=1, max_tokens=10, top_k=3, top_p=0.9)):
+    for settings in (Settings(seed=1, max_tokens=10), Settings(seed=1, max_tokens=10, top_k=3, top_p=0.9),
+                     Settings(seed=1, max_tokens=10, temperature=0)):
         [s] = generate(engine, [Request("recipe for roast chicken")], settings, specs)
         assert s.stop_reason == StopReason.NOT_FINITE and s.token_ids == [] and s.resume is None
         assert "at step 1, after “chicken”" in s.stop_detail and "model's logits" in s.stop_detail
@@ -99,6 +104,50 @@ def test_pick_in_the_repl_says_where_and_keeps_the_prompt(broken: Path, plugins)
     assert "not finite numbers (NaN or infinity) at step 1, after “chicken”" in out
     assert "nothing to continue" in out and "Traceback" not in out
     assert run_.session.last_samples and run_.session.last_samples[0].prompt == "recipe for roast"
+
+
+def test_beam_search_reports_instead_of_returning_no_beam(broken: Path, plugins) -> None:
+    from recipe_repl.generate.beam import beam_search
+
+    engine = OnnxEngine(broken)
+    beams = beam_search(engine, "recipe for roast chicken", Settings(max_tokens=5), plugins.processor_specs(), 4)
+    assert beams and all(b.stop_reason == StopReason.NOT_FINITE for b in beams)
+    assert "at step 1, after “chicken”" in beams[0].stop_detail
+    beams = beam_search(engine, "recipe for", Settings(max_tokens=5), plugins.processor_specs(), 3)
+    broke = [b for b in beams if b.stop_reason == StopReason.NOT_FINITE]
+    assert broke and all(b.words[-1] == "chicken" for b in broke)
+
+
+# --- settings the validator accepts sample sanely -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", ["1e-40", "1e-320", "0.0009", "5e-324"])
+def test_a_temperature_below_the_floor_samples_greedily_without_warnings(random_model: Path,
+                                                                         temperature: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.hostile import REPO
+
+    def generate_(t: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "recipe_repl", "generate", "recipe for", "--model",
+                               str(random_model), "-t", t, "--n", "3", "--max-tokens", "30", "--json", "--seed", "4"],
+                              capture_output=True, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(REPO), "RECIPE_REPL_NO_PLUGINS": "1"})
+
+    low, greedy = generate_(temperature), generate_("0")
+    assert low.returncode == 0 and b"Warning" not in low.stderr and b"Traceback" not in low.stderr, low.stderr
+    got = [strict_json(r) for r in low.stdout.decode().splitlines()]
+    want = [strict_json(r) for r in greedy.stdout.decode().splitlines()]
+    assert [r["tokens"] for r in got] == [r["tokens"] for r in want] and got[0]["tokens"]
+    assert all(p == 1.0 for r in got for p in r["token_probs"])  # the distribution drawn from: greedy's
+    assert got[0]["temperature"] == float(temperature)  # the record keeps the setting given
+
+
+def test_help_temp_states_the_floor(random_model: Path) -> None:
+    code, out, err = run(["--model", str(random_model)], b":help temp\n")
+    assert "below 0.001 is greedy too" in " ".join(err.decode().split())
 
 
 # --- scoring and eval: which text, which word ---------------------------------------------------------------

@@ -11,12 +11,17 @@ from recipe_repl.base.errors import BadValue, UserError
 
 PROBS_MODES = ("off", "first", "every")
 
+# Below this temperature a sample is greedy (the most likely word), as at 0: dividing float32 logits by
+# less overflows them (1e-40 gave infinities, then NaN), and long before that the draw is the top word
+# anyway (at 1e-3 a word whose logit is 0.05 below the top one has e^-50 of its probability).
+GREEDY_BELOW = 1e-3
+
 
 @dataclass(frozen=True)
 class Settings:
     """Everything that shapes a sample; shown by `:settings`, saved by `:preset save`."""
 
-    temperature: float = 1.0  # 0 = greedy; logits are divided by it
+    temperature: float = 1.0  # 0 (or below GREEDY_BELOW) = greedy; logits are divided by it
     top_k: int = 0  # keep the k most likely words; 0 = off
     top_p: float = 1.0  # keep the smallest set with this much probability; 1 = off
     min_p: float = 0.0  # drop words below min_p × the top word's probability; 0 = off
@@ -56,6 +61,11 @@ class Settings:
             if not ok:
                 raise BadValue(message)
         return self
+
+    @property
+    def greedy(self) -> bool:
+        """Whether these settings choose the most likely word: temperature 0, or below `GREEDY_BELOW`."""
+        return self.temperature < GREEDY_BELOW
 
     def replace(self, **changes: Any) -> Settings:
         """A validated copy with some fields changed."""

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from recipe_repl.base.errors import BadValue, UsageError, UserError
-from recipe_repl.generate.loop import encode_prompt, prefill
-from recipe_repl.generate.sampling import Sampler
+from recipe_repl.generate.inspection import next_logits, sampling_distribution
+from recipe_repl.generate.loop import encode_prompt
 from recipe_repl.model.engine import Engine
 from recipe_repl.model.vocab import Vocabulary, detokenize
 from recipe_repl.plugin.commands import split_args
@@ -80,21 +80,19 @@ def _compare_models(session: Session, args: str) -> None:
             raise BadValue(f"no model file {str(path)!r}")
     model = session.model
     first: tuple[Vocabulary, str] | None = None  # the first model's vocabulary and name, not the model
-    sampler: Sampler | None = None
+    specs = session.plugins.processor_specs()
     ids: list[int] = []
     columns: list[tuple[float, np.ndarray]] = []
     labels: list[str] = []
 
     def column(engine: Engine) -> None:
-        nonlocal first, sampler, ids
+        nonlocal first, ids
         if first is None:
             first = (engine.vocab, engine.info.name)
-        check_vocabulary(*first, engine)
-        if sampler is None:
             ids = encode_prompt(engine, prompt, session.max_prompt_tokens)
-            sampler = Sampler(session.settings, session.plugins.processor_specs(), engine.vocab)
-        last, _ = prefill(engine, np.array([ids], dtype=np.int64), engine.start(1))
-        columns.append((session.settings.temperature, sampler.distribution(last[:1], [ids])[0]))
+        check_vocabulary(*first, engine)
+        columns.append((session.settings.temperature,
+                        sampling_distribution(next_logits(engine, ids), ids, session.settings, specs, first[0])))
         labels.append(label(engine))
 
     if len(paths) == 1:

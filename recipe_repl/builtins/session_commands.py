@@ -112,7 +112,7 @@ def _continue(session: Session, args: str) -> None:
             raise UserError("nothing to continue: the last sample ended where the model's numbers were not "
                             "finite (type a new prompt)")
         raise UserError("nothing to continue: the last sample ended at the stop token (type a new prompt)")
-    session.run_requests([s.prompt for s in resumable], [s.resume for s in resumable])
+    session.run_requests([s.prompt for s in resumable], [s.resume for s in resumable], before=session.last_text)
 
 
 def _transcript_markdown(session: Session) -> str:

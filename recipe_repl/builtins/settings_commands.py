@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from recipe_repl.base.errors import BadValue, UsageError
-from recipe_repl.base.settings import Settings
+from recipe_repl.base.settings import GREEDY_BELOW, Settings
 from recipe_repl.generate.sampling import build_chain
 from recipe_repl.plugin.commands import no_args, one_arg, split_args
 from recipe_repl.plugin.hookspecs import hookimpl
@@ -133,6 +133,10 @@ def register_commands(register: Any) -> None:
     """The settings commands."""
     register("temp", _setter("temperature", float, "temperature"), usage=":temp T", example=":temp 0.7",
              help="temperature, 0 ≤ T ≤ 5 (0 = greedy)", aliases=("temperature",),
+             details=f"Logits are divided by T before the softmax: below 1 the likely words gain, above 1 the "
+                     f"unlikely ones. 0 is greedy: the most likely word every time, no randomness. Any T below "
+                     f"{GREEDY_BELOW:g} is greedy too (float32 logits divided by less overflow, and long before "
+                     "that only the top word is ever drawn); the records keep the T you set.",
              complete=lambda s, t: ["0", "0.2", "0.5", "0.8", "1.0", "1.5"])
     register("topk", _setter("top_k", int, "top-k"), usage=":topk K", example=":topk 10",
              help="keep the K most likely words (0 = off)", complete=lambda s, t: ["0", "5", "10", "50"])

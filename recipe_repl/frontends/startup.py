@@ -19,7 +19,7 @@ import click
 
 from recipe_repl.base.config import Config
 from recipe_repl.base.errors import UserError
-from recipe_repl.base.settings import PROBS_MODES, Settings
+from recipe_repl.base.settings import GREEDY_BELOW, PROBS_MODES, Settings
 from recipe_repl.generate.loop import MAX_PROMPT_TOKENS
 from recipe_repl.model.engine import MAX_THREADS, PROVIDERS, auto_threads
 from recipe_repl.plugin.commands import split_args
@@ -47,7 +47,7 @@ MODEL_OPTIONS: tuple[Decorator, ...] = (
 # One flag per `Settings` field, keyed by the field's name (the option's destination is that name).
 SETTING_OPTIONS: dict[str, Decorator] = {
     "temperature": click.option("--temperature", "-t", "temperature", type=float,
-                                help="0 = greedy, 1 = the model's own distribution"),
+                                help=f"0 (or below {GREEDY_BELOW:g}) = greedy, 1 = the model's own distribution"),
     "top_k": click.option("--top-k", "top_k", type=int, help="keep the K most likely words (0 = off)"),
     "top_p": click.option("--top-p", "top_p", type=float, help="nucleus sampling threshold (1 = off)"),
     "min_p": click.option("--min-p", "min_p", type=float, help="drop words below P × the top word's probability"),

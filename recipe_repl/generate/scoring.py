@@ -68,8 +68,19 @@ def score_text(engine: Engine, text: str, max_tokens: int, where: str = "in the 
     ids = vocab.encode(text)
     if not ids:
         raise UserError("nothing to score: the text has no words the model can read")
+    found = next_word_probs(engine, ids, where)
+    probs: list[float | None] = [None, *found[:-1]]
+    return TextScore(text, vocab.decode_tokens(ids), ids, probs, found[-1])
+
+
+def next_word_probs(engine: Engine, ids: list[int], where: str = "in the text") -> list[float]:
+    """The model's probability of each of `ids[1:]` given the ids before it, then of the stop token after
+    the last one (temperature 1, no processors): len(ids) numbers, in chunks of bounded memory.
+
+    Logits that are not finite at some word raise `NonFiniteLogits` naming `where` and the word, found
+    from the log-sum-exp each position needs anyway."""
     targets = np.array(ids[1:] + [PAD_ID], dtype=np.int64)
-    chunk = max(1, PREFILL_FLOATS // len(vocab))
+    chunk = max(1, PREFILL_FLOATS // len(engine.vocab))
     state = engine.start(1)
     found = np.empty(len(ids), dtype=np.float64)
     for start in range(0, len(ids), chunk):
@@ -80,12 +91,11 @@ def score_text(engine: Engine, text: str, max_tokens: int, where: str = "in the 
             lse = np.log(np.exp(logits).sum(axis=-1, keepdims=True))
         bad = first_bad(lse[:, 0])  # NaN or ±inf anywhere in a row makes its log-sum-exp NaN
         if bad is not None:
-            raise not_finite(where, vocab.decode_tokens(ids), start + bad)
+            raise not_finite(where, engine.vocab.decode_tokens(ids), start + bad)
         logp = logits - lse
         tgt = targets[start:start + len(logits)]
         found[start:start + len(logits)] = np.exp(logp[np.arange(len(logits)), tgt])
-    probs: list[float | None] = [None, *(float(p) for p in found[:-1])]
-    return TextScore(text, vocab.decode_tokens(ids), ids, probs, float(found[-1]))
+    return [float(p) for p in found]
 
 
 def corpus_perplexity(scores: list[TextScore]) -> float:

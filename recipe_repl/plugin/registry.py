@@ -20,7 +20,7 @@ import numpy as np
 
 from recipe_repl.base.errors import UserError
 from recipe_repl.base.sanitize import clean
-from recipe_repl.generate.sampling import Processor, ProcessorFactory, ProcessorSpec
+from recipe_repl.generate.sampling import PLUGIN_ORDER, Processor, ProcessorFactory, ProcessorSpec
 from recipe_repl.model.conformance import check_engine
 from recipe_repl.plugin.commands import CommandSpec, CommandTable
 from recipe_repl.plugin.hookcall import BUILTIN, is_builtin, one_line, plugin_failure, plugin_stdout
@@ -119,6 +119,24 @@ class Registry:
             return True
         return False
 
+    def _may_replace(self, plugin: str, kind: str, name: str, current: ProcessorSpec | FeatureSpec | None,
+                     override: bool) -> bool:
+        """Whether `plugin` may register the `kind` `name` where `current` is (None: nothing yet).
+
+        A clash without `override` is reported and refused; an override takes the name off the
+        listing of the plugin it replaces.
+        """
+        if current is None:
+            return True
+        if not override:
+            self.problem(f"plugin {plugin}: {kind} {name!r} not registered: already registered by "
+                         f"{current.plugin} (ask for override to replace it)")
+            return False
+        listed: list[str] = getattr(self.infos[current.plugin], f"{kind}s")  # .processors or .features
+        if name in listed:
+            listed.remove(name)
+        return True
+
     def command_registrar(self, plugin: str) -> Callable[..., None]:
         """The `register` that `register_commands` hands to `plugin`."""
 
@@ -162,19 +180,15 @@ class Registry:
             factory: ProcessorFactory,
             *,
             help: str = "",
-            order: int = 25,
+            order: int = PLUGIN_ORDER,
             automatic: bool = False,
             override: bool = False,
         ) -> None:
             if self._bad_name(plugin, "processor", name, factory):
                 return
             current = self.processors.get(name)
-            if current is not None and not override:
-                self.problem(f"plugin {plugin}: processor {name!r} not registered: already registered by "
-                             f"{current.plugin} (ask for override to replace it)")
+            if not self._may_replace(plugin, "processor", name, current, override):
                 return
-            if current is not None and name in self.infos[current.plugin].processors:
-                self.infos[current.plugin].processors.remove(name)
             if not is_builtin(plugin):
                 factory = self._guarded_factory(plugin, name, factory)
             # Only built-ins run without `:use`, and a plugin that overrides one of them (say,
@@ -262,13 +276,8 @@ class Registry:
                      override: bool = False) -> None:
             if self._bad_name(plugin, "feature", name, feature):
                 return
-            current = self.features.get(name)
-            if current is not None and not override:
-                self.problem(f"plugin {plugin}: feature {name!r} not registered: already registered by "
-                             f"{current.plugin} (ask for override to replace it)")
+            if not self._may_replace(plugin, "feature", name, self.features.get(name), override):
                 return
-            if current is not None and name in self.infos[current.plugin].features:
-                self.infos[current.plugin].features.remove(name)
             if not is_builtin(plugin):
                 feature = quiet(feature)
             self.features[name] = FeatureSpec(name, feature, str(help), plugin)

@@ -24,12 +24,14 @@ from recipe_repl.generate.loop import (
     Listener,
     NullListener,
     Request,
+    Resume,
     Sample,
     StopReason,
     draw_chooser,
     encode_prompt,
     generate,
 )
+from recipe_repl.generate.numbering import NumberedText
 from recipe_repl.model.engine import Engine
 from recipe_repl.plugin.commands import explain, is_command, parse_command
 from recipe_repl.plugin.hookcall import one_line
@@ -127,6 +129,7 @@ class Session:
         self.keep_transcript = keep_transcript  # `generate` keeps none: it has no `:save`
         self.last_prompt: str | None = None
         self.last_samples: list[Sample] = []
+        self.last_text: NumberedText | None = None  # the last sample's whole text, or the text :score read
         self.transcript = Transcript()  # bounded: batch mode's input may be endless
         self.quit_requested = False
         self._sample_counter = 0  # numbers samples across the run: seeds each one's generator
@@ -155,7 +158,24 @@ class Session:
         engine = self._load(spec)
         self.model, self._engine = spec, engine
         self.last_samples = []  # their LSTM states belong to the old model
+        self.last_text = None  # its ids are the old vocabulary's
         return engine
+
+    def use_engine(self, engine: Engine) -> None:
+        """Go on with another engine of the same model and vocabulary (`:ablate`'s changed model, or the
+        model back): the last samples' resume points are recomputed under it, so `:continue` reads on
+        from the same words through the new engine (their states are the old engine's)."""
+        import numpy as np
+
+        from recipe_repl.generate.loop import prefill
+
+        def again(resume: Resume) -> Resume:
+            last, state = prefill(engine, np.array([resume.history], dtype=np.int64), engine.start(1))
+            return replace(resume, state=state, logits=last[0].copy(), pending=())
+
+        self._engine = engine
+        self.last_samples = [replace(s, resume=again(s.resume)) if s.resume and s.resume.history else s
+                             for s in self.last_samples]
 
     def _warn_unsafe_words(self, engine: Engine) -> None:
         """Say once, when a model loads, that its vocabulary holds control or bidi characters."""
@@ -208,15 +228,18 @@ class Session:
         return 1 if self.settings.beam else self.settings.n
 
     def run_requests(self, prompts: Sequence[str], resumes: Sequence[Any] | None = None,
-                     chooser: Chooser = draw_chooser, live: bool = True) -> list[Sample]:
+                     chooser: Chooser = draw_chooser, live: bool = True,
+                     before: NumberedText | None = None) -> list[Sample]:
         """Generate one sample per prompt (or per resume point), show them, and remember them.
 
         `chooser` picks each next word (default: the sampler draws); `live=False` skips the live view
-        (`:pick` shows its own tables), the plugins' hooks still see every event. Outside the REPL the
-        samples are shown batch by batch as they finish (`generate --n 1000` streams its records, and
-        a run stopped midway keeps what was written); the REPL shows them together. Once shown and
-        recorded, a sample's top alternatives are let go: they are output (JSON records, `:save`), and
-        N words at every step of thousands of samples would not fit in memory.
+        (`:pick` shows its own tables), the plugins' hooks still see every event. `before` is the text
+        the first resume point reads on from (what is known of its words stays in `last_text`).
+
+        Outside the REPL the samples are shown batch by batch as they finish (`generate --n 1000`
+        streams its records, and a run stopped midway keeps what was written); the REPL shows them
+        together. Once shown and recorded, a sample's top alternatives are let go: they are output
+        (JSON records, `:save`), and N words at every step of thousands of samples would not fit in memory.
         """
         if self.settings.beam and not resumes and chooser is draw_chooser:
             groups: Iterable[list[Sample]] = self._beams(prompts)
@@ -224,21 +247,21 @@ class Session:
             groups = self._generate(prompts, resumes, chooser, live)
         if self.frontend.interactive:
             groups = [[s for group in groups for s in group]]
-        if prompts:
-            self.last_prompt = prompts[0]  # batch mode, :continue and :pick too, so :probs has a prompt
+        prompt = prompts[0] if prompts else ""
         kept: list[Sample] = []
-        self.last_samples = kept  # filled as batches finish
         entry: TranscriptEntry | None = None  # a prompt's samples split over two batches stay one entry
-        recorded = False
+        started = False
         for group in groups:
-            entry = self._record(prompts[0] if prompts else "", group, entry)
-            recorded = True
-            kept += group
+            if not started:
+                self.remember(prompt, kept, before, first=group[0] if group else None, record=False)
+                started = True
+            entry = self._record(prompt, group, entry)
+            kept += group  # `last_samples` is this list: it fills as batches finish
             self.frontend.show_samples(self, group)
             for sample in group:
                 sample.alternatives = []
-        if not recorded:
-            self._record(prompts[0] if prompts else "", [])
+        if not started:
+            self.remember(prompt, kept, before)
         broken = [s for s in kept if s.stop_reason == StopReason.NOT_FINITE]
         if broken:  # one line for the run, naming the first step and word where it happened
             more = f" ({len(broken)} samples ended this way)" if len(broken) > 1 else ""
@@ -263,22 +286,19 @@ class Session:
             yield batch
 
     def _beams(self, prompts: Sequence[str]) -> Iterator[list[Sample]]:
-        """Beam search for each prompt, prompt by prompt; plugins hear of each finished beam."""
+        """Beam search for each prompt, prompt by prompt, the plugins hearing of it (not the live view: beams
+        grow side by side); Ctrl-C ends the search under way and starts no other."""
         from recipe_repl.generate.beam import beam_search
 
-        listener = self.plugins.listener()
+        listener = self.listener(live=False)
         for p in prompts:
-            request = Request(p, key=self._sample_counter)
-            if listener.active:
-                listener.on_prompt(request, self.engine.vocab.encode(p), self.settings)
             beams = beam_search(self.engine, p, self.settings, self.plugins.processor_specs(), self.settings.beam,
-                                self.settings.length_penalty, self.max_prompt_tokens)
-            for beam in beams:
-                beam.key = self._sample_counter
-                self._sample_counter += 1
-                if listener.active:
-                    listener.on_sample_end(beam)
+                                self.settings.length_penalty, self.max_prompt_tokens, key=self._sample_counter,
+                                listener=listener)
+            self._sample_counter += max(len(beams), 1)
             yield beams
+            if any(b.stop_reason == StopReason.INTERRUPTED for b in beams):
+                break
 
     def listener(self, extra: Listener | None = None, live: bool = True) -> Listener:
         """The live view (unless `live` is False) plus the plugins' hooks (plus `extra`)."""
@@ -293,13 +313,27 @@ class Session:
             return NullListener()
         return parts[0] if len(parts) == 1 else FanOut(*parts)
 
-    def remember(self, prompt: str, samples: list[Sample]) -> None:
+    def remember(self, prompt: str, samples: list[Sample], before: NumberedText | None = None,
+                 text: NumberedText | None = None, first: Sample | None = None, record: bool = True) -> None:
         """Keep samples for `:continue` and `:save` (one entry per prompt: batch mode generates several at
-        once), and their prompt for `:probs` (the one writer of both)."""
+        once), their prompt for `:probs`, and the first one's whole text as `last_text` (the one writer
+        of all three).
+
+        `before`: the text the first sample reads on from (`:continue`, `:branch`); `text`: the whole
+        text when the caller knows it better than the sample does (`:back`). `first` is the first sample
+        when `samples` is still being filled (batch by batch); `record=False` leaves the transcript to
+        the caller (`_record`).
+        """
         if prompt:
             self.last_prompt = prompt  # batch mode, :continue and :pick too, so :probs has a prompt
         self.last_samples = samples
-        self._record(prompt, samples)
+        first = first or (samples[0] if samples else None)
+        if text is not None:
+            self.last_text = text
+        elif first is not None:
+            self.last_text = NumberedText.from_sample(first, self.engine.vocab, before)
+        if record:
+            self._record(prompt, samples)
 
     def _record(self, prompt: str, samples: list[Sample], previous: TranscriptEntry | None = None
                 ) -> TranscriptEntry | None:
@@ -309,11 +343,11 @@ class Session:
             return None
         settings = self.settings.as_dict()
         groups = [(p, list(g)) for p, g in itertools.groupby(samples, key=lambda s: s.prompt)]
-        for text, group in groups or [(prompt, [])]:
+        for line, group in groups or [(prompt, [])]:
             records = [sample_record(s) for s in group]
-            if previous is not None and previous.text == text and self.transcript.extend_last(previous, records):
+            if previous is not None and previous.text == line and self.transcript.extend_last(previous, records):
                 continue
-            previous = TranscriptEntry("prompt", text, settings, records)
+            previous = TranscriptEntry("prompt", line, settings, records)
             self.transcript.append(previous)
         return previous
 
@@ -359,6 +393,16 @@ class Session:
         if not prompt:
             raise UserError(f"no prompt yet: type a prompt (e.g. recipe for roast), then :{command}")
         return prompt, encode_prompt(self.engine, prompt, self.max_prompt_tokens)
+
+    def text_for(self, command: str) -> NumberedText:
+        """The last text (the last sample's, or the one `:score` read), or a UserError saying what to do."""
+        if self.last_text is None:
+            raise UserError(f"no sample yet: type a prompt first, then :{command} (or :score TEXT first)")
+        return self.last_text
+
+    def read_text(self, text: NumberedText) -> None:
+        """Make `text` the last text (`:score`): word numbers now refer to it."""
+        self.last_text = text
 
     def sample_for(self, command: str) -> Sample:
         """The last sample (the first of them when several were made), or a UserError saying what to do."""
