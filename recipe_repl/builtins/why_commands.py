@@ -135,17 +135,18 @@ def _back_count(text: str, most: int) -> int:
 def _branch(session: Session, args: str) -> None:
     from recipe_repl.views import render
 
+    engine = session.engine
+    vocab = engine.vocab
+    limit = session.max_prompt_tokens
+    # counted on the raw arguments (N and the words), before anything is split, encoded or fed
+    if vocab.count_tokens(args, limit + 2) > limit + 1:
+        raise BadValue(f"the words to write are over the limit of {limit:,} tokens (--max-prompt-tokens)",
+                       example=":branch 2 whisk")
     parts = split_args(args)
     if len(parts) < 2:
         raise UsageError()
     text = session.text_for("branch")
-    engine = session.engine
-    vocab = engine.vocab
     written = " ".join(parts[1:])
-    limit = session.max_prompt_tokens
-    if vocab.count_tokens(written, limit + 1) > limit:  # counted before anything is encoded or fed
-        raise BadValue(f"the words to write are over the limit of {limit:,} tokens (--max-prompt-tokens)",
-                       example=":branch 2 whisk")
     k = text.index(parts[0], ":branch", " " + (written if len(written) < 40 else "WORD"), predicted=True)
     forced = vocab.encode(written)
     if not forced:
