@@ -26,7 +26,7 @@ def _quit(session: Session, args: str) -> None:
 
 
 def _help(session: Session, args: str) -> None:
-    from rich.table import Table
+    from recipe_repl.views.help_view import CommandList
 
     parts = args.split()
     if len(parts) > 1:
@@ -53,14 +53,9 @@ def _help(session: Session, args: str) -> None:
         for line in lines:
             session.say(line)
         return
-    table = Table(title="commands (anything else is a prompt)", show_header=False, title_style="bold")
-    table.add_column(style="cyan", no_wrap=True)
-    table.add_column()
-    for spec in session.plugins.commands.specs():
-        if spec.interactive_only and not session.frontend.interactive:
-            continue
-        table.add_row(spec.synopsis, spec.help)
-    session.frontend.show(table)
+    rows = [(spec.synopsis, spec.help) for spec in session.plugins.commands.specs()
+            if session.frontend.interactive or not spec.interactive_only]
+    session.frontend.show(CommandList(rows, title="commands (anything else is a prompt; :help NAME explains one)"))
 
 
 def _help_complete(session: Session, text: str) -> Iterable[str]:

@@ -80,12 +80,12 @@ def _why(session: Session, args: str) -> None:
 
 
 def _words(session: Session, args: str) -> None:
-    from recipe_repl.views import render
+    from recipe_repl.views import words_view
 
     no_args(args)
     text = session.text_for("words")
     model = text.model_probs(session.engine)
-    session.frontend.show(render.numbered_words(
+    session.frontend.show(words_view.numbered_words(
         text.tokens(), model, typed=[w.origin == Origin.PROMPT for w in text.words],
         forced=[w.origin == Origin.FORCED for w in text.words],
         title=f"{text.source}, word by word: each word's number and the model's probability of it "
@@ -133,7 +133,7 @@ def _back_count(text: str, most: int) -> int:
 
 
 def _branch(session: Session, args: str) -> None:
-    from recipe_repl.views import render
+    from recipe_repl.views import render, words_view
 
     parts = split_args(args)
     if len(parts) < 2:
@@ -160,7 +160,7 @@ def _branch(session: Session, args: str) -> None:
     session.run_requests([text.prompt], [branched.resume], before=before)
     new = session.last_text
     if new is not None:
-        session.frontend.show(render.branch_text(new.tokens(), k, len(forced), raw=session.settings.raw))
+        session.frontend.show(words_view.branch_text(new.tokens(), k, len(forced), raw=session.settings.raw))
 
 
 def _unknown_note(session: Session, written: str) -> None:

@@ -4,4 +4,6 @@
     heat       five probability bands and how each word of a sample is marked by its band
     cell_view  an LSTM unit's value after each word, on a diverging background, and the word × unit strip
     wrap       word wrapping for a line that arrives one word at a time
+    words_view a text's words with their numbers (`:words`), a branched text with its branch point
+    help_view  the command list laid out for the terminal's width (`:help`)
 """
