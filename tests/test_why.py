@@ -64,22 +64,34 @@ def test_json_records_carry_token_probs_logprob_and_perplexity(random_model, plu
 
 def test_top_alternatives_are_the_most_likely_words_at_each_step(random_model, plugins):
     engine = OnnxEngine(random_model)
-    settings = Settings(seed=3, max_tokens=6, temperature=0.9)
-    [s] = list(generate(engine, [Request("recipe for")], settings, plugins.processor_specs(), top_alternatives=4))
-    assert len(s.alternatives) == len(s.token_probs)
-    sampler = Sampler(settings, plugins.processor_specs(), engine.vocab)
-    ids = engine.vocab.encode("recipe for")
-    for k, step in enumerate(s.alternatives):
-        history = ids + s.token_ids[:k]
-        out, _ = engine.forward(np.array([history]), engine.start(1))
-        dist = sampler.distribution(out[:, -1, :], [history])[0]
-        want = list(np.argsort(-dist, kind="stable")[:4])
-        assert [i for i, _, _ in step] == want
-        assert [p for _, _, p in step] == pytest.approx([float(dist[i]) for i in want], rel=1e-6)
-        assert all(w == engine.vocab.words[i] for i, w, _ in step)
-    record = sample_record(s)
-    assert record["top_alternatives"][0][0] == {"word": s.alternatives[0][0][1], "id": s.alternatives[0][0][0],
-                                                "prob": round(s.alternatives[0][0][2], 6)}
+    for settings in (Settings(seed=3, max_tokens=6, temperature=0.9), Settings(max_tokens=6, temperature=0)):
+        [s] = list(generate(engine, [Request("recipe for")], settings, plugins.processor_specs(), top_alternatives=4))
+        assert len(s.alternatives) == len(s.token_probs)
+        sampler = Sampler(settings, plugins.processor_specs(), engine.vocab)
+        ids = engine.vocab.encode("recipe for")
+        for k, step in enumerate(s.alternatives):
+            history = ids + s.token_ids[:k]
+            out, _ = engine.forward(np.array([history]), engine.start(1))
+            dist = sampler.distribution(out[:, -1, :], [history])[0]
+            model = softmax(out[0, -1])
+            # ranked by the sampling distribution, ties (at T = 0, all but the chosen word) by the model's
+            want = sorted(range(len(dist)), key=lambda i: (-float(dist[i]), -model[i]))[:4]
+            assert [i for i, _, _, _ in step] == want
+            assert [p for _, _, p, _ in step] == pytest.approx([float(dist[i]) for i in want], rel=1e-6)
+            assert [m for _, _, _, m in step] == pytest.approx([model[i] for i in want], rel=1e-5)
+            assert all(w == engine.vocab.words[i] for i, w, _, _ in step)
+        record = sample_record(s)
+        i, w, p, m = s.alternatives[0][0]
+        assert record["top_alternatives"][0][0] == {"word": w, "id": i, "prob": float(f"{p:.6g}"),
+                                                    "model_prob": float(f"{m:.6g}")}
+        if settings.temperature == 0:  # the runners-up are the model's, not "clip 0.0, clearer 0.0"
+            assert all(m > 0 for _, _, _, m in s.alternatives[0]) and s.alternatives[0][1][2] == 0
+
+
+def softmax(logits) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max())
+    return e / e.sum()
 
 
 def test_cli_top_alternatives_flag(random_model, capsys):
@@ -127,9 +139,13 @@ def test_heat_needs_no_colour_to_mark_unlikely_words() -> None:
 
 
 def test_heat_command_and_legend(random_model, plugins):
-    run = run_script(random_model, plugins, lines(":heat on", ":max 3", "roast", ":heat off", ":heat maybe"))
+    run = run_script(random_model, plugins, lines(":heat on", ":max 3", "roast", ":heat sampling", ":heat off",
+                                                  ":heat maybe"))
     assert "heat: ■ <1%" in run.out and "≥70%" in run.out and "heat off" in run.out
-    assert "usage: :heat on|off" in run.out
+    out = " ".join(run.out.split())
+    assert "(the model's own probability of each word: temperature 1, no processors)" in out
+    assert "(the probability each word was drawn with, after the settings)" in out
+    assert "usage: :heat on|sampling|off" in out
     out, err, status, _ = batch(random_model, plugins, ":heat on\n")
     assert status == 1 and "needs an interactive terminal" in err
 
@@ -139,8 +155,8 @@ def test_save_markdown_keeps_heat_marks(random_model, plugins, tmp_path):
     run = run_script(random_model, plugins, lines(":heat on", ":max 6", ":temp 2", "recipe for roast", f":save {target}"))
     text = target.read_text()
     sample = run.session.last_samples[0]
-    assert "heat: ¹ <1%" in text
-    assert marked_text(sample.prompt_words + sample.words, [None] * len(sample.prompt_words) + sample.probs) in text
+    assert "heat: ¹ <1%" in text and "the model's own probability" in text
+    assert marked_text(sample.prompt_words + sample.words, [None] * len(sample.prompt_words) + sample.model_probs) in text
 
 
 def test_marked_text_marks_each_band() -> None:
@@ -334,10 +350,19 @@ def test_generate_beam_flag(random_model, capsys):
 def test_best_ranks_samples_by_mean_log_probability(random_model, plugins):
     run = run_script(random_model, plugins, lines(":seed 3", ":max 6", ":temp 1.5", "recipe for roast", ":best 4",
                                                   ":beam 2", ":best 3"))
-    assert "ranked by mean log-probability" in run.out
-    table = run.out.split("ranked by mean log-probability")[1]
-    means = [float(m) for m in re.findall(r"^\s*\d+\s*│\s*\d+\s*│\s*(-?\d+\.\d+)", table, flags=re.M)][:4]
+    assert "ranked by the model's mean log-probability" in run.out
+    table = run.out.split("ranked by the model's mean log-probability")[1]
+    rows = re.findall(r"^\s*\d+\s*│\s*(\d+)\s*│\s*(-?\d+\.\d+)\s*│\s*([\d,.]+)\s*│\s*(-?\d+\.\d+)", table,
+                      flags=re.M)[:4]
+    means = [float(m) for _, m, _, _ in rows]
     assert len(means) == 4 and means == sorted(means, reverse=True)
+    samples = [e for e in run.session.transcript if e.kind == "prompt"][-1].samples
+    for number, model_mean, ppl, sampling_mean in rows:  # the model's column, then the sampling one
+        record = samples[int(number) - 1]
+        n = len(record["token_probs"])
+        assert float(model_mean) == pytest.approx(record["model_logprob_sum"] / n, abs=1e-3)
+        assert float(sampling_mean) == pytest.approx(record["logprob_sum"] / n, abs=1e-3)
+        assert float(ppl.replace(",", "")) == pytest.approx(record["model_perplexity"], abs=0.01)
     assert ":best ranks samples: turn beam search off first" in run.out
 
 

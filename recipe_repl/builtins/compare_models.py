@@ -19,11 +19,11 @@ from recipe_repl.generate.loop import encode_prompt, prefill
 from recipe_repl.generate.sampling import Sampler
 from recipe_repl.model.engine import Engine
 from recipe_repl.model.vocab import detokenize
-from recipe_repl.plugin.commands import split_args
+from recipe_repl.plugin.commands import rows_option, split_args
 from recipe_repl.plugin.hookspecs import hookimpl
 from recipe_repl.session.session import Session
 
-USAGE = ":compare-models A.onnx [B.onnx …]"
+USAGE = ":compare-models A.onnx [B.onnx …] [rows N]"
 EXAMPLE = ":compare-models runs/mine/epochs/*.onnx"
 
 
@@ -68,7 +68,8 @@ def _expand(pattern: str) -> list[Path]:
 def _compare_models(session: Session, args: str) -> None:
     from recipe_repl.views import render
 
-    paths = [path for p in split_args(args) for path in _expand(p)]
+    names, rows = rows_option(split_args(args))
+    paths = [path for p in names for path in _expand(p)]
     if not paths:
         raise UsageError()
     if len(paths) > render.MAX_COLUMNS:
@@ -91,7 +92,7 @@ def _compare_models(session: Session, args: str) -> None:
         last, _ = prefill(engine, np.array([ids], dtype=np.int64), engine.start(1))
         columns.append((session.settings.temperature, sampler.distribution(last[:1], [ids])[0]))
     words = detokenize(vocab.decode_tokens(ids), capitalize=False)
-    session.frontend.show(render.compare_table(vocab, columns, session.settings.probs_n, title=render.after_title(words),
+    session.frontend.show(render.compare_table(vocab, columns, rows, title=render.after_title(words),
                                                caption=render.shaping(session.settings), labels=[label(e) for e in engines]))
 
 

@@ -113,9 +113,10 @@ def _transcript_markdown(session: Session) -> str:
     lines = ["# recipe-repl session", ""]
     info = session.engine.info
     lines += [f"Model: `{clean(info.path)}` ({info.kind}, vocabulary {info.vocab_size}, {info.provider})", ""]
-    marks = bool(getattr(session.frontend, "heat", False))  # `:heat on`: keep the bands as marks
+    by = str(getattr(session.frontend, "heat", "") or "")  # `:heat on|sampling`: keep the bands as marks
+    marks = by in heat.WHICH
     if marks:
-        lines += [heat.legend_marks(), ""]
+        lines += [heat.legend_marks(by), ""]
     for entry in session.transcript:
         if entry.kind == "command":
             lines += [f"`{clean(entry.text)}`", ""]
@@ -131,7 +132,8 @@ def _transcript_markdown(session: Session) -> str:
             text = sample["text"]
             if marks:
                 before, words = sample["prompt_tokens"], sample["tokens"]
-                text = heat.marked_text(before + words, [None] * len(before) + sample["token_probs"][:len(words)],
+                probs = sample["model_probs"] if by == "model" and sample.get("model_probs") else sample["token_probs"]
+                text = heat.marked_text(before + words, [None] * len(before) + probs[:len(words)],
                                         raw=bool(s.get("raw")))
             lines += [f"> {clean(text)}", "", f"*{len(sample['tokens'])} tokens, {sample['stop_reason']}*", ""]
     return "\n".join(lines)

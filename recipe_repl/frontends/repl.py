@@ -28,6 +28,7 @@ from recipe_repl.base.config import state_dir
 from recipe_repl.base.errors import UserError
 from recipe_repl.base.settings import Settings
 from recipe_repl.frontends.completion import STYLE, ReplCompleter, ReplLexer, toolbar
+from recipe_repl.generate.inspection import chain_settings, model_distribution, reshapes
 from recipe_repl.generate.loop import Request, Sample, StopReason, TokenEvent
 from recipe_repl.model.vocab import detokenize
 from recipe_repl.session.session import Session
@@ -65,6 +66,8 @@ class LiveView:
         self.frontend, self.console = frontend, frontend.console
         self.vocab = session.engine.vocab
         self.settings: Settings = session.settings
+        self.specs = session.plugins.processor_specs()
+        self.reshaped = reshapes(self.settings, self.specs, self.vocab)  # tables get the model's column too
         self.main: Request | None = None
         self.words: list[str] = []  # the streamed sample's words: what it reads on from (prompt or earlier
         self.shown = 0  # text), then the generated ones; `shown` of them are on the screen
@@ -76,7 +79,7 @@ class LiveView:
         self.ended: dict[int, float] = {}
         self.wrap = StreamWrapper(self.console.width)  # read for each generation: the terminal may have changed
         self._flushed = time.perf_counter()
-        self.heat = frontend.heat
+        self.heat = frontend.heat  # "" (off), "model" or "sampling": which probability colours the words
         self.probs: list[float | None] = []  # per word of `words`: its probability (None before the sample)
 
     # --- the Listener protocol -------------------------------------------------------------------
@@ -85,6 +88,8 @@ class LiveView:
         """Note the first request: it is the one streamed."""
         if self.started is None:
             self.started = time.perf_counter()
+        if settings is not self.settings:
+            self.reshaped = reshapes(settings, self.specs, self.vocab)
         self.settings = settings
         self.prompts += 1
         if self.main is None:
@@ -108,13 +113,14 @@ class LiveView:
             return
         if not self.streaming:
             self._begin()
+        p = event.model_prob if self.heat == "model" and event.model_prob is not None else event.prob
         if event.word:
             self.words.append(event.word)
-            self.probs.append(event.prob)
+            self.probs.append(p)
             self._emit()
         else:
             self._emit(final=True)
-            self._put(" " + render.END_MARKER, render.heat_style(event.prob) if self.heat else render.STYLE_END, False)
+            self._put(" " + render.END_MARKER, render.heat_style(p) if self.heat else render.STYLE_END, False)
 
     def on_sample_end(self, sample: Sample) -> None:
         """Note when each sample ended (for words per second)."""
@@ -133,8 +139,11 @@ class LiveView:
             text = "…" + text[-_TAIL:]
         title = Text(f"step {event.step + 1}: next word after “", style="bold")
         title.append(render.styled(text)).append("”")
+        model = model_distribution(event.logits) if self.reshaped and event.logits is not None else None
         self.console.print(render.prob_table(self.vocab, event.probs, self.settings.probs_n, title=title,
-                                             chosen=event.token_id))
+                                             chosen=event.token_id, model=model,
+                                             caption=render.columns_caption(self.settings, True) if model is not None
+                                             else None))
         self.wrap.column = 0
 
     def _text(self, words: list[str]) -> str:
@@ -217,6 +226,7 @@ class ReplFrontend:
     """The terminal view of a session: streamed samples, one-line messages, tables, questions."""
 
     interactive = True
+    model_probs = True  # the footer's perplexity and :heat use the model's probabilities
 
     def __init__(self, console: Console, input: Input | None = None, output: Output | None = None,
                  echo: bool = False) -> None:
@@ -227,7 +237,7 @@ class ReplFrontend:
         self.view: LiveView | None = None
         self._prompt: PromptSession[str] | None = None
         self._ask: PromptSession[str] | None = None
-        self.heat = False  # `:heat on`: words coloured by the probability they had
+        self.heat = ""  # `:heat on|sampling`: words coloured by the model's probability, or the sampling one
         self.cut_hint_shown = False  # the max-tokens hint comes once a session: it says nothing new after
 
     def attach(self, session: Session, history: History | None = None) -> None:
@@ -285,10 +295,18 @@ class ReplFrontend:
             seconds = ended - started if ended is not None and started is not None else None
             label = "  "
             if sample.method == "beam":
-                n = len(sample.token_probs)
-                label += f"beam {sample.index + 1} · mean log p {sample.logprob_sum / n if n else 0:.3f} · "
+                label += f"beam {sample.index + 1} · mean log p {_mean_logp(sample):.3f} · "
             self.console.print(render.footer(len(sample.token_ids), sample.stop_reason.value, seconds, label,
-                                             sample.perplexity, self._cut_hint(sample)))
+                                             sample.perplexity, self._cut_hint(sample), sample.model_perplexity,
+                                             self._reshaped(session, sample)))
+
+    @staticmethod
+    def _reshaped(session: Session, sample: Sample) -> str:
+        """The settings that made the sample's choices differ from the model's own, in short ("" if none)."""
+        settings = chain_settings(sample)
+        if not reshapes(settings, session.plugins.processor_specs(), session.engine.vocab):
+            return ""
+        return render.shaping(settings, compact=True)
 
     def _cut_hint(self, sample: Sample) -> str:
         """The hint for a sample that the max-tokens cap cut mid-sentence, the first time only."""
@@ -307,15 +325,18 @@ class ReplFrontend:
             line.append(f"#{number} ", style="bold cyan")
         if sample.resume is not None and not full.startswith(before):
             before = ""
+        by_model = self.heat == "model" and sample.model_probs is not None
         if self.heat:
             words = sample.prompt_words + sample.words
-            line.append_text(render.heat_text(words, [None] * len(sample.prompt_words) + list(sample.probs), raw))
+            probs = sample.model_probs if by_model and sample.model_probs is not None else sample.probs
+            line.append_text(render.heat_text(words, [None] * len(sample.prompt_words) + list(probs), raw))
         else:
             line.append_text(render.styled(before, render.STYLE_PROMPT))
             line.append_text(render.styled(full[len(before):]))
         if sample.stop_reason == StopReason.STOP_TOKEN:
             line.append(" " + render.END_MARKER,
-                        style=render.heat_style(sample.stop_prob) if self.heat else render.STYLE_END)
+                        style=render.heat_style(sample.stop_model_prob if by_model else sample.stop_prob)
+                        if self.heat else render.STYLE_END)
         self.console.print(line)
 
     def message(self, text: str, kind: str = "info") -> None:
@@ -339,6 +360,13 @@ class ReplFrontend:
         answer = self._ask.prompt(FormattedText([("class:prompt", question)]))
         self._echo(question, answer)
         return answer
+
+
+def _mean_logp(sample: Sample) -> float:
+    """A beam's mean log-probability under the model (under its chain when the model's is not known)."""
+    total = sample.model_logprob_sum if sample.model_logprob_sum is not None else sample.logprob_sum
+    n = len(sample.token_probs)
+    return total / n if n else 0.0
 
 
 def banner(frontend: ReplFrontend, session: Session) -> None:

@@ -97,17 +97,27 @@ class WordTables:
     reshaped: bool  # whether the settings change the distribution (two columns are worth showing)
 
 
+def tables_after(engine: Engine, processors: Sequence[ProcessorSpec], ids: Sequence[int],
+                 settings: Settings) -> WordTables:
+    """Both next-word distributions after `ids`: the model's own and the one drawn from under `settings`."""
+    return tables_of(next_logits(engine, ids), ids, settings, processors, engine.vocab)
+
+
+def tables_of(logits: np.ndarray, history: Sequence[int], settings: Settings, processors: Sequence[ProcessorSpec],
+              vocab: Vocabulary) -> WordTables:
+    """Both distributions for one row of logits (the sampling one made only when the settings reshape it)."""
+    reshaped = reshapes(settings, processors, vocab)
+    model = model_distribution(logits)
+    sampling = (sampling_distribution(logits, history, settings, processors, vocab) if reshaped
+                else model.astype(np.float32))
+    return WordTables(model, sampling, settings, reshaped)
+
+
 def tables_before(engine: Engine, processors: Sequence[ProcessorSpec], text: NumberedText, k: int,
                   settings: Settings) -> WordTables:
     """Both distributions the word at index `k` (0-based, k ≥ 1) of `text` was chosen from, or would have
     been under `settings`: the same words before it, the same processors."""
-    ids = text.ids(k)
-    logits = next_logits(engine, ids)
-    reshaped = reshapes(settings, processors, engine.vocab)
-    model = model_distribution(logits)
-    sampling = (sampling_distribution(logits, ids, settings, processors, engine.vocab) if reshaped
-                else model.astype(np.float32))
-    return WordTables(model, sampling, settings, reshaped)
+    return tables_after(engine, processors, text.ids(k), settings)
 
 
 def cut_text(engine: Engine, text: NumberedText, keep: int, forced: Sequence[int], settings: Settings,

@@ -9,6 +9,8 @@ file's perplexity here equals eval's on the same texts.
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +19,7 @@ from recipe_repl.base.errors import UserError
 from recipe_repl.generate.loop import PREFILL_FLOATS
 from recipe_repl.model.engine import Engine
 from recipe_repl.model.vocab import PAD_ID, UNK_ID
+from recipe_repl.views.heat import STOP_WORD
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,26 @@ class TextScore:
         """How many words the vocabulary does not know (they read as [UNK])."""
         return sum(1 for i in self.ids if i == UNK_ID)
 
+    @property
+    def perplexity_without_stop(self) -> float | None:
+        """exp(mean negative log-likelihood) of the words alone, the stop token left out (None: one word)."""
+        words = [p for p in self.probs if p is not None]
+        if not words:
+            return None
+        return math.exp(-sum(math.log(max(p, 1e-300)) for p in words) / len(words))
+
     def least_likely(self, n: int = 5) -> list[tuple[int, str, float]]:
-        """(position, word, probability) of the `n` least likely words, least likely first."""
+        """(position, word, probability) of the `n` least likely predictions, least likely first: only
+        those below the median probability, the stop token (position len(words), word ⏹) included."""
         scored = [(k, w, p) for k, (w, p) in enumerate(zip(self.words, self.probs, strict=True)) if p is not None]
-        return sorted(scored, key=lambda t: t[2])[:n]
+        scored.append((len(self.words), STOP_WORD, self.stop_prob))
+        median = statistics.median(p for _, _, p in scored)
+        return sorted((t for t in scored if t[2] < median), key=lambda t: t[2])[:n]
+
+    @property
+    def stop_is_least_likely(self) -> bool:
+        """Whether the stop token is among the five least likely predictions."""
+        return any(w == STOP_WORD and k == len(self.words) for k, w, _ in self.least_likely(5))
 
 
 def score_text(engine: Engine, text: str, max_tokens: int) -> TextScore:
@@ -90,3 +109,13 @@ def corpus_perplexity(scores: list[TextScore]) -> float:
     """Perplexity over several texts, every prediction weighted alike (as `recipe-repl eval` counts)."""
     n = sum(len(s.predictions) for s in scores)
     return math.exp(sum(s.nll for s in scores) / n) if n else float("nan")
+
+
+def read_back(engine: Engine, context: Sequence[int], tokens: Sequence[int],
+              stopped: bool) -> tuple[list[float], float | None]:
+    """The model's probability of each of `tokens` after `context` (then of the stop token when `stopped`),
+    read with one pass of the model over the text (beam search, which chooses under its own chain)."""
+    ids = list(context) + list(tokens)
+    found = next_word_probs(engine, ids)  # ids[1:], then the stop token after the last
+    start = len(context) - 1
+    return found[start:start + len(tokens)], (found[-1] if stopped else None)

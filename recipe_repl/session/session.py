@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +32,7 @@ from recipe_repl.generate.loop import (
 )
 from recipe_repl.generate.numbering import NumberedText
 from recipe_repl.model.engine import Engine
+from recipe_repl.model.vocab import UNK_ID, UNK_TOKEN, Vocabulary
 from recipe_repl.plugin.commands import explain, is_command, parse_command
 from recipe_repl.plugin.manager import Plugins
 from recipe_repl.session.transcript import Transcript, TranscriptEntry
@@ -73,7 +75,14 @@ class ModelSpec:
 
 
 def sample_record(sample: Sample, with_text: bool = True) -> dict[str, Any]:
-    """A sample as plain data (`--json`, `:save`), with every setting it was generated under."""
+    """A sample as plain data (`--json`, `:save`), with every setting it was generated under.
+
+    Every probability says which distribution it is from: `token_probs` (and `logprob_sum`,
+    `perplexity`) the one each word was drawn from, after the settings; `model_probs` (and
+    `model_logprob_sum`, `model_perplexity`) the model's own, at temperature 1 with no processors —
+    null when they were not computed (plain-text batch output does not need them).
+    """
+    model = sample.model_token_probs
     return {
         "prompt": sample.prompt,
         "text": sample.text if with_text else sample.continuation,
@@ -85,17 +94,34 @@ def sample_record(sample: Sample, with_text: bool = True) -> dict[str, Any]:
         **sample.settings.as_dict(),
         "sample": sample.index,
         "method": sample.method,
-        "token_probs": [round(p, 6) for p in sample.token_probs],
+        "token_probs": [_p(p) for p in sample.token_probs],
         "logprob_sum": _finite(sample.logprob_sum),
         "perplexity": _finite(sample.perplexity),
-        **({"top_alternatives": [[{"word": w, "id": i, "prob": round(p, 6)} for i, w, p in step]
+        "model_probs": None if model is None else [_p(p) for p in model],
+        "model_logprob_sum": _finite(sample.model_logprob_sum),
+        "model_perplexity": _finite(sample.model_perplexity),
+        **({"top_alternatives": [[{"word": w, "id": i, "prob": _p(p), "model_prob": _p(m)} for i, w, p, m in step]
                                  for step in sample.alternatives]} if sample.alternatives else {}),
     }
 
 
+def _p(p: float) -> float:
+    """A probability to six significant digits (a tiny one keeps its digits: 3.2e-07, not 0.0)."""
+    return float(f"{p:.6g}")
+
+
+def sample_key(vocab: Vocabulary, prompt: str, index: int) -> int:
+    """What seeds sample `index` of a prompt (with the settings' seed): the prompt as the model reads it
+    and the sample's number. So with a seed, the same prompt gives the same samples every time it is
+    typed, in any session, in batch mode on any line and at any batch size; other prompts draw
+    independently."""
+    reading = " ".join(vocab.prepare(prompt)).encode("utf-8", "surrogatepass")
+    return zlib.crc32(reading) * 2**14 + index  # n ≤ 10,000 < 2**14 samples per prompt
+
+
 def _finite(x: float | None) -> float | None:
     """JSON has no infinity: an impossible choice (probability 0) is recorded as null."""
-    return None if x is None or not math.isfinite(x) else round(x, 6)
+    return None if x is None or not math.isfinite(x) else float(f"{x:.8g}")
 
 
 class Session:
@@ -195,7 +221,15 @@ class Session:
         text = text.strip()
         if not text:
             return []
+        self.warn_unknown(text)
         return self.run_requests([text] * (n or self.copies()))
+
+    def warn_unknown(self, text: str) -> None:
+        """Say once per word which words of `text` the vocabulary lacks: the model reads [UNK] for them."""
+        vocab = self.engine.vocab
+        unknown = [w for w in vocab.prepare(text) if vocab.id_of(w) == UNK_ID and w != UNK_TOKEN.lower()]
+        for word in dict.fromkeys(unknown):
+            self.frontend.message(f"{word!r} is not in the vocabulary: the model reads {UNK_TOKEN}", "warning")
 
     def check_prompt(self, text: str) -> None:
         """A UserError when the model cannot take this prompt (no words it reads, or too long)."""
@@ -207,36 +241,53 @@ class Session:
 
     def run_requests(self, prompts: Sequence[str], resumes: Sequence[Any] | None = None,
                      chooser: Chooser = draw_chooser, live: bool = True,
-                     before: NumberedText | None = None) -> list[Sample]:
+                     before: NumberedText | None = None, indices: Sequence[int] | None = None,
+                     model_probs: bool | None = None) -> list[Sample]:
         """Generate one sample per prompt (or per resume point), show them, and remember them.
 
         `chooser` picks each next word (default: the sampler draws); `live=False` skips the live view
         (`:pick` shows its own tables), the plugins' hooks still see every event. `before` is the text
         the first resume point reads on from (what is known of its words stays in `last_text`).
+        `indices` numbers each prompt's samples (batch mode: per input line); by default the copies of
+        one prompt are numbered 0, 1, … in order. `model_probs`: whether to record the model's
+        probabilities of the words (default: when the frontend shows or writes them).
         """
+        if model_probs is None:
+            model_probs = self.wants_model_probs()
         if self.settings.beam and not resumes and chooser is draw_chooser:
-            samples = self._beams(prompts)
+            samples = self._beams(prompts, model_probs)
         else:
-            samples = self._generate(prompts, resumes, chooser, live)
+            samples = self._generate(prompts, resumes, chooser, live, indices, model_probs)
         self.remember(prompts[0] if prompts else "", samples, before)
         self.frontend.show_samples(self, samples)
         return samples
 
     def _generate(self, prompts: Sequence[str], resumes: Sequence[Any] | None, chooser: Chooser,
-                  live: bool) -> list[Sample]:
+                  live: bool, indices: Sequence[int] | None = None, model_probs: bool = True) -> list[Sample]:
         requests = []
         index_of: dict[str, int] = {}
+        vocab = self.engine.vocab
         for i, p in enumerate(prompts):
-            idx = index_of.get(p, 0)
-            index_of[p] = idx + 1
-            requests.append(Request(p, key=self._sample_counter, index=idx, resume=resumes[i] if resumes else None))
-            self._sample_counter += 1
+            if indices is not None:
+                idx = indices[i]
+            else:
+                idx = index_of.get(p, 0)
+                index_of[p] = idx + 1
+            resume = resumes[i] if resumes else None
+            requests.append(Request(p, key=sample_key(vocab, p, idx), index=idx, resume=resume))
         listener = self.listener(live=live)
         method = "sample" if chooser is draw_chooser else "pick"
         return list(generate(self.engine, requests, self.settings, self.plugins.processor_specs(), listener,
-                             self.batch_size, chooser, self.max_prompt_tokens, self.top_alternatives, method))
+                             self.batch_size, chooser, self.max_prompt_tokens, self.top_alternatives, method,
+                             model_probs))
 
-    def _beams(self, prompts: Sequence[str]) -> list[Sample]:
+    def wants_model_probs(self) -> bool:
+        """Whether anything shows or writes the model's probabilities of the words: the REPL (footer, heat,
+        :best), JSON records; plain-text batch output and silent samples skip them (a frontend says so
+        with `model_probs = False`)."""
+        return bool(getattr(self.frontend, "model_probs", True))
+
+    def _beams(self, prompts: Sequence[str], model_probs: bool = True) -> list[Sample]:
         """Beam search for each prompt; plugins hear of each finished beam."""
         from recipe_repl.generate.beam import beam_search
 
@@ -248,6 +299,8 @@ class Session:
                 listener.on_prompt(request, self.engine.vocab.encode(p), self.settings)
             beams = beam_search(self.engine, p, self.settings, self.plugins.processor_specs(), self.settings.beam,
                                 self.settings.length_penalty, self.max_prompt_tokens)
+            if model_probs:
+                self._model_probs_of_beams(beams)
             for beam in beams:
                 beam.key = self._sample_counter
                 self._sample_counter += 1
@@ -255,6 +308,24 @@ class Session:
                     listener.on_sample_end(beam)
             samples += beams
         return samples
+
+    def _model_probs_of_beams(self, beams: list[Sample]) -> None:
+        """The model's probability of each beam's words: its own ones when its chain (at temperature 1)
+        changes nothing, else read back with one pass over each beam."""
+        from dataclasses import replace as with_changes
+
+        from recipe_repl.generate.inspection import reshapes
+        from recipe_repl.generate.scoring import read_back
+
+        specs, vocab = self.plugins.processor_specs(), self.engine.vocab
+        same = bool(beams) and not reshapes(with_changes(beams[0].settings, temperature=1.0), specs, vocab)
+        for beam in beams:
+            if same:
+                beam.model_probs, beam.stop_model_prob = list(beam.probs), beam.stop_prob
+            else:
+                context = [vocab.id_of(w) for w in beam.prompt_words]
+                beam.model_probs, beam.stop_model_prob = read_back(self.engine, context, beam.token_ids,
+                                                                   beam.stop_prob is not None)
 
     def listener(self, extra: Listener | None = None, live: bool = True) -> Listener:
         """The live view (unless `live` is False) plus the plugins' hooks (plus `extra`)."""
