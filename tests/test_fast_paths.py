@@ -14,7 +14,7 @@ import pytest
 from recipe_repl.export.random_model import build_random_lstm
 
 from recipe_repl.base.settings import Settings
-from recipe_repl.generate import sampling
+from recipe_repl.generate import fast_draw, sampling
 from recipe_repl.generate.loop import Request, generate
 from recipe_repl.model.engine import OnnxEngine
 from recipe_repl.model.stepping import BoundStepper, ForwardStepper, open_stepper
@@ -66,12 +66,12 @@ def test_one_pass_sample_is_batch_independent(plugins) -> None:
 
 
 def test_block_sums_are_the_same_alone_and_in_a_batch() -> None:
-    w = sampling._padded(np.random.default_rng(5).random((7, BIG)).astype(np.float32))
-    cum = np.empty((7, w.shape[1] // sampling.BLOCK))
-    sampling._block_cdf(w, cum)
+    w = fast_draw.padded_weights(np.random.default_rng(5).random((7, BIG)).astype(np.float32))
+    cum = np.empty((7, w.shape[1] // fast_draw.BLOCK))
+    fast_draw.block_cdf(w, cum)
     for r in range(7):
         one = np.empty((1, cum.shape[1]))
-        sampling._block_cdf(w[r : r + 1].copy(), one)
+        fast_draw.block_cdf(w[r : r + 1].copy(), one)
         assert one[0].tobytes() == cum[r].tobytes()
 
 

@@ -72,7 +72,11 @@ def test_real_terminal_session(random_model, tmp_path, term):
             child.expect("salt")
             time.sleep(0.5)
             child.sendintr()
-            child.expect(r"\d+ tokens · [\d,]+ words/s · perplexity [\d.,]+ · interrupted")
+            # the model's perplexity, then the one of the distribution drawn from (the footer may wrap,
+            # its style ending and starting again around the line end)
+            gap = r"(?:\s|\x1b\[[\d;]*m)+"
+            child.expect(rf"\d+ tokens · [\d,]+ words/s · perplexity [\d.,]+ \(model\) · [\d.,]+ at T = 0.2,{gap}top-k"
+                         rf"{gap}5,{gap}no-stop{gap}·{gap}interrupted")
             child.expect("› ")
             child.sendline(":quit")
             child.expect(pexpect.EOF)

@@ -7,7 +7,7 @@ import pytest
 
 from recipe_repl.base.errors import UserError
 from recipe_repl.base.settings import Settings
-from recipe_repl.generate import sampling
+from recipe_repl.generate import fast_draw, sampling
 from recipe_repl.model.vocab import Vocabulary
 
 VOCAB = Vocabulary.from_list(["", "[UNK]", "a", "b", "c", "d"])
@@ -93,8 +93,8 @@ def test_default_settings_build_an_empty_chain(plugins) -> None:
 def test_draw_is_seeded_and_never_picks_zero_probability() -> None:
     p = np.array([[0.0, 0.5, 0.0, 0.5]])
     rng_a, rng_b = sampling.row_rng(7, 3), sampling.row_rng(7, 3)
-    a = [int(sampling.draw(p, [rng_a])[0]) for _ in range(200)]
-    b = [int(sampling.draw(p, [rng_b])[0]) for _ in range(200)]
+    a = [int(fast_draw.draw(p, [rng_a])[0]) for _ in range(200)]
+    b = [int(fast_draw.draw(p, [rng_b])[0]) for _ in range(200)]
     assert a == b and set(a) == {1, 3}
 
 
@@ -109,8 +109,8 @@ def test_draw_is_the_inverse_cdf_and_batch_independent() -> None:
     for trial in range(50):
         seeds = [sampling.row_rng(trial, r) for r in range(9)]
         u = [sampling.row_rng(trial, r).random() for r in range(9)]
-        together = sampling.draw(probs, seeds)
-        alone = [int(sampling.draw(probs[r : r + 1], [sampling.row_rng(trial, r)])[0]) for r in range(9)]
+        together = fast_draw.draw(probs, seeds)
+        alone = [int(fast_draw.draw(probs[r : r + 1], [sampling.row_rng(trial, r)])[0]) for r in range(9)]
         assert together.tolist() == alone
         for r in range(9):
             cdf = np.cumsum(probs[r].astype(np.float64))
@@ -126,7 +126,7 @@ def test_sampled_frequencies_follow_softmax_of_logits_over_t(plugins, t: float) 
     expected = sampling.softmax(LOGITS / t)[0]
     rng = sampling.row_rng(12345, 0)
     n = 20_000
-    counts = np.bincount([int(sampling.draw(probs, [rng])[0]) for _ in range(n)], minlength=6)
+    counts = np.bincount([int(fast_draw.draw(probs, [rng])[0]) for _ in range(n)], minlength=6)
     chi2 = float((((counts - n * expected) ** 2) / (n * expected)).sum())
     assert chi2 < 20.5, (counts, expected)
 

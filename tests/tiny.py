@@ -15,16 +15,24 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = Path("data") / "epicurious-sample.json"
 
 
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def _shared_candidates() -> list[Path]:
-    """Where the project's shared folder may be: $RECIPE_REPL_SHARED, beside this checkout, or beside
-    the repository it was cloned from (a fresh `git clone` into a temporary folder)."""
+    """Where the project's shared folder may be: $RECIPE_REPL_SHARED, beside this checkout, beside the
+    main checkout of this `git worktree`, or beside the repository it was cloned from (a fresh
+    `git clone` into a temporary folder)."""
     found = [Path(os.environ["RECIPE_REPL_SHARED"])] if os.environ.get("RECIPE_REPL_SHARED") else []
     found.append(REPO.parent / "shared")
-    try:
-        origin = subprocess.run(["git", "-C", str(REPO), "config", "--get", "remote.origin.url"],
-                                capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        origin = ""
+    common = _git("rev-parse", "--path-format=absolute", "--git-common-dir")
+    if common:  # a worktree's repository lives in its main checkout's .git
+        found.append(Path(common).parent.parent / "shared")
+    origin = _git("config", "--get", "remote.origin.url")
     if origin and Path(origin).is_dir():  # a local clone: its origin is a folder
         found.append(Path(origin).resolve().parent / "shared")
     return found

@@ -1,5 +1,6 @@
 """Built-in logits processors, driven by the settings: [UNK] ban, repetition penalty, temperature,
-top-k, top-p and min-p. Their `order` places them in the chain nanoGPT-style (see generate/sampling.py)."""
+top-k, top-p and min-p, each registered at its place in `sampling.CHAIN` (the order `choose_word`,
+the reference sampler in generate/sampling.py, runs them in)."""
 
 from __future__ import annotations
 
@@ -48,10 +49,11 @@ def _min_p(settings: Settings, args: tuple[str, ...], vocab: Vocabulary) -> samp
 
 @hookimpl
 def register_processors(register: Any) -> None:
-    """The settings-driven processors, in chain order."""
-    register("ban-unk", _ban_unk, help="never emit [UNK] (:unk off)", order=10, automatic=True)
-    register("repetition", _repetition, help="repetition penalty (:repeat R)", order=20, automatic=True)
-    register("temperature", _temperature, help="divide logits by T (:temp T)", order=30, automatic=True)
-    register("top-k", _top_k, help="keep the k most likely words (:topk K)", order=40, automatic=True)
-    register("top-p", _top_p, help="nucleus sampling (:topp P)", order=50, automatic=True)
-    register("min-p", _min_p, help="drop words below P × the top word (:minp P)", order=60, automatic=True)
+    """The settings-driven processors, each at its place in `sampling.CHAIN`."""
+    at = sampling.chain_order
+    register("ban-unk", _ban_unk, help="never emit [UNK] (:unk off)", order=at("ban-unk"), automatic=True)
+    register("repetition", _repetition, help="repetition penalty (:repeat R)", order=at("repetition"), automatic=True)
+    register("temperature", _temperature, help="divide logits by T (:temp T)", order=at("temperature"), automatic=True)
+    register("top-k", _top_k, help="keep the k most likely words (:topk K)", order=at("top-k"), automatic=True)
+    register("top-p", _top_p, help="nucleus sampling (:topp P)", order=at("top-p"), automatic=True)
+    register("min-p", _min_p, help="drop words below P × the top word (:minp P)", order=at("min-p"), automatic=True)

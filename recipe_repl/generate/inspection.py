@@ -13,11 +13,12 @@ words kept (`rewind`): the state after them is recomputed exactly, rather than k
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from recipe_repl.base.settings import Settings
+from recipe_repl.generate.beam import search_settings
 from recipe_repl.generate.loop import Resume, Sample, StopReason, prefill
 from recipe_repl.generate.numbering import NumberedText, Origin, Word
 from recipe_repl.generate.sampling import ProcessorSpec, Sampler, is_greedy, row_rng
@@ -50,8 +51,8 @@ def sampling_distribution(logits: np.ndarray, history: Sequence[int], settings: 
 
 
 def chain_settings(sample: Sample) -> Settings:
-    """The settings a sample's choices were made under: beams search at temperature 1."""
-    return replace(sample.settings, temperature=1.0) if sample.method == "beam" else sample.settings
+    """The settings a sample's choices were made under (a beam's are `beam.search_settings`)."""
+    return search_settings(sample.settings) if sample.method == "beam" else sample.settings
 
 
 def context_ids(vocab: Vocabulary, sample: Sample) -> list[int]:

@@ -26,8 +26,8 @@ from recipe_repl.base.settings import Settings
 from recipe_repl.generate.model_probs import ModelProbs
 from recipe_repl.generate.sampling import ProcessorSpec, Sampler, row_rng
 from recipe_repl.model.engine import Engine, State
-from recipe_repl.model.stepping import Stepper, open_stepper
-from recipe_repl.model.vocab import PAD_ID, detokenize
+from recipe_repl.model.stepping import Stepper, keep_rows, open_stepper
+from recipe_repl.model.vocab import PAD_ID, Vocabulary, detokenize
 
 MAX_PROMPT_TOKENS = 10_000  # default cap on a prompt's length (`--max-prompt-tokens`)
 PREFILL_FLOATS = 4_000_000  # logits one prefill call may return (16 MB): long prompts go in chunks
@@ -366,7 +366,7 @@ class _Batch:
                         break
                     # A row finished: a smaller batch from here on (the only time anything is re-made).
                     feed = np.asarray([tokens[j] for j in keep], dtype=np.int64)
-                    stepper, logits = open_stepper(self.engine, stepper.state().take(keep)), logits[keep]
+                    stepper, logits = keep_rows(self.engine, stepper, keep), logits[keep]
                     live = [live[j] for j in keep]
                     history = [self.history[r] for r in live]
                     rngs = [self.rngs[r] for r in live]
@@ -483,31 +483,37 @@ class _Batch:
         if token == PAD_ID:
             self.stop_probs[r] = prob
             self.stop_model_probs[r] = model_prob
-            if self.events and probs is not None:
-                self.listener.on_token(TokenEvent(self.requests[r], step, token, "", prob, probs, model_prob,
-                                                  logits))
-            self.done[r] = StopReason.STOP_TOKEN
-            return False
-        self.tokens[r].append(token)
-        self.probs[r].append(prob)
-        if model_prob is not None:
-            self.model_probs[r].append(model_prob)
-        self.history[r].append(token)
+        else:
+            self.tokens[r].append(token)
+            self.probs[r].append(prob)
+            if model_prob is not None:
+                self.model_probs[r].append(model_prob)
+            self.history[r].append(token)
         if self.events and probs is not None:
-            self.listener.on_token(TokenEvent(self.requests[r], step, token, self.vocab.word(token), prob, probs,
-                                              model_prob, logits))
-        if self.settings.stop and contains_stop(self.vocab.decode_tokens(self.tokens[r]), self.settings.stop):
-            self.done[r] = StopReason.STOP_STRING
-            return False
-        if len(self.tokens[r]) >= self.settings.max_tokens:
-            self.done[r] = StopReason.MAX_TOKENS
-            return False
-        return True
+            word = self.vocab.word(token) if token != PAD_ID else ""
+            self.listener.on_token(TokenEvent(self.requests[r], step, token, word, prob, probs, model_prob, logits))
+        self.done[r] = stop_reason(token, self.tokens[r], self.vocab, self.settings)
+        return self.done[r] is None
 
     def _resume_point(self, state: State, logits: np.ndarray, r: int, fed: int) -> Resume:
         pending = tuple(self.tokens[r][fed:])
         words = self.prompt_words[r] + self.vocab.decode_tokens(self.tokens[r])
         return Resume(state, None if pending else logits.copy(), pending, list(self.history[r]), self.rngs[r], words)
+
+
+def stop_reason(token: int, generated: list[int], vocab: Vocabulary, settings: Settings) -> StopReason | None:
+    """Why a row ends now that `token` was chosen, or None when it goes on: the one stop check of sampling,
+    `:pick` and beam search.
+
+    `generated` holds the row's generated ids, `token` included unless it is the stop token.
+    """
+    if token == PAD_ID:
+        return StopReason.STOP_TOKEN
+    if settings.stop and contains_stop(vocab.decode_tokens(generated), settings.stop):
+        return StopReason.STOP_STRING
+    if len(generated) >= settings.max_tokens:
+        return StopReason.MAX_TOKENS
+    return None
 
 
 def top_words(probs: np.ndarray, n: int) -> list[tuple[int, float]]:

@@ -98,6 +98,14 @@ def _bind_array(bind: Callable[..., None], name: str, array: np.ndarray, shape: 
     bind(name, "cpu", 0, array.dtype, list(shape or array.shape), address)
 
 
+def keep_rows(engine: Engine, stepper: Stepper, rows: list[int]) -> Stepper:
+    """A stepper that goes on from some of `stepper`'s rows, in that order (a row may come twice: beams fork).
+
+    The live rows after some finished, or the beams kept after a step of beam search.
+    """
+    return open_stepper(engine, stepper.state().take(rows))
+
+
 def open_stepper(engine: Engine, state: State) -> Stepper:
     """A `BoundStepper` where the engine allows one (`OnnxEngine.can_bind`), else a `ForwardStepper`."""
     if isinstance(engine, OnnxEngine) and engine.can_bind() and isinstance(state, RecurrentState):

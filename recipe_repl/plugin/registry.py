@@ -19,7 +19,7 @@ import numpy as np
 
 from recipe_repl.base.errors import UserError
 from recipe_repl.base.sanitize import clean
-from recipe_repl.generate.sampling import Processor, ProcessorFactory, ProcessorSpec
+from recipe_repl.generate.sampling import PLUGIN_ORDER, Processor, ProcessorFactory, ProcessorSpec
 from recipe_repl.plugin.commands import CommandSpec, CommandTable
 from recipe_repl.plugin.hookcall import BUILTIN, is_builtin, one_line
 
@@ -156,7 +156,7 @@ class Registry:
             factory: ProcessorFactory,
             *,
             help: str = "",
-            order: int = 25,
+            order: int = PLUGIN_ORDER,
             automatic: bool = False,
             override: bool = False,
         ) -> None:

@@ -26,6 +26,7 @@ from recipe_repl.generate.loop import (
     NullListener,
     Request,
     Sample,
+    StopReason,
     draw_chooser,
     encode_prompt,
     generate,
@@ -288,37 +289,34 @@ class Session:
         return bool(getattr(self.frontend, "model_probs", True))
 
     def _beams(self, prompts: Sequence[str], model_probs: bool = True) -> list[Sample]:
-        """Beam search for each prompt; plugins hear of each finished beam."""
+        """Beam search for each prompt, the plugins hearing of it (not the live view: beams grow side by side);
+        Ctrl-C ends the search under way and starts no other. `model_probs`: read back the model's
+        probability of each beam's words."""
         from recipe_repl.generate.beam import beam_search
 
-        listener = self.plugins.listener()
+        listener = self.listener(live=False)
         samples: list[Sample] = []
         for p in prompts:
-            request = Request(p, key=self._sample_counter)
-            if listener.active:
-                listener.on_prompt(request, self.engine.vocab.encode(p), self.settings)
             beams = beam_search(self.engine, p, self.settings, self.plugins.processor_specs(), self.settings.beam,
-                                self.settings.length_penalty, self.max_prompt_tokens)
+                                self.settings.length_penalty, self.max_prompt_tokens, key=self._sample_counter,
+                                listener=listener)
+            self._sample_counter += max(len(beams), 1)
             if model_probs:
                 self._model_probs_of_beams(beams)
-            for beam in beams:
-                beam.key = self._sample_counter
-                self._sample_counter += 1
-                if listener.active:
-                    listener.on_sample_end(beam)
             samples += beams
+            if any(b.stop_reason == StopReason.INTERRUPTED for b in beams):
+                break
         return samples
 
     def _model_probs_of_beams(self, beams: list[Sample]) -> None:
         """The model's probability of each beam's words: its own ones when its chain (at temperature 1)
         changes nothing, else read back with one pass over each beam."""
-        from dataclasses import replace as with_changes
-
+        from recipe_repl.generate.beam import search_settings
         from recipe_repl.generate.inspection import reshapes
         from recipe_repl.generate.scoring import read_back
 
         specs, vocab = self.plugins.processor_specs(), self.engine.vocab
-        same = bool(beams) and not reshapes(with_changes(beams[0].settings, temperature=1.0), specs, vocab)
+        same = bool(beams) and not reshapes(search_settings(beams[0].settings), specs, vocab)
         for beam in beams:
             if same:
                 beam.model_probs, beam.stop_model_prob = list(beam.probs), beam.stop_prob
