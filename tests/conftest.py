@@ -35,6 +35,30 @@ def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_random_lstm(tmp_path_factory.mktemp("models") / "random.onnx", WORDS, scale=1.5)
 
 
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A training run of a tiny model on the Epicurious sample (TensorFlow: for slow tests), one per session."""
+    from tests.tiny import cached_tiny_run
+
+    return cached_tiny_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """That run exported to a stateful ONNX file (TensorFlow: for slow tests)."""
+    from tests.tiny import cached_tiny_onnx
+
+    return cached_tiny_onnx(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_stateless_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """That run exported to a stateless ONNX file (TensorFlow: for slow tests)."""
+    from tests.tiny import cached_tiny_stateless_onnx
+
+    return cached_tiny_stateless_onnx(tmp_path_factory)
+
+
 @pytest.fixture()
 def plugins():
     """Built-ins only: whatever is installed on the machine must not change the tests."""

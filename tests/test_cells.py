@@ -25,7 +25,7 @@ from recipe_repl.session.session import ModelSpec, Session
 from recipe_repl.views import cell_view
 from recipe_repl.views.render import percent, print_safe
 from tests.conftest import WORDS
-from tests.test_repl import lines, run_script
+from tests.helpers import lines, run_script
 
 PAREN_UNIT = 5
 TEXTS = [

@@ -11,39 +11,11 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from recipe_repl.frontends.cli import main
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class Result:
-    """What one run of the entry point left behind (bytes, as a process's would be)."""
-
-    returncode: int
-    stdout: bytes
-    stderr: bytes
-
-
-def cli(args: list[str], stdin: bytes | str = b"", env: dict[str, str] | None = None) -> Result:
-    """`recipe-repl ARGS` in-process: the real `main`, with stdin/stdout/stderr swapped by CliRunner."""
-    data = stdin.encode() if isinstance(stdin, str) else stdin
-    runner = CliRunner()
-    with runner.isolation(input=data, env=env) as (out, err, _):
-        try:
-            main(args)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        return Result(code, out.getvalue(), err.getvalue())
+from tests.helpers import REPO, cli
 
 
 def test_generate_prints_text_on_stdout_and_status_on_stderr(random_model: Path) -> None:

@@ -14,7 +14,6 @@ from recipe_repl.export.commands import eval_command
 from recipe_repl.export.kneser_ney import BOS, KneserNey3
 
 from recipe_repl.base.errors import UserError
-from tests.tiny import cached_tiny_onnx, cached_tiny_run, cached_tiny_stateless_onnx
 
 CORPUS = [[2, 3, 4, 5, 0], [2, 3, 6, 5, 0], [2, 7, 4, 5, 3, 0], [2, 3, 4, 8, 0]]
 
@@ -46,21 +45,6 @@ def test_kneser_ney_score_counts_targets_after_the_first():
     assert r["nll"] == pytest.approx(expected)
     assert r["perplexity"] == pytest.approx(math.exp(expected))
     assert 0 <= r["top1"] <= r["top5"] <= 1
-
-
-@pytest.fixture(scope="session")
-def tiny_run_dir(tmp_path_factory) -> Path:
-    return cached_tiny_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory) -> Path:
-    return cached_tiny_onnx(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def tiny_stateless_onnx(tmp_path_factory) -> Path:
-    return cached_tiny_stateless_onnx(tmp_path_factory)
 
 
 @pytest.mark.slow

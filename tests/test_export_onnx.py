@@ -14,24 +14,9 @@ from recipe_repl.export.convert import op_types
 from recipe_repl.base.errors import UserError
 from recipe_repl.model import contract
 from recipe_repl.model.vocab import Vocabulary
-from tests.tiny import cached_tiny_onnx, cached_tiny_run, cached_tiny_stateless_onnx, export_tiny_onnx
+from tests.tiny import export_tiny_onnx
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def tiny_run_dir(tmp_path_factory) -> Path:
-    return cached_tiny_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory) -> Path:
-    return cached_tiny_onnx(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def tiny_stateless_onnx(tmp_path_factory) -> Path:
-    return cached_tiny_stateless_onnx(tmp_path_factory)
 
 
 def _meta(path: Path) -> dict[str, str]:

@@ -14,8 +14,7 @@ from recipe_repl.base.config import Config, config_dir, config_path, state_dir
 from recipe_repl.base.errors import UserError
 from recipe_repl.base.settings import Settings
 from recipe_repl.session.session import ModelSpec, Session
-from tests.test_cli import cli
-from tests.test_session import Recorder, last_message
+from tests.helpers import REPO, Recorder, cli, last_message
 
 USER_CONFIG = """\
 # my recipe-repl config: keep this comment
@@ -171,7 +170,7 @@ def test_a_failed_preset_save_leaves_no_phantom_preset(random_model: Path, plugi
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a regular file where the config folder should be")
     config = Config(blocker / "recipe-repl" / "config.toml")
-    session = Session(plugins, Recorder(), ModelSpec(random_model), Settings(seed=1, max_tokens=5), config)
+    session = Session(plugins, Recorder(interactive=False), ModelSpec(random_model), Settings(seed=1, max_tokens=5), config)
     with pytest.raises(UserError, match="cannot write"):
         session.handle_line(":preset save mine")
     session.handle_line(":preset list")
@@ -224,7 +223,7 @@ def test_save_in_batch_mode_writes_the_samples_so_far(random_model: Path, tmp_pa
 
 
 def test_save_into_a_missing_folder_says_so(random_model: Path, plugins, tmp_path: Path) -> None:
-    session = Session(plugins, Recorder(), ModelSpec(random_model), Settings(seed=1, max_tokens=5))
+    session = Session(plugins, Recorder(interactive=False), ModelSpec(random_model), Settings(seed=1, max_tokens=5))
     session.handle_line("recipe for roast")
     with pytest.raises(UserError, match="does not exist"):
         session.handle_line(f":save {tmp_path / 'no' / 'such' / 's.md'}")
@@ -246,7 +245,7 @@ def test_the_transcript_keeps_the_last_samples_within_its_bound(random_model: Pa
     assert [e.text for e in transcript] == ["p2", "p3", "p4"] and transcript.dropped == 2
     transcript.append(TranscriptEntry("prompt", "big", {}, [{"text": "s", "tokens": ["w"] * 20}]))
     assert [e.text for e in transcript] == ["big"]  # the newest entry is kept whole
-    session = Session(plugins, Recorder(), ModelSpec(random_model), Settings(seed=1, max_tokens=3))
+    session = Session(plugins, Recorder(interactive=False), ModelSpec(random_model), Settings(seed=1, max_tokens=3))
     for prompt in ("roast", "mix", "bake"):
         session.handle_line(prompt)
     entries = list(session.transcript)
@@ -265,7 +264,6 @@ def test_start_up_reads_the_config_without_tomlkit(random_model: Path, tmp_path:
     import subprocess
     import sys
 
-    from tests.test_cli import REPO
 
     path = tmp_path / "config.toml"
     path.write_text(USER_CONFIG.replace("~/models/mine.onnx", str(random_model)))

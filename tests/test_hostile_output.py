@@ -193,7 +193,7 @@ def test_save_markdown_and_json_escape_hostile_text(hostile_model: Path, tmp_pat
     from recipe_repl.builtins.session_commands import _save
     from recipe_repl.plugin.manager import Plugins
     from recipe_repl.session.session import ModelSpec, Session
-    from tests.test_plugins import Recorder
+    from tests.helpers import Recorder
 
     session = Session(Plugins(load_third_party=False), Recorder(), ModelSpec(hostile_model),
                       Settings(seed=1, temperature=2, max_tokens=60))

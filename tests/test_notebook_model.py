@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tests.test_cli import cli
+from tests.helpers import cli
 from tests.tiny import EPICURIOUS_SAMPLE
 
 pytestmark = pytest.mark.slow

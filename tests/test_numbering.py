@@ -13,7 +13,7 @@ from recipe_repl.generate.numbering import STOP_WORD, NumberedText, Origin, word
 from recipe_repl.generate.scoring import score_text
 from recipe_repl.model.vocab import detokenize
 from recipe_repl.views.render import percent
-from tests.test_repl import lines, run_script
+from tests.helpers import lines, run_script
 
 
 def flat(text: str) -> str:

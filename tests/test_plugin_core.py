@@ -14,7 +14,7 @@ from recipe_repl.plugin.hookspecs import hookimpl
 from recipe_repl.plugin.listener import PluginListener
 from recipe_repl.plugin.loader import no_plugins_requested, plugin_modules_requested
 from recipe_repl.plugin.manager import Plugins
-from tests.test_plugins import write_plugin
+from tests.helpers import write_plugin
 
 
 def _pm(**plugins: object) -> pluggy.PluginManager:

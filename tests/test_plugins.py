@@ -10,73 +10,15 @@ import json
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from recipe_repl.base.errors import UserError
 from recipe_repl.base.settings import Settings
-from recipe_repl.generate.loop import NullListener, StopReason
+from recipe_repl.generate.loop import StopReason
 from recipe_repl.plugin.manager import Plugins
-from recipe_repl.session.session import ModelSpec, Session
 from tests.conftest import WORDS
-
-HEADER = "from recipe_repl.plugin.hookspecs import hookimpl\nfrom recipe_repl.base.errors import UserError\n"
-
-
-class Recorder:
-    """A frontend that keeps what it is given (interactive, like the REPL's)."""
-
-    interactive = True
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-        self.samples: list[Any] = []
-
-    def live_listener(self, session: Session) -> NullListener:
-        return NullListener()
-
-    def show_samples(self, session: Session, samples: list[Any]) -> None:
-        self.samples.extend(samples)
-
-    def message(self, text: str, kind: str = "info") -> None:
-        self.lines.append((kind, text))
-
-    def show(self, renderable: Any) -> None:
-        self.lines.append(("show", str(renderable)))
-
-    def ask(self, question: str) -> str:
-        raise UserError("nobody to ask")
-
-    def text(self, kind: str | None = None) -> str:
-        return "\n".join(t for k, t in self.lines if kind is None or k == kind)
-
-
-def write_plugin(tmp_path: Path, name: str, body: str) -> Path:
-    path = tmp_path / f"{name}.py"
-    path.write_text(HEADER + textwrap.dedent(body), encoding="utf-8")
-    return path
-
-
-def make_plugins(*paths: Path) -> tuple[Plugins, list[str]]:
-    reported: list[str] = []
-    return Plugins(load_third_party=True, modules=[str(p) for p in paths], report=reported.append), reported
-
-
-def make_session(plugins: Plugins, model: Path, **settings: Any) -> tuple[Session, Recorder]:
-    frontend = Recorder()
-    session = Session(plugins, frontend, ModelSpec(model, "cpu"), Settings(**{"seed": 1, "max_tokens": 20, **settings}))
-    return session, frontend
-
-
-def run_lines(session: Session, frontend: Recorder, *lines: str) -> None:
-    """What the REPL does with each line: user errors become a message and the prompt comes back."""
-    for line in lines:
-        try:
-            session.handle_line(line)
-        except UserError as exc:
-            frontend.message(str(exc), "error")
-
+from tests.helpers import HEADER, make_plugins, make_session, run_lines, write_plugin
 
 # --- discovery switches ---------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from recipe_repl.plugin import hookspecs
 from recipe_repl.plugin.manager import HOOK_NAMES
 from tests.conftest import REPO
-from tests.test_plugins_examples import pip_install_target, recipe_repl, user_env
+from tests.helpers import pip_install_target, recipe_repl, user_env
 
 DOC = REPO / "docs" / "plugins.md"
 HEADING_RE = re.compile(r"^### `(\w+)\(([^)]*)\)`\s*$", re.MULTILINE)

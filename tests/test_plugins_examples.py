@@ -8,11 +8,8 @@ Both examples are pip-installed once, offline, into a temporary target; each tes
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,19 +18,10 @@ from recipe_repl.base.settings import Settings
 from recipe_repl.plugin.manager import Plugins
 from recipe_repl.session.session import ModelSpec, Session
 from tests.conftest import REPO
-from tests.test_plugins import Recorder, run_lines
+from tests.helpers import Recorder, pip_install_target, recipe_repl, run_lines, user_env
 
 EXAMPLES = REPO / "examples" / "plugins"
 EXAMPLE_NAMES = ("recipe-repl-ingredients", "recipe-repl-wordbias")
-RECIPE_REPL = [sys.executable, "-m", "recipe_repl"]
-
-
-def pip_install_target(sources: list[Path], target: Path) -> None:
-    """`pip install --target` without network or build isolation (setuptools comes from the venv)."""
-    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-build-isolation",
-           "--disable-pip-version-check", "--target", str(target), *map(str, sources)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture(scope="session")
@@ -48,22 +36,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "site"
 
 
-def user_env(site: Path, tmp_path: Path) -> dict[str, str]:
-    """The environment of a user whose plugins are installed in `site`, with private config and state."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECIPE_REPL_")}
-    env.update(PYTHONPATH=f"{site}{os.pathsep}{REPO}", XDG_CONFIG_HOME=str(tmp_path / "config"),
-               XDG_STATE_HOME=str(tmp_path / "state"), COLUMNS="100")
-    return env
-
-
 @pytest.fixture()
 def env(installed: Path, tmp_path: Path) -> dict[str, str]:
     """A user who installed both example plugins."""
     return user_env(installed, tmp_path)
-
-
-def recipe_repl(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*RECIPE_REPL, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_discovered_by_entry_point_and_listed(env: dict[str, str]) -> None:

@@ -15,14 +15,9 @@ from recipe_repl.export.random_model import build_random_lstm
 from recipe_repl.model import contract
 from recipe_repl.model.engine import OnnxEngine
 from tests.conftest import WORDS
-from tests.tiny import cached_tiny_onnx, cached_tiny_run, export_tiny_onnx
+from tests.tiny import cached_tiny_run, export_tiny_onnx
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory) -> Path:
-    return cached_tiny_onnx(tmp_path_factory)
 
 
 def _run(model_bytes: bytes, tokens: np.ndarray) -> np.ndarray:

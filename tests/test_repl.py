@@ -8,57 +8,20 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
-from prompt_toolkit.history import InMemoryHistory
-from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from recipe_repl.base.settings import Settings
 from recipe_repl.frontends.completion import ReplCompleter, ReplLexer, toolbar
-from recipe_repl.frontends.repl import ReplFrontend, history_file, run_repl
+from recipe_repl.frontends.repl import ReplFrontend, history_file
 from recipe_repl.generate.loop import StopReason
 from recipe_repl.session.session import ModelSpec, Session
 from recipe_repl.views.render import END_MARKER, safe
-
-CTRL_C, CTRL_D = "\x03", "\x04"
-
-
-@dataclass
-class Run:
-    """What one scripted REPL run left behind."""
-
-    out: str
-    status: int
-    session: Session
-
-
-def run_script(model: Path, plugins, keys: str, settings: Settings | None = None, history=None,
-               width: int = 80) -> Run:
-    """Type `keys` into a REPL on `model` and return the rendered output, exit status and session."""
-    buf = io.StringIO()
-    console = Console(file=buf, width=width, color_system=None, highlight=False)
-    made: list[Session] = []
-
-    def make_session(frontend: ReplFrontend) -> Session:
-        made.append(Session(plugins, frontend, ModelSpec(model), settings or Settings(seed=1)))
-        return made[0]
-
-    with create_pipe_input() as inp:
-        inp.send_text(keys)
-        status = run_repl(make_session, console=console, input=inp, output=DummyOutput(),
-                          history=history if history is not None else InMemoryHistory())
-    return Run(buf.getvalue(), status, made[0])
-
-
-def lines(*typed: str) -> str:
-    """Typed lines, each ended with Enter, then Ctrl-D."""
-    return "".join(t + "\r" for t in typed) + CTRL_D
+from tests.helpers import CTRL_C, CTRL_D, lines, run_script
 
 
 @pytest.fixture()

@@ -16,7 +16,7 @@ from recipe_repl.generate.loop import StopReason
 from recipe_repl.model.vocab import detokenize_pieces
 from recipe_repl.views import render
 from recipe_repl.views.wrap import StreamWrapper
-from tests.test_repl import lines, run_script
+from tests.helpers import lines, run_script
 
 NEVER_FIRST = tuple(",.;:!?)]}%")  # never has a space before it in the readable text
 PROMPTS = ("recipe for roast chicken", "mix salt , pepper", "bake until golden", "1/2 cup")

@@ -13,45 +13,16 @@ from recipe_repl.export.random_model import build_random_lstm
 from recipe_repl.base.config import Config
 from recipe_repl.base.errors import UserError
 from recipe_repl.base.settings import Settings
-from recipe_repl.generate.loop import NullListener, StopReason
+from recipe_repl.generate.loop import StopReason
 from recipe_repl.session.session import ModelSpec, Session
 from tests.conftest import WORDS
-
-
-class Recorder:
-    """A frontend that keeps what it was asked to show."""
-
-    interactive = False
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, str]] = []
-        self.shown: list[Any] = []
-        self.samples: list[Any] = []
-
-    def live_listener(self, session):
-        return NullListener()
-
-    def show_samples(self, session, samples):
-        self.samples.extend(samples)
-
-    def message(self, text: str, kind: str = "info") -> None:
-        self.messages.append((kind, text))
-
-    def show(self, renderable: Any) -> None:
-        self.shown.append(renderable)
-
-    def ask(self, question: str) -> str:
-        raise UserError("no one to ask")
+from tests.helpers import Recorder, last_message
 
 
 @pytest.fixture()
 def session(random_model: Path, plugins, tmp_path: Path) -> Session:
     config = Config(tmp_path / "cfg" / "config.toml")
-    return Session(plugins, Recorder(), ModelSpec(random_model), Settings(seed=1, max_tokens=10), config)
-
-
-def last_message(session: Session) -> str:
-    return session.frontend.messages[-1][1]  # type: ignore[attr-defined]
+    return Session(plugins, Recorder(interactive=False), ModelSpec(random_model), Settings(seed=1, max_tokens=10), config)
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from recipe_repl.frontends.cli import build_cli
 from recipe_repl.plugin.manager import Plugins
 from recipe_repl.session.session import ModelSpec, Session
 from tests.conftest import WORDS
-from tests.test_plugins import Recorder, write_plugin
+from tests.helpers import Recorder, write_plugin
 
 FIELDS = [f.name for f in dataclasses.fields(Settings)]
 
@@ -169,7 +169,7 @@ def test_vocab_survives_model_and_provider_switches(plugins: Plugins, no_vocab_m
 
 def test_vocab_on_the_command_line_survives_switches(no_vocab_models: tuple[Path, Path, Path]) -> None:
     a, b, vocab = no_vocab_models
-    from tests.test_cli import cli
+    from tests.helpers import cli
 
     r = cli(["--model", str(a), "--vocab", str(vocab), "--seed", "1", "--max-tokens", "3"],
             f":model {b}\n:provider cpu\nrecipe for roast\n")
@@ -204,7 +204,7 @@ def test_plugin_loaders_get_the_vocab_when_they_take_it(tmp_path: Path, random_m
 
 
 def test_pick_leaves_last_prompt_set_through_the_one_writer(random_model: Path, plugins: Plugins) -> None:
-    from tests.test_repl import lines, run_script
+    from tests.helpers import lines, run_script
 
     run = run_script(random_model, plugins, lines(":pick 2", "recipe for roast", "1", "s"))
     assert run.session.last_prompt == "recipe for roast"  # set by Session.remember, as after any prompt

@@ -16,7 +16,7 @@ from recipe_repl.generate.inspection import sampling_distribution
 from recipe_repl.generate.loop import StopReason
 from recipe_repl.session.session import ModelSpec, Session
 from recipe_repl.views.render import END_MARKER, percent, prob_table, top_ids
-from tests.test_repl import lines, run_script
+from tests.helpers import lines, run_script
 
 
 def expected_table(session: Session, prompt: str, settings: Settings, n: int) -> list[tuple[str, str]]:

@@ -21,14 +21,9 @@ from recipe_repl.train.rundir import RunDir
 
 from recipe_repl.base import atomic
 from recipe_repl.base.errors import UserError
-from tests.tiny import EPICURIOUS_SAMPLE, REPO, TINY, cached_tiny_run, tiny_config
+from tests.tiny import EPICURIOUS_SAMPLE, REPO, TINY, tiny_config
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def tiny_run_dir(tmp_path_factory) -> Path:
-    return cached_tiny_run(tmp_path_factory)
 
 
 def test_run_folder_holds_everything_for_export(tiny_run_dir: Path):

@@ -20,17 +20,12 @@ from recipe_repl.train.commands import train_command
 from recipe_repl.train.rundir import RunDir
 
 from recipe_repl.base.errors import UserError
-from tests.tiny import EPICURIOUS_SAMPLE, REPO, cached_tiny_onnx, cached_tiny_run, tiny_config
+from tests.tiny import EPICURIOUS_SAMPLE, REPO, cached_tiny_onnx, tiny_config
 
 pytestmark = pytest.mark.slow
 
 SMALL = ["--data", f"epicurious:{EPICURIOUS_SAMPLE}", "--vocab-size", "300", "--embedding-dim", "8", "--units", "8",
          "--seq-len", "20", "--epochs", "1", "--quiet"]
-
-
-@pytest.fixture(scope="session")
-def tiny_run_dir(tmp_path_factory) -> Path:
-    return cached_tiny_run(tmp_path_factory)
 
 
 @pytest.fixture()

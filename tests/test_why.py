@@ -23,7 +23,7 @@ from recipe_repl.model.engine import OnnxEngine
 from recipe_repl.session.session import ModelSpec, Session, sample_record
 from recipe_repl.views.heat import band, marked_text
 from recipe_repl.views.render import heat_text, percent
-from tests.test_repl import lines, run_script
+from tests.helpers import lines, run_script
 
 
 def batch(model: Path, plugins, text: str, settings: Settings | None = None) -> tuple[str, str, int, Session]:

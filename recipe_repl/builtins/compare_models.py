@@ -12,11 +12,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from recipe_repl.base.errors import BadValue, UsageError, UserError
-from recipe_repl.generate.loop import encode_prompt, prefill
-from recipe_repl.generate.sampling import Sampler
+from recipe_repl.generate.inspection import next_logits, sampling_distribution
+from recipe_repl.generate.loop import encode_prompt
 from recipe_repl.model.engine import Engine
 from recipe_repl.model.vocab import detokenize
 from recipe_repl.plugin.commands import rows_option, split_args
@@ -86,11 +84,10 @@ def _compare_models(session: Session, args: str) -> None:
     same_vocabulary(engines)
     vocab = engines[0].vocab
     ids = encode_prompt(engines[0], prompt, session.max_prompt_tokens)
-    sampler = Sampler(session.settings, session.plugins.processor_specs(), vocab)
-    columns = []
-    for engine in engines:
-        last, _ = prefill(engine, np.array([ids], dtype=np.int64), engine.start(1))
-        columns.append((session.settings.temperature, sampler.distribution(last[:1], [ids])[0]))
+    specs = session.plugins.processor_specs()
+    columns = [(session.settings.temperature,
+                sampling_distribution(next_logits(engine, ids), ids, session.settings, specs, vocab))
+               for engine in engines]
     words = detokenize(vocab.decode_tokens(ids), capitalize=False)
     session.frontend.show(render.compare_table(vocab, columns, rows, title=render.after_title(words),
                                                caption=render.shaping(session.settings), labels=[label(e) for e in engines]))

@@ -117,6 +117,24 @@ class Registry:
             return True
         return False
 
+    def _may_replace(self, plugin: str, kind: str, name: str, current: ProcessorSpec | FeatureSpec | None,
+                     override: bool) -> bool:
+        """Whether `plugin` may register the `kind` `name` where `current` is (None: nothing yet).
+
+        A clash without `override` is reported and refused; an override takes the name off the
+        listing of the plugin it replaces.
+        """
+        if current is None:
+            return True
+        if not override:
+            self.problem(f"plugin {plugin}: {kind} {name!r} not registered: already registered by "
+                         f"{current.plugin} (ask for override to replace it)")
+            return False
+        listed: list[str] = getattr(self.infos[current.plugin], f"{kind}s")  # .processors or .features
+        if name in listed:
+            listed.remove(name)
+        return True
+
     def command_registrar(self, plugin: str) -> Callable[..., None]:
         """The `register` that `register_commands` hands to `plugin`."""
 
@@ -163,12 +181,8 @@ class Registry:
             if self._bad_name(plugin, "processor", name, factory):
                 return
             current = self.processors.get(name)
-            if current is not None and not override:
-                self.problem(f"plugin {plugin}: processor {name!r} not registered: already registered by "
-                             f"{current.plugin} (ask for override to replace it)")
+            if not self._may_replace(plugin, "processor", name, current, override):
                 return
-            if current is not None and name in self.infos[current.plugin].processors:
-                self.infos[current.plugin].processors.remove(name)
             if not is_builtin(plugin):
                 factory = self._guarded_factory(plugin, name, factory)
             # Only built-ins run without `:use`, and a plugin that overrides one of them (say,
@@ -239,13 +253,8 @@ class Registry:
                      override: bool = False) -> None:
             if self._bad_name(plugin, "feature", name, feature):
                 return
-            current = self.features.get(name)
-            if current is not None and not override:
-                self.problem(f"plugin {plugin}: feature {name!r} not registered: already registered by "
-                             f"{current.plugin} (ask for override to replace it)")
+            if not self._may_replace(plugin, "feature", name, self.features.get(name), override):
                 return
-            if current is not None and name in self.infos[current.plugin].features:
-                self.infos[current.plugin].features.remove(name)
             self.features[name] = FeatureSpec(name, feature, str(help), plugin)
             self.infos[plugin].features.append(name)
 
