@@ -10,7 +10,7 @@ import pytest
 from recipe_repl.frontends.batch import BatchFrontend, BatchRunner
 from recipe_repl.session.session import ModelSpec, Session
 from recipe_repl.views.help_view import CommandList, usage_column
-from tests.test_repl import lines, run_script
+from tests.helpers import lines, run_script
 
 
 def words(text: str) -> str:

@@ -15,8 +15,8 @@ from rich.console import Console
 from recipe_repl.base.settings import Settings
 from recipe_repl.frontends.batch import BatchFrontend, BatchRunner
 from recipe_repl.generate.beam import beam_search, mean_logprob
-from recipe_repl.generate.inspection import distribution_at
-from recipe_repl.generate.loop import Request, StopReason, generate
+from recipe_repl.generate.inspection import tables_before
+from recipe_repl.generate.loop import Request, generate
 from recipe_repl.generate.sampling import Sampler
 from recipe_repl.generate.scoring import corpus_perplexity, score_text
 from recipe_repl.model.engine import OnnxEngine
@@ -39,14 +39,17 @@ def batch(model: Path, plugins, text: str, settings: Settings | None = None) -> 
 
 def test_each_words_probability_is_the_samplers_distribution_at_that_step(random_model, plugins):
     run = run_script(random_model, plugins, lines(":temp 1.3", ":topk 8", ":max 12", "recipe for roast"))
-    sample = run.session.last_samples[0]
+    sample, text = run.session.last_samples[0], run.session.last_text
+    engine, specs = run.session.engine, run.session.plugins.processor_specs()
     assert len(sample.probs) == len(sample.token_ids) > 0
-    for k, token in enumerate(sample.token_ids):
-        dist = distribution_at(run.session.engine, run.session.plugins.processor_specs(), sample, k)
-        assert sample.probs[k] == pytest.approx(float(dist[token]), rel=1e-6)
-        assert (dist > 0).sum() <= 8  # the same processors (top-k) as when it was drawn
-    if sample.stop_reason is StopReason.STOP_TOKEN:
-        assert sample.stop_prob == pytest.approx(float(distribution_at(run.session.engine, run.session.plugins.processor_specs(), sample, len(sample.probs))[0]))
+    start = len(sample.prompt_words)
+    for k in range(start, len(text)):  # every choice, the stop token included when it ended the sample
+        tables = tables_before(engine, specs, text, k, sample.settings)
+        token = text.words[k].id
+        assert sample.token_probs[k - start] == pytest.approx(float(tables.sampling[token]), rel=1e-6)
+        assert (tables.sampling > 0).sum() <= 8  # the same processors (top-k) as when it was drawn
+        # the model's own probability: softmax of the raw logits, as recorded by the loop
+        assert sample.model_token_probs[k - start] == pytest.approx(float(tables.model[token]), rel=1e-5)
 
 
 def test_json_records_carry_token_probs_logprob_and_perplexity(random_model, plugins):

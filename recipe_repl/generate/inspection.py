@@ -6,8 +6,9 @@ model card show is always one of two things, computed here once:
 - the **model's** distribution: softmax of the logits at temperature 1, no processors;
 - the **sampling** distribution: the `Sampler`'s chain under given settings (what a word is drawn from).
 
-An LSTM's whole state is two vectors per row, so going back along a sample costs one re-feed of the
-words kept (`rewind`): the state after them is recomputed exactly, rather than kept for every word.
+Both come together as `WordTables` (`tables_after` a list of ids, `tables_before` word N of a numbered
+text). An LSTM's whole state is two vectors per row, so going back along a text costs one re-feed of
+the words kept (`cut_text`): the state after them is recomputed exactly, rather than kept for every word.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from recipe_repl.base.settings import Settings
 from recipe_repl.generate.beam import search_settings
 from recipe_repl.generate.loop import Resume, Sample, StopReason, prefill
 from recipe_repl.generate.numbering import NumberedText, Origin, Word
-from recipe_repl.generate.sampling import ProcessorSpec, Sampler, is_greedy, row_rng
+from recipe_repl.generate.sampling import ProcessorSpec, Sampler, is_greedy
 from recipe_repl.model.engine import Engine
 from recipe_repl.model.vocab import Vocabulary
 
@@ -58,28 +59,6 @@ def chain_settings(sample: Sample) -> Settings:
 def context_ids(vocab: Vocabulary, sample: Sample) -> list[int]:
     """The ids the sample reads on from (its prompt, or everything before a continued sample)."""
     return [vocab.id_of(w) for w in sample.prompt_words]
-
-
-def distribution_at(engine: Engine, processors: Sequence[ProcessorSpec], sample: Sample, k: int) -> np.ndarray:
-    """The distribution the sample's k-th choice (0-based) was made from: same words before it, same
-    settings and processors."""
-    ids = context_ids(engine.vocab, sample) + sample.token_ids[:k]
-    return sampling_distribution(next_logits(engine, ids), ids, chain_settings(sample), processors, engine.vocab)
-
-
-def rewind(engine: Engine, sample: Sample, keep: int, forced: list[int] | None = None) -> Sample:
-    """The sample cut to its first `keep` words (then `forced` words fed), ready for :continue."""
-    vocab = engine.vocab
-    kept = sample.token_ids[:keep]
-    history = context_ids(vocab, sample) + kept + (forced or [])
-    last, state = prefill(engine, np.array([history], dtype=np.int64), engine.start(1))
-    rng = sample.rng if sample.rng is not None else row_rng(sample.settings.seed, sample.key)
-    words_before = sample.prompt_words + vocab.decode_tokens(kept) + vocab.decode_tokens(forced or [])
-    resume = Resume(state, last[0].copy(), (), history, rng, words_before)
-    return Sample(prompt=sample.prompt, prompt_words=sample.prompt_words, token_ids=kept,
-                  words=vocab.decode_tokens(kept), probs=sample.probs[:keep], stop_reason=StopReason.INTERRUPTED,
-                  settings=sample.settings, index=sample.index, key=sample.key, resume=resume,
-                  method=sample.method, rng=rng)
 
 
 def reshapes(settings: Settings, processors: Sequence[ProcessorSpec], vocab: Vocabulary) -> bool:
