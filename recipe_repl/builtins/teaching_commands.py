@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from recipe_repl.base.errors import BadValue, UsageError, UserError
+from recipe_repl.base.errors import BadValue, UsageError
 from recipe_repl.base.settings import PROBS_MODES
 from recipe_repl.generate.inspection import (
     model_distribution,
@@ -23,7 +23,7 @@ from recipe_repl.generate.inspection import (
     sampling_distribution,
     tables_after,
 )
-from recipe_repl.generate.loop import STOP_HERE, Step, StopReason, encode_prompt
+from recipe_repl.generate.loop import STOP_HERE, Step, StopReason
 from recipe_repl.model.vocab import PAD_ID, UNK_ID, UNK_TOKEN, detokenize
 from recipe_repl.plugin.commands import COMPARE_ROWS, count_arg, rows_option
 from recipe_repl.plugin.hookspecs import hookimpl
@@ -117,12 +117,7 @@ def _pick(session: Session, args: str) -> None:
     if len(parts) > 1:
         raise UsageError("too many arguments")
     n = count_arg(parts[0], "the number of choices") if parts else session.settings.probs_n
-    prompt = session.prompt_to_read()
-    if not prompt:
-        prompt = session.frontend.ask("prompt to start from: ").strip()
-        if not prompt:
-            raise UserError("no prompt: :pick needs words to start from")
-    encode_prompt(session.engine, prompt, session.max_prompt_tokens)  # a bad prompt fails before any table
+    prompt = session.prompt_or_ask("pick")
     session.say(f"choose the next word: {PICK_HELP}")
     chooser = PickChooser(session, n)
     [sample] = session.run_requests([prompt], chooser=chooser, live=False)

@@ -80,6 +80,7 @@ class LiveView:
         self.wrap = StreamWrapper(self.console.width)  # read for each generation: the terminal may have changed
         self._flushed = time.perf_counter()
         self.heat = frontend.heat  # "" (off), "model" or "sampling": which probability colours the words
+        self.pacer = Pacer(frontend.pace_ms) if frontend.pace_ms else None  # `:pace MS`
         self.probs: list[float | None] = []  # per word of `words`: its probability (None before the sample)
 
     # --- the Listener protocol -------------------------------------------------------------------
@@ -118,6 +119,9 @@ class LiveView:
             self.words.append(event.word)
             self.probs.append(p)
             self._emit()
+            if self.pacer is not None:  # the word on the screen now, the next one not before its time
+                self._flush()
+                self.pacer.wait()
         else:
             self._emit(final=True)
             self._put(" " + render.END_MARKER, render.heat_style(p) if self.heat else render.STYLE_END, False)
@@ -222,6 +226,24 @@ class LiveView:
         self.streaming = False
 
 
+class Pacer:
+    """At most one word every `ms` milliseconds (`:pace`): `wait()` after each word sleeps until the next
+    one's time. `clock` and `sleep` are the time module's unless a test gives its own."""
+
+    def __init__(self, ms: int, clock: Callable[[], float] = time.perf_counter,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval, self.clock, self.sleep = ms / 1000, clock, sleep
+        self.next: float | None = None
+
+    def wait(self) -> None:
+        """Sleep until `interval` has passed since the last word (not at all before the first)."""
+        now = self.clock()
+        if self.next is not None and self.next > now:
+            self.sleep(self.next - now)
+            now = self.next
+        self.next = now + self.interval
+
+
 class ReplFrontend:
     """The terminal view of a session: streamed samples, one-line messages, tables, questions."""
 
@@ -238,6 +260,7 @@ class ReplFrontend:
         self._prompt: PromptSession[str] | None = None
         self._ask: PromptSession[str] | None = None
         self.heat = ""  # `:heat on|sampling`: words coloured by the model's probability, or the sampling one
+        self.pace_ms = 0  # `:pace MS`: at most one streamed word every MS milliseconds (0: full speed)
         self.cut_hint_shown = False  # the max-tokens hint comes once a session: it says nothing new after
 
     def attach(self, session: Session, history: History | None = None) -> None:

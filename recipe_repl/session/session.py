@@ -396,6 +396,18 @@ class Session:
             return self.last_prompt
         return self.last_samples[-1].prompt if self.last_samples else None
 
+    def prompt_or_ask(self, command: str) -> str:
+        """The last prompt, or one asked of the person (interactive commands: `:pick`, `:step`); checked,
+        so a bad prompt fails before any table, its unknown words named."""
+        prompt = self.prompt_to_read()
+        if not prompt:
+            prompt = self.frontend.ask("prompt to start from: ").strip()
+            if not prompt:
+                raise UserError(f"no prompt: :{command} needs words to start from")
+            self.warn_unknown(prompt)
+        encode_prompt(self.engine, prompt, self.max_prompt_tokens)
+        return prompt
+
     def prompt_ids_for(self, command: str) -> tuple[str, list[int]]:
         """The last prompt and its ids, or a UserError telling the user to type one before `:command`."""
         prompt = self.prompt_to_read()
