@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # saying folders named like the package may shadow it; that mapping is the design, so the notice is hidden.
 PIP_QUIET := PYTHONWARNINGS="ignore:Editable installation"
 
-.PHONY: run test lint bench model svg clean
+.PHONY: run test lint bench model epochs svg clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ model: $(DEV_STAMP)
 	$(BIN)/recipe-repl train $(SHIPPED) --out runs/shipped --fresh
 	$(BIN)/recipe-repl export runs/shipped --out models/recipes.onnx
 	$(BIN)/python -m recipe_repl.export.model_card models/recipes.onnx --run runs/shipped --out models/MODEL_CARD.md
+
+## epochs: ship int8 copies of a run's kept epochs 1, 2, 4, 8 and the last into models/epochs (12 MB at most, for
+## `:compare-models epochs`) and rewrite their tables in the model card and the README (the run must have been
+## trained with --keep-epochs)
+RUN ?= runs/shipped
+epochs: $(DEV_STAMP)
+	$(BIN)/python -m recipe_repl.export.ship_epochs $(RUN) --out models/epochs --card models/MODEL_CARD.md --readme README.md
 
 ## svg: re-record docs/session.svg and docs/cells.svg on the shipped model (CELLS_UNIT: the unit :cells find c sentence ranks first)
 CELLS_UNIT ?= 232

@@ -27,7 +27,8 @@ ATTRIBUTION = {
 
 def render_card(f: dict[str, Any]) -> str:
     """The card's Markdown from `card_facts` (no figure is typed in here), section by section."""
-    sections = (_intro, _data, _model, _training, _evaluation, _parity, _tables, _speed, _samples, _rebuild)
+    sections = (_intro, _data, _model, _training, _evaluation, _parity, _tables, _speed, _samples, _epochs,
+                _rebuild)
     return "\n".join(line for section in sections for line in section(f))
 
 
@@ -224,6 +225,14 @@ def _samples(f: dict[str, Any]) -> list[str]:
                   for s in f["style_samples"]]
         lines.append("")
     return lines
+
+
+def _epochs(f: dict[str, Any]) -> list[str]:
+    """The epochs shipped beside the model for `:compare-models epochs` (`make epochs` rewrites this part)."""
+    from recipe_repl.export.ship_epochs import CARD_MARKS, Shipped, card_section
+
+    shipped = [Shipped(**row) for row in f.get("epochs") or []]
+    return ["## Epochs", "", CARD_MARKS[0], card_section(shipped), CARD_MARKS[1], ""]
 
 
 def _rebuild(f: dict[str, Any]) -> list[str]:

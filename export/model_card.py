@@ -20,6 +20,7 @@ import numpy as np
 from recipe_repl.export import parity
 from recipe_repl.export.card_render import SAMPLE_PROMPT, SAMPLE_TOKENS, render_card
 from recipe_repl.export.evaluate import evaluate
+from recipe_repl.export.ship_epochs import manifest_facts
 from recipe_repl.train.rundir import RunDir
 
 from recipe_repl.base import atomic
@@ -129,6 +130,7 @@ def card_facts(model_path: Path, run_dir: Path, make_seconds: float | None = Non
         "samples": {str(t): card_samples(model_path, t, (1, 2, 3)) for t in (1.0, 0.2)},
         "style_samples": style_samples(model_path, training),
         "tables": {p: next_word_tables(model_path, p) for p in LECTURE_PROMPTS},
+        "epochs": manifest_facts(model_path.parent / "epochs"),
     }
 
 
