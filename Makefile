@@ -63,7 +63,7 @@ epochs: $(DEV_STAMP)
 CELLS_UNIT ?= 232
 svg: $(DEV_STAMP)
 	$(BIN)/python examples/record_session.py --model models/recipes.onnx --out docs/session.svg
-	$(BIN)/python examples/record_session.py --model models/recipes.onnx --out docs/cells.svg --script cells --unit $(CELLS_UNIT)
+	$(BIN)/python examples/record_session.py --model models/recipes.onnx --out docs/cells.svg --script cells --unit $(CELLS_UNIT) --seed 3
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
