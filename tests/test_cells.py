@@ -325,13 +325,13 @@ def test_compare_models_refuses_other_vocabularies_and_bad_arguments(random_mode
     assert status == 1 and len(errors) == 5, err
     assert errors[0] == "line 1: error: no prompt yet: type a prompt (e.g. recipe for roast), then " \
                         ":compare-models A.onnx B.onnx"
-    assert errors[1] == ("line 3: error: usage: :compare-models A.onnx [B.onnx …] [rows N], e.g. :compare-models "
-                         "runs/mine/epochs/*.onnx (see :help compare-models)")
+    assert errors[1] == ("line 3: error: usage: :compare-models epochs | A.onnx [B.onnx …] [rows N], "
+                         "e.g. :compare-models epochs (see :help compare-models)")
     assert errors[2] == ("line 4: error: random.onnx and small.onnx have different vocabularies (40 and 37 words): "
                          ":compare-models needs models of one vocabulary, such as the epochs of one run "
                          "(recipe-repl train --keep-epochs)")
     assert errors[3] == (f"line 5: error: no model file '{tmp_path / 'nope.onnx'}' — "
-                         "e.g. :compare-models runs/mine/epochs/*.onnx")
+                         "e.g. :compare-models epochs")
     assert errors[4].startswith("line 6: error: at most 6 models side by side, not 7 — usage: :compare-models")
     assert session.model.path == random_model and len(session.engine.vocab) == len(WORDS)
 

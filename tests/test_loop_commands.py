@@ -8,7 +8,7 @@ import re
 
 from recipe_repl.base.settings import Settings
 from recipe_repl.frontends.batch import BatchFrontend, BatchRunner
-from recipe_repl.frontends.repl import Pacer
+from recipe_repl.frontends.live_view import Pacer
 from recipe_repl.session.session import ModelSpec, Session
 from tests.helpers import CTRL_C, CTRL_D, lines, run_script
 

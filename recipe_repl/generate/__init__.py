@@ -3,7 +3,11 @@
     sampling  the processor chain and the draw (Sampler); `choose_word` is the reference to read
     loop      the one generation loop: prefill, step, choose, stop — for every frontend and command
     beam      beam search through the same stepper and stop check
+    fast_draw the sampler's one-pass draw (the fast path of `choose_word`)
+    model_probs  the model's own probability of each chosen word, beside the sampling one
     scoring   the model's own probability of each word of a given text, and its perplexity
+    numbering one numbering of a text's words (word N of the whole text, ⏹ last) for every view
+    inspection  both next-word distributions (model and sampling) before any word; a text cut back
     cells     the LSTM's (h, c) after every word, and units that follow a feature of the text
 
 Everything that samples goes through `loop.generate` and `sampling.Sampler`; the model behind it is
