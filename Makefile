@@ -59,11 +59,12 @@ RUN ?= runs/shipped
 epochs: $(DEV_STAMP)
 	$(BIN)/python -m recipe_repl.export.ship_epochs $(RUN) --out models/epochs --card models/MODEL_CARD.md --readme README.md
 
-## svg: re-record docs/session.svg and docs/cells.svg on the shipped model (CELLS_UNIT: the unit :cells find c sentence ranks first)
+## svg: re-record docs/session.svg, docs/cells.svg and docs/saliency.svg on the shipped model (CELLS_UNIT: the unit :cells find c sentence ranks first)
 CELLS_UNIT ?= 232
 svg: $(DEV_STAMP)
 	$(BIN)/python examples/record_session.py --model models/recipes.onnx --out docs/session.svg
 	$(BIN)/python examples/record_session.py --model models/recipes.onnx --out docs/cells.svg --script cells --unit $(CELLS_UNIT) --seed 3
+	$(BIN)/python examples/record_session.py --model models/recipes.onnx --out docs/saliency.svg --script saliency
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -9,6 +9,10 @@
     numbering one numbering of a text's words (word N of the whole text, ⏹ last) for every view
     inspection  both next-word distributions (model and sampling) before any word; a text cut back
     cells     the LSTM's (h, c) after every word, and units that follow a feature of the text
+    lstm_model     the weights behind an engine, checked against what the engine computes
+    influence      which earlier words made a word likely: occlusion, gradient × input, distance profile
+    gates          each gate of a unit at each word; which units integrate or reset
+    interventions  units held at a value, a patched state, one logit split over the units
 
 Everything that samples goes through `loop.generate` and `sampling.Sampler`; the model behind it is
 any `recipe_repl.model.engine.Engine`.

@@ -24,6 +24,7 @@ from recipe_repl.generate.loop import (
     Listener,
     NullListener,
     Request,
+    Resume,
     Sample,
     StopReason,
     draw_chooser,
@@ -144,6 +145,22 @@ class Session:
         self.last_samples = []  # their LSTM states belong to the old model
         self.last_text = None  # its ids are the old vocabulary's
         return engine
+
+    def use_engine(self, engine: Engine) -> None:
+        """Go on with another engine of the same model and vocabulary (`:ablate`'s changed model, or the
+        model back): the last samples' resume points are recomputed under it, so `:continue` reads on
+        from the same words through the new engine (their states are the old engine's)."""
+        import numpy as np
+
+        from recipe_repl.generate.loop import prefill
+
+        def again(resume: Resume) -> Resume:
+            last, state = prefill(engine, np.array([resume.history], dtype=np.int64), engine.start(1))
+            return replace(resume, state=state, logits=last[0].copy(), pending=())
+
+        self._engine = engine
+        self.last_samples = [replace(s, resume=again(s.resume)) if s.resume and s.resume.history else s
+                             for s in self.last_samples]
 
     def _warn_unsafe_words(self, engine: Engine) -> None:
         """Say once, when a model loads, that its vocabulary holds control or bidi characters."""
