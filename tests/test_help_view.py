@@ -22,9 +22,10 @@ def test_help_fits_the_width_with_no_cut_word(random_model, plugins, width):
     run = run_script(random_model, plugins, lines(":help"), width=width)
     listing = run.out.split("commands (anything else is a prompt")[1]
     assert all(len(line) <= width for line in listing.splitlines())
-    assert "…" not in listing.replace("WORDS…", "").replace("T2 …", "").replace("B.onnx …", "")
-    flat = words(listing)
     specs = run.session.plugins.commands.specs()
+    own = sum(spec.synopsis.count("…") + spec.help.count("…") for spec in specs)
+    assert listing.count("…") == own  # no ellipsis of rich's: nothing was cut
+    flat = words(listing)
     assert len(specs) > 30
     for spec in specs:  # every usage and every help, whole, word after word
         assert words(spec.synopsis) in flat and words(spec.help) in flat, spec.name
