@@ -103,8 +103,9 @@ def ship(exports: dict[int, Path], out_dir: Path, held: list[list[int]], budget:
     total = sum(len(b) for b in made.values())
     if total > budget:
         sizes = ", ".join(f"epoch {s.epoch} {s.bytes / 1e6:.2f} MB" for s in shipped)
+        last = max(exports)
         raise UserError(f"the epochs would take {total / 1e6:.2f} MB, over the {budget / 1e6:g} MB budget ({sizes}): "
-                        "ship fewer (--epochs 1,4,LAST)")
+                        f"ship fewer, e.g. --epochs 1,4,{last}")
     out_dir.mkdir(parents=True, exist_ok=True)
     for s in shipped:
         atomic.write_bytes(out_dir / s.file, made[s.epoch])
