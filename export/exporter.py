@@ -47,7 +47,7 @@ def held_out(loaded: convert.LoadedRun, vocab: Vocabulary, limit: int = HELD_OUT
 
     cfg = loaded.config
     try:
-        corpus, split = load_split(cfg.data, cfg.val_split, cfg.seed)
+        corpus, split = load_split(cfg.data, cfg.val_split, cfg.seed, cfg.clean)
         val = split.val
         source = f"validation split of {corpus.name}"
     except UserError:
@@ -93,6 +93,7 @@ def training_facts(loaded: convert.LoadedRun, epoch: int | None = None) -> dict[
             "val_split": loaded.config.val_split, "data": loaded.config.data, "masked_loss": loaded.config.mask,
             "date": None,
         }
+    facts.setdefault("clean", loaded.config.clean)  # eval and the card rebuild the split from these facts
     from recipe_repl.train import checkpoint
 
     facts["checkpoint_epoch"] = checkpoint.epoch_of(loaded.weights or run.checkpoint_file)

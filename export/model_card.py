@@ -161,7 +161,7 @@ def style_samples(model_path: Path, training: dict[str, Any]) -> list[dict[str, 
     from recipe_repl.settings import Settings
 
     engine = OnnxEngine(model_path, provider="cpu")
-    _, split = load_split(training["data"], training["val_split"], training["seed"])
+    _, split = load_split(training["data"], training["val_split"], training["seed"], bool(training.get("clean")))
     out = []
     for name, (_, val) in split.per_corpus.items():
         if not val:
@@ -184,7 +184,7 @@ def _held_out(vocab: Vocabulary, config: dict[str, Any], training: dict[str, Any
     from recipe_repl.export.evaluate import target_sequence
     from recipe_repl.train.preprocess import load_split
 
-    _, split = load_split(training["data"], training["val_split"], training["seed"])
+    _, split = load_split(training["data"], training["val_split"], training["seed"], bool(training.get("clean")))
     return [target_sequence(vocab, t, config["seq_len"]) for t in split.val]
 
 

@@ -52,11 +52,15 @@ def split_corpus(corpus: Corpus, val_split: float, seed: int) -> Split:
     return Split([t for tr, _ in per.values() for t in tr], [t for _, va in per.values() for t in va], per)
 
 
-def load_split(spec: str, val_split: float, seed: int) -> tuple[Corpus, Split]:
-    """Load a corpus spec and split it as training did (export, eval and the model card use this)."""
+def load_split(spec: str, val_split: float, seed: int, clean: bool = False) -> tuple[Corpus, Split]:
+    """Load a corpus spec (without its foreign recipes when `clean`) and split it as training did
+    (training, export, eval and the model card use this)."""
     from recipe_repl.train.corpus import load_corpus
+    from recipe_repl.train.corpus_check import drop_foreign
 
     corpus = load_corpus(spec)
+    if clean:
+        corpus = drop_foreign(corpus)
     return corpus, split_corpus(corpus, val_split, seed)
 
 
