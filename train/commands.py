@@ -31,7 +31,16 @@ _D = TrainConfig()
               show_default=True, help="cosine: decay the learning rate per epoch to 5% of it by the last epoch.")
 @click.option("--no-mask", is_flag=True, help="Count padding after the stop token in the loss (the lecture).")
 @click.option("--no-bucketing", is_flag=True, help="Fixed seq_len batches instead of length buckets.")
+@click.option("--no-clean", is_flag=True,
+              help="Keep recipes mostly in another script than their corpus (dropped by default; "
+                   "`recipe-repl data check NAME` lists them).")
 @click.option("--dropout", type=float, default=_D.dropout, show_default=True)
+@click.option("--tie-embeddings/--no-tie-embeddings", default=_D.tie_embeddings, show_default=True,
+              help="Output layer = the embedding table (through a projection when --units differs from "
+                   "--embedding-dim); the export folds it into the usual Dense layer.")
+@click.option("--sampled-softmax", type=int, default=_D.sampled_softmax, show_default=True, metavar="N",
+              help="Train on a sampled softmax over N words instead of the whole vocabulary (0 = off); "
+                   "validation, export and eval always use the full softmax.")
 @click.option("--lowercase", type=click.Choice(["auto", "ascii", "unicode"]), default="auto", show_default=True,
               help="ascii = tf.strings.lower; unicode lowers in Python first (auto: unicode for builtin:ru).")
 @click.option("--mixed-precision", is_flag=True, help="bfloat16 compute on CPU, float16 on GPU.")
@@ -51,7 +60,8 @@ _D = TrainConfig()
 @click.option("--quiet", is_flag=True, help="No progress, samples or probe.")
 @click.option("--verbose", is_flag=True, help="Keep TensorFlow's own log lines (C++ INFO and warnings).")
 @click.pass_context
-def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing: bool, resume: bool, fresh: bool,
+def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing: bool, no_clean: bool,
+                  resume: bool, fresh: bool,
                   keep_epochs: int | None, probe: str, no_probe: bool, quiet: bool, verbose: bool, **kw: Any) -> None:
     """Train the recipe LSTM (Keras) into a run folder that `recipe-repl export` turns into ONNX."""
     from recipe_repl.train.tf_env import prefer_onednn, set_native_logging
@@ -65,7 +75,7 @@ def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing:
     if fresh and resume:
         raise UserError("--fresh and --resume contradict each other; pick one")
 
-    cfg = TrainConfig(mask=not no_mask, bucketing=not no_bucketing, **kw)
+    cfg = TrainConfig(mask=not no_mask, bucketing=not no_bucketing, clean=not no_clean, **kw)
     if resume:
         _check_resume_flags(ctx, cfg, out)
     tf, _ = import_tensorflow(verbose)  # a UserError naming the extra when TensorFlow is missing
@@ -108,7 +118,7 @@ def _check_resume_flags(ctx: click.Context, cfg: TrainConfig, out: Path) -> None
     if not run.config_file.exists():
         return  # train() says there is nothing to resume
     saved = run.config()
-    field_of = {"no_mask": "mask", "no_bucketing": "bucketing"}
+    field_of = {"no_mask": "mask", "no_bucketing": "bucketing", "no_clean": "clean"}
     differ = []
     for param in ctx.command.params:
         name = param.name or ""
