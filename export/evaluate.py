@@ -149,13 +149,15 @@ def format_figures(fig: dict[str, Any]) -> list[str]:
         lines.append(line + f" ({u['lstm']['recipes']} recipes, {u['lstm']['body_tokens']} body tokens)")
     every = fig["samples_all"]
     lines.append(f"samples from {every['titles']} held-out titles (\"recipe for TITLE |\", {fig['max_tokens']} "
-                 f"tokens, seed {fig['seed']}): body names a title word / has a 4-gram 3+ times")
+                 f"tokens, seed {fig['seed']}): title words = the body names a content word of the title; "
+                 "loops = a 4-gram three times or more")
     groups = [("all", every)] + (list(fig["samples"].items()) if len(fig["samples"]) > 1 else [])
     for name, rep in groups:
-        cells = [f"T={t['temperature']:g} {t['title_share']:.0%}/{t['loop_share']:.0%}"
-                 for t in rep["per_temperature"]]
-        lines.append(f"  {name}: " + "  ".join(cells)
-                     + f"  (held-out recipes {rep['data_title_share']:.0%}/{rep['data_loop_share']:.0%})")
+        temps = rep["per_temperature"]
+        words = ", ".join(f"T={t['temperature']:g} {t['title_share']:.0%}" for t in temps)
+        loops = ", ".join(f"T={t['temperature']:g} {t['loop_share']:.0%}" for t in temps)
+        lines.append(f"  {name}: title words {words} (held-out recipes {rep['data_title_share']:.0%}); "
+                     f"loops {loops} (held-out recipes {rep['data_loop_share']:.0%})")
     return lines
 
 

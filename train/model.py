@@ -117,13 +117,13 @@ def _before_output(model: Any) -> str:
 def inference_weights(model: Any) -> dict[str, list[np.ndarray]]:
     """The weights of the plain inference graph (Embedding, LSTM, Dense(vocab)) for any trained model:
     a tied model's projection and table folded into the Dense layer's kernel [units, vocab] and bias."""
-    emb = model.get_layer(EMBEDDING)
-    table = np.asarray(emb.embeddings, np.float64)
+    emb_weights = [np.asarray(w, np.float64) for w in model.get_layer(EMBEDDING).get_weights()]
+    table = emb_weights[0]
     out = {EMBEDDING: [table.astype(np.float32)], LSTM: model.get_layer(LSTM).get_weights()}
     if not is_tied(model):
         out[LOGITS] = model.get_layer(LOGITS).get_weights()
         return out
-    bias = np.asarray(emb.reverse_bias, np.float64)
+    bias = emb_weights[1]  # the tied layer's weights: table, output bias
     if any(layer.name == PROJECTION for layer in model.layers):
         p_kernel, p_bias = (np.asarray(w, np.float64) for w in model.get_layer(PROJECTION).get_weights())
         kernel, bias = p_kernel @ table.T, p_bias @ table.T + bias
