@@ -8,8 +8,25 @@ from typing import Any
 import click
 from recipe_repl.train.callbacks import DEFAULT_PROBE, Callback, ProbePrinter
 from recipe_repl.train.config import TrainConfig
+from recipe_repl.train.keep_epochs import KeepEpochs
 
 _D = TrainConfig()
+
+
+class _KeepEpochsParam(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click (8.1 is allowed)
+    """`--keep-epochs K` or `--keep-epochs 1,2,4,8,last`, checked by click (exit status 2 when bad)."""
+
+    name = "K|LIST"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> KeepEpochs:
+        from recipe_repl.errors import UserError
+
+        if isinstance(value, KeepEpochs):
+            return value
+        try:
+            return KeepEpochs.parse(str(value))
+        except UserError as e:
+            self.fail(str(e), param, ctx)
 
 
 @click.command("train")
@@ -51,9 +68,11 @@ _D = TrainConfig()
               help="Continue the run in --out after its last epoch, with its settings (only --epochs may change).")
 @click.option("--fresh", is_flag=True,
               help="Start over, replacing a run already in --out (kept until the new run's first checkpoint).")
-@click.option("--keep-epochs", type=click.IntRange(min=1), is_flag=False, flag_value=1, default=None, metavar="[K]",
-              help="After every K-th epoch (K = 1 when left out) keep the checkpoint and export it, parity-checked, "
-                   "to RUN/epochs/epoch-NNN.onnx (for :compare-models and `export --epoch`).")
+@click.option("--keep-epochs", type=_KeepEpochsParam(), is_flag=False, flag_value="1", default=None,
+              metavar="[K|LIST]",
+              help="After every K-th epoch (K = 1 when left out), or after the epochs of a list such as "
+                   "1,2,4,8,last, keep the checkpoint and export it, parity-checked, to RUN/epochs/epoch-NNN.onnx "
+                   "(for :compare-models and `export --epoch`).")
 @click.option("--probe", default=DEFAULT_PROBE, show_default=True,
               help="Each epoch, the likeliest next words after this prompt, beside the sample.")
 @click.option("--no-probe", is_flag=True, help="No per-epoch probe line.")
@@ -62,7 +81,7 @@ _D = TrainConfig()
 @click.pass_context
 def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing: bool, no_clean: bool,
                   resume: bool, fresh: bool,
-                  keep_epochs: int | None, probe: str, no_probe: bool, quiet: bool, verbose: bool, **kw: Any) -> None:
+                  keep_epochs: KeepEpochs | None, probe: str, no_probe: bool, quiet: bool, verbose: bool, **kw: Any) -> None:
     """Train the recipe LSTM (Keras) into a run folder that `recipe-repl export` turns into ONNX."""
     from recipe_repl.train.tf_env import prefer_onednn, set_native_logging
 
@@ -98,7 +117,7 @@ def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing:
                    f"val perplexity {last['val_perplexity']:.1f}; run folder {out}", err=True)
 
 
-def _epoch_exporter(out: Path, every: int, quiet: bool) -> Callback:
+def _epoch_exporter(out: Path, every: KeepEpochs, quiet: bool) -> Callback:
     """`--keep-epochs`: export/ sits above train/ in the layering, so its callback is looked up by name
     (as the CLI finds the train and export commands) rather than imported."""
     import importlib
