@@ -143,6 +143,8 @@ def main() -> None:
             for name, (_, val) in split.per_corpus.items():
                 use = figures.title_use(self.engine, val, cfg.seq_len, seed=0, batch_size=64)
                 row[f"title_use[{Path(name).stem}]"] = round(use.ratio, 4)
+                words = figures.title_word_use(self.engine, val, cfg.seq_len, seed=0, batch_size=64)
+                row[f"title_word_use[{Path(name).stem}]"] = round(words.ratio, 3)
             if args.samples and epoch == cfg.epochs:
                 for name, (_, val) in split.per_corpus.items():
                     rep = figures.sample_figures(self.engine, figures.pick_titles(val, 100, 0), seed=0,

@@ -172,10 +172,12 @@ def _title(f: dict[str, Any]) -> list[str]:
         " after another recipe's title (a seeded derangement of the titles) over their perplexity after their own;"
         " 1.00 means the title changes nothing. A 3-gram sees two words back, so its figure is close to 1.",
         "",
-        "| corpus | held out | title use, LSTM | title use, 3-gram |",
-        "|---|---:|---:|---:|",
+        "| corpus | held out | title use, LSTM | title use, 3-gram | LSTM, on the body's words that name the title |",
+        "|---|---:|---:|---:|---:|",
         *[f"| `{name}` | {u['lstm']['recipes']:,} | {u['lstm']['ratio']:.3f}x |"
-          f" {u.get('kneser_ney_3gram', {}).get('ratio', float('nan')):.3f}x |" for name, u in fig["title_use"].items()],
+          f" {u.get('kneser_ney_3gram', {}).get('ratio', float('nan')):.3f}x |"
+          f" {u['lstm_title_words']['ratio']:.3f}x ({u['lstm_title_words']['body_tokens']:,} words) |"
+          for name, u in fig["title_use"].items()],
         "",
         f"**Title words in samples**: {every['titles']} held-out titles (up to {fig['titles_per_corpus']} per"
         " corpus) as prompts"

@@ -128,7 +128,8 @@ def title_figures(engine: OnnxEngine, per_val: dict[str, list[str]], seq_len: in
     use: dict[str, Any] = {}
     samples: dict[str, Any] = {}
     for name, val in per_val.items():
-        use[name] = {"lstm": figures.as_dict(figures.title_use(engine, val, seq_len, seed))}
+        use[name] = {"lstm": figures.as_dict(figures.title_use(engine, val, seq_len, seed)),
+                     "lstm_title_words": figures.as_dict(figures.title_word_use(engine, val, seq_len, seed))}
         if kn is not None:
             use[name]["kneser_ney_3gram"] = figures.as_dict(
                 figures.ngram_title_use(kn.token_nlls, engine.vocab, val, seq_len, seed))
@@ -146,7 +147,9 @@ def format_figures(fig: dict[str, Any]) -> list[str]:
         line = f"  {name}: LSTM {u['lstm']['ratio']:.3f}x"
         if "kneser_ney_3gram" in u:
             line += f", 3-gram {u['kneser_ney_3gram']['ratio']:.3f}x"
-        lines.append(line + f" ({u['lstm']['recipes']} recipes, {u['lstm']['body_tokens']} body tokens)")
+        lines.append(line + f" ({u['lstm']['recipes']} recipes, {u['lstm']['body_tokens']} body tokens); "
+                     f"on the body's words that name the title {u['lstm_title_words']['ratio']:.3f}x "
+                     f"({u['lstm_title_words']['body_tokens']} tokens)")
     every = fig["samples_all"]
     lines.append(f"samples from {every['titles']} held-out titles (\"recipe for TITLE |\", {fig['max_tokens']} "
                  f"tokens, seed {fig['seed']}): title words = the body names a content word of the title; "

@@ -68,8 +68,9 @@ class Scored:
         return math.exp(self.nll / max(self.tokens, 1))
 
 
-def score_from(engine: Engine, items: Sequence[tuple[list[int], int]], batch_size: int = 32) -> Scored:
-    """NLL of the targets seq[start:] of each (seq, start), every sequence fed from a fresh state.
+def score_from(engine: Engine, items: Sequence[tuple[list[int], int | Sequence[bool]]], batch_size: int = 32) -> Scored:
+    """NLL of the targets seq[start:] of each (seq, start), every sequence fed from a fresh state; or, when
+    `start` is a list of flags (one per target seq[1:]), of the flagged targets.
 
     Sequences are scored in batches of similar length (padding sits after a sequence's end, where an
     LSTM's earlier outputs do not see it, and is not scored).
@@ -86,7 +87,10 @@ def score_from(engine: Engine, items: Sequence[tuple[list[int], int]], batch_siz
         scored = np.zeros((len(chunk), T), bool)
         for r, (s, start) in enumerate(chunk):
             x[r, : len(s) - 1], y[r, : len(s) - 1] = s[:-1], s[1:]
-            scored[r, max(start, 1) - 1 : len(s) - 1] = True  # target s[t + 1] is predicted at position t
+            if isinstance(start, int):
+                scored[r, max(start, 1) - 1 : len(s) - 1] = True  # target s[t + 1] is predicted at position t
+            else:
+                scored[r, : len(s) - 1] = np.asarray(start, bool)[: len(s) - 1]
         logits, _ = engine.forward(x, engine.start(len(chunk)))
         logp = np.asarray(logits, np.float64)
         logp -= logp.max(-1, keepdims=True)
@@ -128,6 +132,25 @@ def title_use(engine: Engine, texts: Sequence[str], seq_len: int, seed: int = 0,
     other = score_from(engine, [(items[j][0] + b, len(items[j][0])) for (_, b), j in zip(items, perm, strict=True)],
                        batch_size)
     return TitleUse(len(items), own.tokens, own.perplexity, other.perplexity, other.perplexity / own.perplexity)
+
+
+def title_word_use(engine: Engine, texts: Sequence[str], seq_len: int, seed: int = 0,
+                   batch_size: int = 32) -> TitleUse:
+    """`title_use` scored only where the body names a content word of its own title: how much likelier
+    the title's own words are after the own title (a sharper, earlier sign than the whole body's)."""
+    vocab = engine.vocab
+    kept = [(t, b, content_words(vocab, split_title(text)[0]))
+            for text, (t, b) in zip(texts, body_items(vocab, texts, seq_len), strict=True) if b]
+    perm = derangement(len(kept), seed)
+
+    def flags(title: list[int], body: list[int], wanted: set[str]) -> list[bool]:
+        """One flag per target of title + body: the body's words that name the own title."""
+        return [False] * (len(title) - 1) + [stem(vocab.words[i]) in wanted for i in body]
+
+    own = score_from(engine, [(t + b, flags(t, b, w)) for t, b, w in kept], batch_size)
+    other = score_from(engine, [(kept[j][0] + b, flags(kept[j][0], b, w))
+                                for (_, b, w), j in zip(kept, perm, strict=True)], batch_size)
+    return TitleUse(len(kept), own.tokens, own.perplexity, other.perplexity, other.perplexity / own.perplexity)
 
 
 def ngram_title_use(token_nll: Callable[[list[int]], np.ndarray], vocab: Vocabulary, texts: Sequence[str],

@@ -145,3 +145,33 @@ def test_pick_titles_is_seeded_and_keeps_order():
     assert picked == figures.pick_titles(texts, 10, seed=2) and len(picked) == 10
     assert picked == sorted(picked, key=texts.index)
     assert figures.pick_titles(texts[:3], 10, seed=2) == texts[:3]
+
+
+def test_title_word_use_scores_only_the_words_that_name_the_title(engine: OnnxEngine, random_model: Path):
+    texts = TEXTS[:3]
+    perm = figures.derangement(3, seed=0)
+    vocab = engine.vocab
+    titles = [vocab.encode(t.split(" | ")[0] + " |") for t in texts]
+    bodies = [vocab.encode(t.split(" | ")[1]) + [0] for t in texts]
+    named = [figures.content_words(vocab, t.split(" | ")[0]) for t in texts]
+
+    def nll(title: list[int], i: int) -> tuple[float, int]:
+        sess = ort.InferenceSession(str(random_model), providers=["CPUExecutionProvider"])
+        logits, _, _ = sess.run(None, {"tokens": np.array([title + bodies[i]], np.int32),
+                                       "h0": np.zeros((1, 16), np.float32), "c0": np.zeros((1, 16), np.float32)})
+        z = logits[0].astype(np.float64)
+        logp = z - z.max(-1, keepdims=True) - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True))
+        total, n = 0.0, 0
+        for k, w in enumerate(bodies[i]):
+            if figures.stem(vocab.words[w]) in named[i]:
+                total -= logp[len(title) - 1 + k, w]
+                n += 1
+        return total, n
+
+    own = [nll(titles[i], i) for i in range(3)]
+    other = [nll(titles[perm[i]], i) for i in range(3)]
+    n = sum(k for _, k in own)
+    assert n == 3  # by hand: "chicken" in recipe 1, none in recipe 2, "salt" and "chicken" in recipe 3
+    got = figures.title_word_use(engine, texts, seq_len=200, seed=0)
+    assert got.body_tokens == n
+    assert got.ratio == pytest.approx(math.exp((sum(x for x, _ in other) - sum(x for x, _ in own)) / n), rel=1e-5)

@@ -24,6 +24,7 @@ LEVERS = {
     "tied, no projection": {"tie_embeddings": True, "embedding_dim": 32},
     "sampled softmax": {"sampled_softmax": 40},
     "tied, sampled softmax": {"tie_embeddings": True, "sampled_softmax": 40, "dropout": 0.2},
+    "word dropout": {"word_dropout": 0.3},
 }
 
 

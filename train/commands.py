@@ -52,6 +52,9 @@ class _KeepEpochsParam(click.ParamType):  # type: ignore[type-arg]  # generic on
               help="Keep recipes mostly in another script than their corpus (dropped by default; "
                    "`recipe-repl data check NAME` lists them).")
 @click.option("--dropout", type=float, default=_D.dropout, show_default=True)
+@click.option("--word-dropout", type=float, default=_D.word_dropout, show_default=True,
+              help="Each input word of a recipe's body (after the title's |) is read as [UNK] with this "
+                   "probability while training, so the model leans on the title more (0 = off).")
 @click.option("--tie-embeddings/--no-tie-embeddings", default=_D.tie_embeddings, show_default=True,
               help="Output layer = the embedding table (through a projection when --units differs from "
                    "--embedding-dim); the export folds it into the usual Dense layer.")

@@ -22,6 +22,7 @@ class TrainConfig:
     mask: bool = True  # loss ignores positions after the first stop token (False: the lecture's behaviour)
     bucketing: bool = True  # batch recipes of similar length and trim padding (False: fixed seq_len batches)
     dropout: float = 0.0  # dropout after the embedding and after the LSTM (0 = none, as in the lecture)
+    word_dropout: float = 0.0  # body input words read as [UNK] with this probability (training only)
     tie_embeddings: bool = False  # output layer = the embedding table (+ a projection when units differ)
     sampled_softmax: int = 0  # train on a sampled softmax over this many words (0 = the full softmax)
     learning_rate: float = 1e-3  # Adam learning rate (the peak one with a schedule)

@@ -238,6 +238,9 @@ class _Fit:
             batches = preprocess.bucketed_batches(self.data.ids_train, cfg.batch_size, shuffle_seed)
         else:
             batches = preprocess.fixed_batches(self.data.ids_train, cfg.batch_size, cfg.mask, shuffle_seed)
+        if cfg.word_dropout:
+            separator = self.data.words.index("|") if "|" in self.data.words else -1
+            batches = preprocess.drop_words(batches, cfg.word_dropout, separator, shuffle_seed + 7)
         for cb in self.callbacks:
             cb.on_epoch_begin(epoch, len(batches))
         t0 = time.perf_counter()
@@ -330,6 +333,8 @@ def _check(cfg: TrainConfig) -> None:
         raise UserError("--val-split must be in [0, 1)")
     if cfg.sampled_softmax < 0:
         raise UserError("--sampled-softmax must be 0 (the full softmax) or a number of sampled words")
+    if not 0.0 <= cfg.word_dropout < 1.0:
+        raise UserError("--word-dropout must be in [0, 1)")
     if not 0.0 <= cfg.dropout < 1.0:
         raise UserError("--dropout must be in [0, 1)")
     if not (math.isfinite(cfg.learning_rate) and cfg.learning_rate > 0):

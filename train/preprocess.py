@@ -178,6 +178,26 @@ def bucketed_batches(
     return batches
 
 
+def drop_words(batches: list[Batch], rate: float, separator: int, seed: int) -> list[Batch]:
+    """Word dropout on the inputs (Bowman et al. 2016): each input word of a body (after the first
+    `separator`, the title's "|") becomes [UNK] with probability `rate`; titles and targets stay.
+
+    A model that cannot always trust the words just before a position learns to lean on what it read
+    longer ago — the title. Training batches only: validation, export and generation read every word.
+    """
+    if rate <= 0:
+        return batches
+    rng = np.random.default_rng(seed)
+    out = []
+    for b in batches:
+        is_sep = b.x == separator
+        after = np.cumsum(is_sep, axis=1) > 0  # at or after the first separator
+        body = after & ~is_sep & (b.x != 0)
+        x = np.where(body & (rng.random(b.x.shape) < rate), np.int32(1), b.x).astype(b.x.dtype)
+        out.append(Batch(x, b.y, b.w))
+    return out
+
+
 def iterate(batches: list[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     for b in batches:
         yield b.x, b.y, b.w
