@@ -46,11 +46,12 @@ bench: $(DEV_STAMP)
 
 ## model: retrain the shipped model, re-export it and rewrite its card (about 85 minutes on 2 CPU cores);
 ## interrupted, `make model` again continues the run after its last epoch (`make model-fresh` starts over)
-SHIPPED := --data builtin+wikibooks --vocab-size 5000 --units 256 --embedding-dim 128 --dropout 0.1 \
-	--batch-size 64 --learning-rate 0.002 --lr-schedule cosine --epochs 32
+SHIPPED := --data builtin+wikibooks --vocab-size 5000 --units 256 --embedding-dim 256 --tie-embeddings \
+	--sampled-softmax 1024 --dropout 0.15 --word-dropout 0.2 --batch-size 32 --learning-rate 0.005 \
+	--lr-schedule cosine --epochs 40
 MODEL_RUN ?= runs/shipped
 # per-epoch exports (RUN/epochs/epoch-NNN.onnx) are kept for the package's "watch it learn" epochs
-KEEP_EPOCHS ?= 1
+KEEP_EPOCHS ?= 1,2,4,8,last
 model: $(DEV_STAMP)
 	$(call train_or_resume,$(SHIPPED) --keep-epochs $(KEEP_EPOCHS),$(MODEL_RUN))
 	$(BIN)/recipe-repl export $(MODEL_RUN) --out models/recipes.onnx
