@@ -146,7 +146,7 @@ def time_to_quality(args) -> None:
 
     print(f"lecture pipeline: {lecture_s:7.1f} s for {args.lecture_epochs} epochs, val loss {target:.4f} (the target)",
           flush=True)
-    names = list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(",")]
+    names = list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(";")]
     results = []
     for name in names:
         if name not in VARIANTS:
@@ -304,7 +304,7 @@ def main() -> None:
     ap.add_argument("--tie", action="store_true", help="tied input/output embeddings")
     ap.add_argument("--sampled-softmax", type=int, default=0, help="train on a sampled softmax over N words")
     ap.add_argument("--variants", default="default",
-                    help=f"comma-separated variants of recipe-repl's loop to time, or all: {', '.join(VARIANTS)}")
+                    help=f"variants of recipe-repl's loop to time, separated by ';', or all: {'; '.join(VARIANTS)}")
     ap.add_argument("--evals-per-epoch", type=int, default=4)
     ap.add_argument("--reuse-lecture", type=float, nargs=2, metavar=("SECONDS", "LOSS"), default=None,
                     help="skip the lecture's run: its training seconds and final validation loss from an earlier run")
