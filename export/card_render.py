@@ -78,13 +78,18 @@ def _data(f: dict[str, Any]) -> list[str]:
 
 
 def _model(f: dict[str, Any]) -> list[str]:
-    config = f["config"]
+    config, rc = f["config"], f["run_config"]
+    tied = rc.get("tie_embeddings")
+    projection = tied and config["units"] != config["embedding_dim"]
     return [
         "## Model",
         "",
         f"- Embedding({config['vocab_size']}, {config['embedding_dim']}) → LSTM({config['units']}) →"
         f" Dense({config['vocab_size']}) giving logits; dropout {config['dropout']} after the embedding and the LSTM"
-        " (training only).",
+        " (training only)."
+        + (" Trained with tied embeddings: the output layer was the embedding table"
+           + (" behind a linear projection" if projection else "")
+           + "; the export folded it into this Dense layer (same graph, parity-checked)." if tied else ""),
         f"- Vocabulary: {config['vocab_size']:,} words (the most frequent of the training split; the rest read as"
         " [UNK]); id 0 = pad/stop, id 1 = [UNK].",
         f"- File: {f['file']['bytes'] / 2**20:.1f} MiB float32, stateful step graph (`tokens`, `h0`, `c0` →"
@@ -103,7 +108,14 @@ def _training(f: dict[str, Any]) -> list[str]:
         f"- Adam, learning rate {rc.get('learning_rate')} ({rc.get('lr_schedule', 'constant')} schedule), batch"
         f" {rc.get('batch_size')}, {'length-bucketed' if rc.get('bucketing') else 'fixed-length'} batches,"
         f" {'masked' if rc.get('mask') else 'unmasked'} loss (positions after the first stop token do not count;"
-        " the stop token does).",
+        " the stop token does)."
+        + (f" Training loss: a sampled softmax over {rc['sampled_softmax']:,} words drawn log-uniformly (the"
+           " training losses below are that loss; validation, export and evaluation use the full softmax)."
+           if rc.get("sampled_softmax") else "")
+        + (f" Word dropout {rc['word_dropout']}: each input word of a body read as [UNK] with that probability"
+           " while training, so that the model leans on the title." if rc.get("word_dropout") else "")
+        + (" Recipes mostly in another script than their corpus were dropped (`recipe-repl data check`)."
+           if rc.get("clean") else ""),
         f"- Epochs: {training.get('epochs')}; the lowest validation loss was at epoch {f['best_epoch']}."
         f" Epoch time {min(epoch_s):.0f}–{max(epoch_s):.0f} s (median {np.median(epoch_s):.0f} s, mean"
         f" {np.mean(epoch_s):.0f} s), {sum(epoch_s) / 60:.1f} min of training in all, on"
@@ -310,6 +322,16 @@ def _samples(f: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _lever_flags(rc: dict[str, Any]) -> str:
+    """The training levers a run used, as `recipe-repl train` flags (empty for the lecture's plain model)."""
+    flags = " --tie-embeddings" if rc.get("tie_embeddings") else ""
+    return flags + (f" --sampled-softmax {rc['sampled_softmax']}" if rc.get("sampled_softmax") else "")
+
+
+def _word_dropout_flag(rc: dict[str, Any]) -> str:
+    return f" --word-dropout {rc['word_dropout']}" if rc.get("word_dropout") else ""
+
+
 def _rebuild(f: dict[str, Any]) -> list[str]:
     config, training, corpus, rc = f["config"], f["training"], f["corpus"], f["run_config"]
     return [
@@ -319,14 +341,17 @@ def _rebuild(f: dict[str, Any]) -> list[str]:
         "",
         "```",
         f"recipe-repl train --data {rc.get('data')} --vocab-size {rc.get('vocab_size')} --units {config['units']}"
-        f" --embedding-dim {config['embedding_dim']} --dropout {config['dropout']} --batch-size {rc.get('batch_size')}"
+        f" --embedding-dim {config['embedding_dim']}{_lever_flags(rc)} --dropout {config['dropout']}"
+        f"{_word_dropout_flag(rc)} --batch-size {rc.get('batch_size')}"
         f" --learning-rate {rc.get('learning_rate')} --lr-schedule {rc.get('lr_schedule', 'constant')}"
-        f" --epochs {training.get('epochs')} --out runs/shipped --fresh",
+        f" --epochs {training.get('epochs')} --keep-epochs 1,2,4,8,last --out runs/shipped",
         "recipe-repl export runs/shipped --out models/recipes.onnx",
         "python -m recipe_repl.export.model_card models/recipes.onnx --run runs/shipped --out models/MODEL_CARD.md",
         "```",
         "",
-        "Training is seeded, but floating-point sums on other machines can give slightly different weights.",
+        "Interrupted, `make model` again continues the run after its last completed epoch (`--resume`);"
+        " `make model-fresh` starts over. Training is seeded, but floating-point sums on other machines can"
+        " give slightly different weights.",
         "",
         "## Limits",
         "",
