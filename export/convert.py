@@ -54,7 +54,7 @@ def load_run(run_dir: Path, epoch: int | None = None) -> LoadedRun:
     import_export_libs()
     from recipe_repl.train.model import build_model
 
-    model = build_model(len(words), cfg.embedding_dim, cfg.units, cfg.dropout)
+    model = build_model(len(words), cfg.embedding_dim, cfg.units, cfg.dropout, tie=cfg.tie_embeddings)
     try:
         model.load_weights(str(weights))
     except Exception as e:  # h5py/keras raise many kinds; all mean the same to the user
@@ -63,9 +63,11 @@ def load_run(run_dir: Path, epoch: int | None = None) -> LoadedRun:
 
 
 def build_step_model(trained: Any, vocab_len: int, embedding_dim: int, units: int) -> Any:
-    """The stateful inference model: (tokens, h0, c0) → (logits, h, c), weights copied from `trained`."""
+    """The stateful inference model: (tokens, h0, c0) → (logits, h, c), weights copied from `trained`
+    (a tied model's output layer folded into a plain Dense layer: the same graph either way)."""
     import keras
     from keras import layers
+    from recipe_repl.train.model import inference_weights
 
     tokens = keras.Input(shape=(None,), dtype="int32", name=contract.TOKENS_INPUT)
     h0 = keras.Input(shape=(units,), dtype="float32", name="h0")
@@ -75,8 +77,9 @@ def build_step_model(trained: Any, vocab_len: int, embedding_dim: int, units: in
     dense = layers.Dense(vocab_len, name="logits")
     seq, h, c = lstm(emb(tokens), initial_state=[h0, c0])
     model = keras.Model([tokens, h0, c0], [dense(seq), h, c], name="recipe_lstm_step")
+    weights = inference_weights(trained)
     for layer in (emb, lstm, dense):
-        layer.set_weights(trained.get_layer(layer.name).get_weights())
+        layer.set_weights(weights[layer.name])
     return model
 
 
