@@ -1,10 +1,12 @@
 """Generation: from logits to words, and the numbers behind each word.
 
-    sampling  the processor chain and the draw (Sampler); `choose_word` is the reference to read
-    loop      the one generation loop: prefill, step, choose, stop — for every frontend and command
-    beam      beam search through the same stepper and stop check
-    scoring   the model's own probability of each word of a given text, and its perplexity
-    cells     the LSTM's (h, c) after every word, and units that follow a feature of the text
+    sampling    the processor chain and the draw (Sampler); `choose_word` is the reference to read
+    fast_draw   the draw `Sampler.sample` takes: `choose_word`'s word, in fewer passes, allocating nothing
+    loop        the one generation loop: prefill, step, choose, stop — for every frontend and command
+    beam        beam search through the same stepper and stop check
+    inspection  the next-word distribution after given words (the model's, or the sampler's), rewinding
+    scoring     the model's own probability of each word of a given text, and its perplexity
+    cells       the LSTM's (h, c) after every word, and units that follow a feature of the text
 
 Everything that samples goes through `loop.generate` and `sampling.Sampler`; the model behind it is
 any `recipe_repl.model.engine.Engine`.
