@@ -59,11 +59,12 @@ model: $(DEV_STAMP)
 	$(BIN)/recipe-repl export runs/shipped --out models/recipes.onnx
 	$(BIN)/python -m recipe_repl.export.model_card models/recipes.onnx --run runs/shipped --out models/MODEL_CARD.md
 
-## svg: re-record docs/session.svg and docs/cells.svg on the shipped model (CELLS_UNIT: the unit :cells find c sentence ranks first)
+## svg: re-record docs/session.svg, docs/cells.svg and docs/saliency.svg on the shipped model (CELLS_UNIT: the unit :cells find c sentence ranks first)
 CELLS_UNIT ?= 232
 svg: $(DEV_STAMP)
 	$(BIN)/python examples/record_session.py --model models/recipes.onnx --out docs/session.svg
 	$(BIN)/python examples/record_session.py --model models/recipes.onnx --out docs/cells.svg --script cells --unit $(CELLS_UNIT)
+	$(BIN)/python examples/record_session.py --model models/recipes.onnx --out docs/saliency.svg --script saliency
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -5,7 +5,8 @@ temperature 1.0 with each word coloured by the probability it had (`:heat on`), 
 likely word was drawn from (`:why`), the next-word table at 1.0 and 0.2 side by side (`:compare`),
 a colder sample, a prompt with a word the model does not know ([UNK]), and choosing words by hand
 (`:pick`), with the stop token shown as ⏹ [end]. `--script cells` records the LSTM's own cells
-instead (docs/cells.svg): `:cells find`, then one unit over a recipe.
+instead (docs/cells.svg): `:cells find`, then one unit over a recipe; `--script saliency` which words
+made "cup" likely (docs/saliency.svg): `:saliency` by occlusion and gradient × input.
 
 The REPL is driven exactly as a person would drive it, but through prompt-toolkit pipe input, and a
 rich `Console(record=True)` keeps what was shown:
@@ -45,6 +46,12 @@ SCRIPT = [
     "s",
 ]
 
+SALIENCY_SCRIPT = [
+    ":max 1",
+    "recipe for pancakes | in a bowl, whisk 2 cups of flour, 1 cup of milk",
+    ":saliency 16",  # word 16 is "cup"
+]
+
 CELLS_SCRIPT = [
     ":cells find c sentence",
     ":max 50",
@@ -78,13 +85,16 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=Path("models/recipes.onnx"), help="the .onnx model to run")
     parser.add_argument("--out", type=Path, default=Path("docs/session.svg"), help="where to write the SVG")
     parser.add_argument("--seed", type=int, default=42, help="sampler seed, so the recording is reproducible")
-    parser.add_argument("--script", choices=("session", "cells"), default="session", help="what to record")
+    parser.add_argument("--script", choices=("session", "cells", "saliency"), default="session",
+                        help="what to record")
     parser.add_argument("--unit", type=int, default=0, help="with --script cells: the memory-cell unit to show")
     args = parser.parse_args()
     if not args.model.is_file():
         print(f"error: no model at {args.model} (pass --model FILE)", file=sys.stderr)
         return 2
-    script = SCRIPT if args.script == "session" else [line.format(unit=args.unit) for line in CELLS_SCRIPT]
+    scripts = {"session": SCRIPT, "cells": [line.format(unit=args.unit) for line in CELLS_SCRIPT],
+               "saliency": SALIENCY_SCRIPT}
+    script = scripts[args.script]
     print(record(args.model, args.out, args.seed, script=script))
     print(f"saved {args.out}", file=sys.stderr)
     return 0

@@ -39,17 +39,22 @@ class HeldOut:
     ids: list[list[int]]
     source: str
     texts: list[str]  # empty when the corpus could not be read (a fixed fallback text is no sample of it)
+    ngram: str | None = None  # the training split's 3-gram counts for `:vs-ngram` (None: not stored)
+    ngram_note: str = ""  # one line saying what was stored, or why not
 
 
 def held_out(loaded: convert.LoadedRun, vocab: Vocabulary, limit: int = HELD_OUT_RECIPES) -> HeldOut:
     """Validation recipes (the training split, same seed), cut to seq_len, and where they come from."""
+    from recipe_repl.export.ngram_counts import counts_value
     from recipe_repl.train.preprocess import load_split
 
     cfg = loaded.config
+    ngram, ngram_note = None, "3-gram counts: not stored (the corpus could not be read)"
     try:
         corpus, split = load_split(cfg.data, cfg.val_split, cfg.seed)
         val = split.val
         source = f"validation split of {corpus.name}"
+        ngram, ngram_note = counts_value(vocab, split.train, cfg.seq_len, f"training split of {corpus.name}")
     except UserError:
         val, source = [], ""
     # spread over the whole split, so that every corpus of a joined spec (builtin+wikibooks) is in it
@@ -59,7 +64,7 @@ def held_out(loaded: convert.LoadedRun, vocab: Vocabulary, limit: int = HELD_OUT
         val = ["Recipe for tomato soup | Heat the oil in a pot, add onion and cook 5 minutes. Serve hot."]
         source = "fixed fallback text"
     seqs = [ids[: cfg.seq_len] for ids in (vocab.encode(t) for t in val[:limit]) if ids]
-    return HeldOut(seqs, source, texts)
+    return HeldOut(seqs, source, texts, ngram, ngram_note)
 
 
 def held_out_ids(loaded: convert.LoadedRun, vocab: Vocabulary, limit: int = HELD_OUT_RECIPES) -> tuple[list[list[int]], str]:
@@ -171,8 +176,10 @@ def export_run(run_dir: Path, out: Path, quantize: str | None = None, stateless:
         model = onnx.load_from_string(q_bytes)
         report["quantized"] = quant_report
     samples = {"source": source, "texts": held.texts} if held.texts else None
+    say(held.ngram_note)
     meta = metadata.build_metadata(loaded.words, loaded.lowercase, cfg.model_config(len(loaded.words)),
-                                   training_facts(loaded, epoch), report, kind, sample_texts=samples)
+                                   training_facts(loaded, epoch), report, kind, sample_texts=samples,
+                                   ngram=held.ngram)
     metadata.apply_metadata(model, meta)
     data = model.SerializeToString()
     try:

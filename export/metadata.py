@@ -10,9 +10,12 @@ from recipe_repl.model import contract
 
 def build_metadata(words: list[str], lowercase: str, model_config: dict[str, Any], training: dict[str, Any],
                    parity: dict[str, Any], output_kind: str = "logits",
-                   sample_texts: dict[str, Any] | None = None) -> dict[str, str]:
-    """All metadata values as strings (JSON where structured); `sample_texts` is {"source", "texts"}."""
+                   sample_texts: dict[str, Any] | None = None, ngram: str | None = None) -> dict[str, str]:
+    """All metadata values as strings (JSON where structured); `sample_texts` is {"source", "texts"},
+    `ngram` the 3-gram counts' value (`recipe_repl.model.ngram.encode`)."""
     extra = {contract.META_SAMPLE_TEXTS: json.dumps(sample_texts, ensure_ascii=False)} if sample_texts else {}
+    if ngram:
+        extra[contract.META_NGRAM] = ngram
     return extra | {
         contract.META_FORMAT: contract.FORMAT_VERSION,
         contract.META_VOCAB: json.dumps(words, ensure_ascii=False),

@@ -79,7 +79,7 @@ def test_system_gpus_from_nvidia_smi_or_the_driver(tmp_path: Path):
 # What recipe-repl itself writes during train, export and eval: each line starts one of these ways.
 TOOL_LINES = re.compile(
     r"(devices: |warning: this machine has a GPU |corpus \S+: read \d+|[\w:.+-]*:? ?\d+ train / \d+ validation"
-    r"|epoch \d+|sample\b|probe “|kept epoch \d+: |trained \d+ epochs|parity: |wrote \S+|\S+\.onnx: \d+ held-out recipes|model +tokens"
+    r"|epoch \d+|sample\b|probe “|kept epoch \d+: |trained \d+ epochs|parity: |3-gram counts: |wrote \S+|\S+\.onnx: \d+ held-out recipes|model +tokens"
     r"|LSTM \(ONNX\) |Kneser-Ney 3-gram |perplexity ratio |  \S+: \d+ recipes)")
 # What TensorFlow, absl and Python write on their own: log lines (I0000 00:00:… file.cc:12]),
 # absl's pre-init notice, and Python warnings (file.py:12: SomeWarning: …).

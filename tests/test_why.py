@@ -23,7 +23,7 @@ from recipe_repl.generate.scoring import corpus_perplexity, score_text
 from recipe_repl.model.engine import OnnxEngine
 from recipe_repl.session.session import ModelSpec, Session, sample_record
 from recipe_repl.views.heat import band, marked_text
-from recipe_repl.views.render import HEAT_STYLES, heat_text
+from recipe_repl.views.render import HEAT_STYLES, heat_text, percent
 from tests.helpers import lines, run_script
 
 
@@ -170,16 +170,21 @@ def test_marked_text_marks_each_band() -> None:
 
 
 def test_why_shows_the_table_a_word_was_drawn_from(random_model, plugins):
-    run = run_script(random_model, plugins, lines(":max 6", ":temp 1.5", "recipe for roast", ":why 2", ":why",
-                                                  ":why -1", ":why 99", ":why x"))
+    run = run_script(random_model, plugins, lines(":max 6", ":temp 1.5", "recipe for roast", ":why 5", ":why",
+                                                  ":why -1", ":why 99", ":why x", ":why 1", ":why 2"))
+    text = run.session.last_text
+    n = len(text)
     sample = run.session.last_samples[0]
-    n = len(sample.token_probs)
-    assert "(word 2 of" in run.out and "◀ drawn" in run.out
-    least = int(np.argmin(sample.token_probs)) + 1
-    assert f"(word {least} of {n}" in run.out
+    assert n == 3 + len(sample.token_probs)  # the prompt's words, the generated ones, ⏹ when it ended the sample
+    assert "(word 5 of" in run.out and "◀ drawn" in run.out
+    model = text.model_probs(run.session.engine)
+    least = min(range(3, n), key=lambda k: model[k]) + 1
+    assert f"(word {least} of {n}: drawn at" in run.out
     assert f"(word {n} of {n}" in run.out
-    assert f"choose 1 to {n}, or -1 to -{n} from the end" in run.out
+    assert f"choose 2 to {n}, or -1 to -{n - 1} from the end" in run.out
     assert "takes a word number" in run.out
+    assert "word 1 has no prediction: nothing precedes it" in run.out
+    assert "(word 2 of" in run.out and "◀ typed" in run.out  # a prompt word: the table the model read it from
 
 
 def test_why_and_back_need_a_sample(random_model, plugins):
@@ -200,7 +205,9 @@ def test_back_keeps_the_words_and_the_state(random_model, plugins):
     run = run_script(random_model, plugins, lines(":seed 5", ":max 10", ":temp 1.2", "recipe for roast", ":back 3"))
     rewound = run.session.last_samples[0]
     full = [t for e in run.session.transcript if e.kind == "prompt" for t in [e]][0].samples[0]
-    assert rewound.token_ids == full["token_ids"][:-3] and rewound.resume is not None
+    whole = full["token_ids"] + ([0] if full["stop_reason"] == "stop token" else [])  # ⏹ is a word too
+    assert rewound.token_ids == whole[:-3] and rewound.resume is not None
+    assert run.session.last_text.ids() == [2, 3, 4, *whole[:-3]]
     engine = run.session.engine
     ids = [engine.vocab.id_of(w) for w in rewound.prompt_words] + rewound.token_ids
     out, state = engine.forward(np.array([ids]), engine.start(1))
@@ -210,22 +217,40 @@ def test_back_keeps_the_words_and_the_state(random_model, plugins):
 
 
 def test_back_bad_numbers_change_nothing(random_model, plugins):
-    run = run_script(random_model, plugins, lines(":max 4", "recipe for roast", ":back 9", ":back zero", ":back 0"))
+    run = run_script(random_model, plugins, lines(":max 4", "recipe for roast", ":back 99", ":back zero", ":back 0"))
     sample = run.session.last_samples[0]
-    words = len(sample.token_ids)
-    assert run.out.count(f"go back 1 to {words}") == 2 and "takes a number of words" in run.out
-    assert len(sample.token_ids) == words
+    words = len(run.session.last_text)
+    assert run.out.count(f"the last text has {words} words: go back 1 to {words - 1}") == 2
+    assert "takes a number of words" in run.out
+    assert len(run.session.last_text) == words and run.session.last_samples[0] is sample
 
 
 def test_branch_forces_the_word_then_continues(random_model, plugins):
-    run = run_script(random_model, plugins, lines(":seed 2", ":max 6", "recipe for roast", ":branch 2 salt"))
+    run = run_script(random_model, plugins, lines(":seed 2", ":max 6", "recipe for roast", ":branch 5 salt"))
     branched = run.session.last_samples[0]
     original = [e for e in run.session.transcript if e.kind == "prompt"][0].samples[0]
     kept = original["tokens"][:1]
-    assert branched.prompt_words[-2:] == [*kept, "salt"][-2:]
-    assert "branch at word 2: “salt” instead of" in run.out and "the model gave it" in run.out
+    assert branched.prompt_words == ["recipe", "for", "roast", *kept, "salt"]
+    assert run.session.last_text.tokens()[:5] == ["recipe", "for", "roast", *kept, "salt"]
+    assert "branch at word 5: word 5 “salt”" in run.out and "(the model's probabilities) instead of" in run.out
+    assert "▶salt" in run.out.replace("\n", " ") and "(▶ word 5: the branch point)" in run.out
     run = run_script(random_model, plugins, lines(":max 3", "roast", ":branch 9 salt", ":branch 1"))
-    assert "choose 1 to" in run.out and "usage: :branch N WORD" in run.out
+    assert "choose 2 to" in run.out and "usage: :branch N WORDS…" in run.out
+
+
+def test_branch_reports_every_written_word_and_unknown_ones(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":seed 2", ":max 4", "recipe for roast", ":branch 4 salt quokka pepper"))
+    text = run.session.last_text
+    model = text.model_probs(run.session.engine)
+    assert text.tokens()[3:6] == ["salt", "[UNK]", "pepper"]
+    said = " ".join(run.out.split())
+    for j, word in enumerate(["salt", "[UNK]", "pepper"]):
+        assert f"word {4 + j} “{word}” {percent(model[3 + j])}" in said
+    assert run.out.count("'quokka' is not in the vocabulary: the model reads [UNK]") == 1
+    # numbering goes on over the whole new text: word 5 is now the written [UNK]
+    run2 = run_script(random_model, plugins, lines(":seed 2", ":max 4", "recipe for roast", ":branch 4 salt quokka pepper",
+                                                   ":why 5"))
+    assert "(word 5 of" in run2.out and "written" in run2.out.split("(word 5 of")[1][:80]
 
 
 # --- scoring a text -----------------------------------------------------------------------------------------

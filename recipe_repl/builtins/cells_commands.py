@@ -74,12 +74,12 @@ def _kind_given(parts: list[str]) -> bool:
 
 
 def _text_ids(session: Session, text: str, command: str) -> tuple[list[int], str]:
-    """Ids to show: TEXT when given, else the last sample (prompt and generated words)."""
+    """Ids to show: TEXT when given, else the last text (the last sample's whole text, or the one :score
+    read), numbered as :words numbers it (the stop token has no state after it: it is not shown)."""
     if text:
         return encode_prompt(session.engine, text, session.max_prompt_tokens), "the given text"
-    sample = session.sample_for(command)
-    ids = context_ids(session.engine.vocab, sample) + sample.token_ids
-    return ids, "the last sample"
+    last = session.text_for(command)
+    return last.ids(), last.source
 
 
 def _unit(session: Session, kind: str, unit: int, text: str) -> None:

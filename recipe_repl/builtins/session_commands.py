@@ -110,7 +110,7 @@ def _continue(session: Session, args: str) -> None:
     resumable = [s for s in samples if s.resume is not None and s.stop_reason != StopReason.STOP_TOKEN]
     if not resumable:
         raise UserError("nothing to continue: the last sample ended at the stop token (type a new prompt)")
-    session.run_requests([s.prompt for s in resumable], [s.resume for s in resumable])
+    session.run_requests([s.prompt for s in resumable], [s.resume for s in resumable], before=session.last_text)
 
 
 def _transcript_markdown(session: Session) -> str:

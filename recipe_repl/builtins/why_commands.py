@@ -15,40 +15,37 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-
 from recipe_repl.base.errors import BadValue, UsageError, UserError
-from recipe_repl.generate.inspection import chain_settings, distribution_at, rewind
+from recipe_repl.generate.inspection import cut_text, forced_words, tables_before
 from recipe_repl.generate.loop import Sample
-from recipe_repl.model.vocab import PAD_ID, UNK_ID, detokenize
-from recipe_repl.plugin.commands import count_arg, one_arg, split_args
+from recipe_repl.generate.numbering import NumberedText, Origin
+from recipe_repl.generate.sampling import row_rng
+from recipe_repl.model.vocab import UNK_ID, UNK_TOKEN, detokenize
+from recipe_repl.plugin.commands import count_arg, no_args, one_arg, split_args
 from recipe_repl.plugin.hookspecs import hookimpl
 from recipe_repl.session.session import Session
 
 ON_OFF = ("on", "off")
+NUMBERING = ("Word N is the N-th token of the whole text (the prompt's first, punctuation included, ⏹ last "
+             "when the stop token ended it), as :words shows; -1 is the last word; word 1 has no prediction.")
 
 
-# --- the last sample as a chain of choices -------------------------------------------------------------
+# --- the last text as a chain of choices ---------------------------------------------------------------
+#
+# Word numbers are those of `recipe_repl.generate.numbering`: word N is the N-th token of the whole
+# text (prompt first, ⏹ last when the stop token ended it), the same in :words, :why, :branch, :back,
+# :score and :cells.
+
+VERB = {Origin.DRAWN: "drawn", Origin.PICKED: "picked", Origin.CHOSEN: "chosen", Origin.PROMPT: "typed",
+        Origin.FORCED: "written", Origin.READ: "read"}
 
 
-def _word_number(text: str, count: int, command: str, rest: str = "") -> int:
-    """A 1-based word number from `text` (negative counts from the end) → 0-based index.
-
-    `rest` is what the command line has after the number, for the example in the error.
-    """
-    valid = f"1 to {count}, or -1 to -{count} from the end" if count > 1 else "1 (or -1)"
-    try:
-        n = int(text)
-    except ValueError:
-        raise BadValue(f"{command} takes a word number ({valid}), not {text!r}") from None
-    if not (1 <= n <= count or -count <= n <= -1):
-        raise BadValue(f"the last sample has {count} choice{'s' if count != 1 else ''}: choose {valid}",
-                       example=f"{command} {count}{rest}")
-    return n - 1 if n > 0 else count + n
-
-
-def _choice_word(sample: Sample, k: int) -> int:
-    return sample.token_ids[k] if k < len(sample.token_ids) else PAD_ID
+def _least_likely(text: NumberedText, model: list[float | None]) -> int:
+    """The index of the word the model found least likely: among the latest sample's own words when it
+    has any, else among every word with a prediction."""
+    own = range(max(1, text.generated_from), len(text))
+    candidates = own if len(own) else range(1, len(text))
+    return min(candidates, key=lambda k: (model[k] if model[k] is not None else 1.0, k))
 
 
 def _why(session: Session, args: str) -> None:
@@ -57,22 +54,42 @@ def _why(session: Session, args: str) -> None:
     parts = args.split()
     if len(parts) > 1:
         raise UsageError("too many arguments")
-    sample = session.sample_for("why")
-    probs = sample.token_probs
-    if not probs:
-        raise UserError("the last sample made no choices (it was stopped at once)")
+    text = session.text_for("why")
+    engine = session.engine
+    model = text.model_probs(engine)
     if parts:
-        k = _word_number(parts[0], len(probs), ":why")
+        k = text.index(parts[0], ":why", predicted=True)
     else:
-        k = int(np.argmin(probs))  # the least likely choice
-    dist = distribution_at(session.engine, session.plugins.processor_specs(), sample, k)
-    chosen = _choice_word(sample, k)
-    vocab = session.engine.vocab
-    before = detokenize(sample.prompt_words + vocab.decode_tokens(sample.token_ids[:k]), capitalize=False)
-    title = render.after_title(before)
-    title.append_text(render.styled(f"   (word {k + 1} of {len(probs)}: drawn at {render.percent(probs[k])})"))
-    session.frontend.show(render.prob_table(vocab, dist, session.settings.probs_n, title=title, chosen=chosen,
-                                            caption=render.shaping(chain_settings(sample))))
+        if len(text) < 2:
+            raise UserError(f"{text.source} has one word: word 1 has no prediction (nothing precedes it)")
+        k = _least_likely(text, model)
+    word = text.words[k]
+    settings = word.settings or session.settings
+    tables = tables_before(engine, session.plugins.processor_specs(), text, k, settings)
+    p_model = model[k]
+    verb = VERB[word.origin]
+    how = f"{verb} at {render.percent(word.prob)}" if word.prob is not None and word.chosen_by_model else verb
+    if tables.reshaped or not word.chosen_by_model:
+        how += f"; the model gave it {render.percent(p_model)}" if p_model is not None else ""
+    title = render.after_title(text.before(k))
+    title.append_text(render.styled(f"   (word {k + 1} of {len(text)}: {how})"))
+    session.frontend.show(render.prob_table(
+        engine.vocab, tables.sampling, session.settings.probs_n, title=title, chosen=word.id,
+        caption=render.columns_caption(tables.settings, tables.reshaped),
+        model=tables.model if tables.reshaped else None, mark=verb))
+
+
+def _words(session: Session, args: str) -> None:
+    from recipe_repl.views import render
+
+    no_args(args)
+    text = session.text_for("words")
+    model = text.model_probs(session.engine)
+    session.frontend.show(render.numbered_words(
+        text.tokens(), model, typed=[w.origin == Origin.PROMPT for w in text.words],
+        forced=[w.origin == Origin.FORCED for w in text.words],
+        title=f"{text.source}, word by word: each word's number and the model's probability of it "
+              "(temperature 1, no processors) given the words before"))
 
 
 def _back(session: Session, args: str) -> None:
@@ -81,25 +98,37 @@ def _back(session: Session, args: str) -> None:
     parts = args.split()
     if len(parts) > 1:
         raise UsageError("too many arguments")
-    sample = session.sample_for("back")
-    words = len(sample.token_ids)
-    if words == 0:
-        raise UserError("the last sample has no words to go back over")
-    n = 1 if not parts else _back_count(parts[0], words)
-    rewound = rewind(session.engine, sample, words - n)
-    session.remember(sample.prompt, [rewound])
-    text = detokenize(rewound.resume.words_before if rewound.resume else rewound.prompt_words)
-    session.say(f"back {n} word{'s' if n != 1 else ''}: …{render.safe(text[-80:])}  (:continue goes on from here)")
+    text = session.text_for("back")
+    if len(text) < 2:
+        raise UserError(f"{text.source} has one word: nothing to go back over")
+    n = 1 if not parts else _back_count(parts[0], len(text) - 1)
+    keep = len(text) - n
+    rewound = _cut(session, text, keep, [])
+    session.remember(text.prompt, [rewound], text=text.first(keep))
+    shown = detokenize(text.tokens()[:keep])
+    session.say(f"back {n} word{'s' if n != 1 else ''}: …{render.safe(shown[-80:])}  (now {keep} words; "
+                ":continue goes on from here)")
 
 
-def _back_count(text: str, words: int) -> int:
+def _cut(session: Session, text: NumberedText, keep: int, forced: list[int]) -> Sample:
+    """`text` cut to `keep` words (then `forced` fed), carrying on with the sample it came from: its
+    settings and its random generator (so with a seed the same commands give the same text)."""
+    sample = text.sample
+    if sample is not None:
+        rng = sample.rng if sample.rng is not None else row_rng(sample.settings.seed, sample.key)
+        return cut_text(session.engine, text, keep, forced, sample.settings, rng, sample.key, sample.index,
+                        sample.method)
+    key = session.next_key()
+    return cut_text(session.engine, text, keep, forced, session.settings, row_rng(session.settings.seed, key), key)
+
+
+def _back_count(text: str, most: int) -> int:
     try:
         n = int(text)
     except ValueError:
-        raise BadValue(f":back takes a number of words, 1 to {words}, not {text!r}") from None
-    if not 1 <= n <= words:
-        raise BadValue(f"the last sample has {words} word{'s' if words != 1 else ''}: go back 1 to {words}",
-                       example=f":back {words}")
+        raise BadValue(f":back takes a number of words, 1 to {most}, not {text!r}") from None
+    if not 1 <= n <= most:
+        raise BadValue(f"the last text has {most + 1} words: go back 1 to {most}", example=f":back {most}")
     return n
 
 
@@ -109,24 +138,40 @@ def _branch(session: Session, args: str) -> None:
     parts = split_args(args)
     if len(parts) < 2:
         raise UsageError()
-    sample = session.sample_for("branch")
-    count = len(sample.token_ids)
-    if count == 0:
-        raise UserError("the last sample has no words to branch from")
-    k = _word_number(parts[0], count, ":branch", " " + " ".join(parts[1:]))
-    vocab = session.engine.vocab
-    forced = vocab.encode(" ".join(parts[1:]))
+    text = session.text_for("branch")
+    engine = session.engine
+    vocab = engine.vocab
+    written = " ".join(parts[1:])
+    k = text.index(parts[0], ":branch", " " + written, predicted=True)
+    forced = vocab.encode(written)
     if not forced:
         raise BadValue("the word to write has no characters the model reads")
-    had = distribution_at(session.engine, session.plugins.processor_specs(), sample, k)[forced[0]]
-    unknown = [w for w in vocab.prepare(" ".join(parts[1:])) if vocab.id_of(w) == UNK_ID]
-    note = f" ({', '.join(map(repr, unknown))} reads as [UNK])" if unknown else ""
-    session.say(render.safe(f"branch at word {k + 1}: “{' '.join(vocab.decode_tokens(forced))}” instead of "
-                            f"“{vocab.words[sample.token_ids[k]]}” (the model gave it {render.percent(float(had))})"
-                            f"{note}"))
-    branched = rewind(session.engine, sample, k, forced)
+    _unknown_note(session, written)
+    replaced = text.words[k]
+    before = text.first(k).plus(forced_words(vocab, forced))
+    model = before.model_probs(engine)
+    was = text.model_probs(engine)[k]
+    each = ", ".join(f"word {k + 1 + j} “{vocab.words[i]}” {render.percent(model[k + j] or 0.0)}"
+                     for j, i in enumerate(forced))
+    session.say(render.safe(f"branch at word {k + 1}: {each} (the model's probabilities) instead of "
+                            f"“{replaced.token}” ({render.percent(was or 0.0)})"))
+    branched = _cut(session, text, k, forced)
     assert branched.resume is not None
-    session.run_requests([sample.prompt], [branched.resume])
+    session.run_requests([text.prompt], [branched.resume], before=before)
+    new = session.last_text
+    if new is not None:
+        session.frontend.show(render.branch_text(new.tokens(), k, len(forced), raw=session.settings.raw))
+
+
+def _unknown_note(session: Session, written: str) -> None:
+    """Say once which of the written words the vocabulary lacks (the model reads [UNK] for them)."""
+    from recipe_repl.views import render
+
+    vocab = session.engine.vocab
+    unknown = [w for w in vocab.prepare(written) if vocab.id_of(w) == UNK_ID]
+    for w in dict.fromkeys(unknown):
+        session.frontend.message(f"{render.safe(repr(w))} is not in the vocabulary: the model reads {UNK_TOKEN}",
+                                 "warning")
 
 
 # --- scoring a text ------------------------------------------------------------------------------------
@@ -142,6 +187,8 @@ def _score(session: Session, args: str) -> None:
     if not text:
         raise UsageError()
     scored = score_text(session.engine, text, session.max_prompt_tokens)
+    session.read_text(NumberedText.read(text, scored.ids, session.engine.vocab,
+                                        model=[*scored.probs, scored.stop_prob]))
     line = Text()
     line.append_text(render.heat_text(scored.words, scored.probs, raw=session.settings.raw))
     line.append(" " + render.END_MARKER, style=render.heat_style(scored.stop_prob))
@@ -228,17 +275,21 @@ def register_commands(register: Any) -> None:
              details="Five bands from under 1% to 70% and more; the legend is shown when heat is turned on. "
                      "With :raw on each word is followed by its probability, e.g. salt(0.42). :save FILE.md "
                      "keeps the bands as marks.")
-    register("why", _why, usage=":why [N]", example=":why 3",
-             help="the table the N-th word of the last sample was drawn from (no N: the least likely word)",
+    register("words", _words, example=":words",
+             help="the last text with each word's number and the model's probability of it",
+             details=NUMBERING + " After :score, the scored text is the last text.")
+    register("why", _why, usage=":why [N]", example=":why 12",
+             help="the table word N was chosen from (no N: the word the model found least likely)",
              details="The distribution exactly as it was when the word was chosen (same settings and "
-                     "processors), the chosen word marked. N counts generated words from 1; -1 is the last. "
-                     "The stop token counts as the last choice when it ended the sample.")
+                     "processors), the chosen word marked. " + NUMBERING)
     register("back", _back, usage=":back [N]", example=":back 2",
-             help="rewind the last sample by N words (default 1); :continue then goes on from there",
-             details="With a seed, the same commands give the same text.")
-    register("branch", _branch, usage=":branch N WORD", example=":branch 3 butter",
-             help="rewind to before word N, write WORD there, and let the model go on",
-             details="Shows how likely the model found WORD at that point. WORD may be several words.")
+             help="rewind the last text by N words (default 1); :continue then goes on from there",
+             details="The stop token counts as a word: :back 1 after it lets :continue go on. With a seed, "
+                     "the same commands give the same text.")
+    register("branch", _branch, usage=":branch N WORDS…", example=":branch 12 butter",
+             help="rewind to before word N, write WORDS there, and let the model go on",
+             details="Says how likely the model found each written word, then shows the whole new text with "
+                     "the branch point marked (▶). " + NUMBERING)
     register("score", _score, usage=":score TEXT", example=":score mix the flour and sugar .",
              help="how likely the model finds each word of TEXT, its least likely words, and its perplexity",
              details="The model's own distribution (temperature 1, no processors), as `recipe-repl eval` counts: "

@@ -13,13 +13,15 @@ words kept (`rewind`): the state after them is recomputed exactly, rather than k
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from recipe_repl.base.settings import Settings
-from recipe_repl.generate.beam import search_settings
+from recipe_repl.generate.beam import chain_settings
 from recipe_repl.generate.loop import Resume, Sample, StopReason, prefill
-from recipe_repl.generate.sampling import ProcessorSpec, Sampler, row_rng
+from recipe_repl.generate.numbering import NumberedText, Origin, Word
+from recipe_repl.generate.sampling import ProcessorSpec, Sampler, is_greedy, row_rng
 from recipe_repl.model.engine import Engine
 from recipe_repl.model.vocab import Vocabulary
 
@@ -48,11 +50,6 @@ def sampling_distribution(logits: np.ndarray, history: Sequence[int], settings: 
     return probs
 
 
-def chain_settings(sample: Sample) -> Settings:
-    """The settings a sample's choices were made under (a beam's are `beam.search_settings`)."""
-    return search_settings(sample.settings) if sample.method == "beam" else sample.settings
-
-
 def context_ids(vocab: Vocabulary, sample: Sample) -> list[int]:
     """The ids the sample reads on from (its prompt, or everything before a continued sample)."""
     return [vocab.id_of(w) for w in sample.prompt_words]
@@ -78,3 +75,61 @@ def rewind(engine: Engine, sample: Sample, keep: int, forced: list[int] | None =
                   words=vocab.decode_tokens(kept), probs=sample.probs[:keep], stop_reason=StopReason.INTERRUPTED,
                   settings=sample.settings, index=sample.index, key=sample.key, resume=resume,
                   method=sample.method, rng=rng)
+
+
+def reshapes(settings: Settings, processors: Sequence[ProcessorSpec], vocab: Vocabulary) -> bool:
+    """Whether these settings make the sampling distribution differ from the model's own (temperature
+    other than 1, greedy, or any processor in the chain)."""
+    return is_greedy(settings) or bool(Sampler(settings, processors, vocab).chain)
+
+
+@dataclass(frozen=True)
+class WordTables:
+    """The distributions before one word of a text: the model's own, and the one drawn from under `settings`."""
+
+    model: np.ndarray  # float64 [vocab]: softmax at temperature 1, no processors
+    sampling: np.ndarray  # float32 [vocab]: after the settings' chain (equal to `model` when nothing reshapes)
+    settings: Settings
+    reshaped: bool  # whether the settings change the distribution (two columns are worth showing)
+
+
+def tables_before(engine: Engine, processors: Sequence[ProcessorSpec], text: NumberedText, k: int,
+                  settings: Settings) -> WordTables:
+    """Both distributions the word at index `k` (0-based, k ≥ 1) of `text` was chosen from, or would have
+    been under `settings`: the same words before it, the same processors."""
+    ids = text.ids(k)
+    logits = next_logits(engine, ids)
+    reshaped = reshapes(settings, processors, engine.vocab)
+    model = model_distribution(logits)
+    sampling = (sampling_distribution(logits, ids, settings, processors, engine.vocab) if reshaped
+                else model.astype(np.float32))
+    return WordTables(model, sampling, settings, reshaped)
+
+
+def cut_text(engine: Engine, text: NumberedText, keep: int, forced: Sequence[int], settings: Settings,
+             rng: np.random.Generator, key: int = 0, index: int = 0, method: str = "sample") -> Sample:
+    """`text` cut to its first `keep` words, then the `forced` ids fed: a sample ready for `:continue`.
+
+    Its prompt words are the kept words before the latest sample's own; its generated words are the
+    kept ones of that sample (with their probabilities).
+    """
+    vocab = engine.vocab
+    kept = text.words[:keep]
+    if any(w.is_stop for w in kept):
+        raise ValueError("the stop token ends a text: it cannot be kept before more words")
+    head = min(keep, text.generated_from)
+    history = [w.id for w in kept] + list(forced)
+    last, state = prefill(engine, np.array([history], dtype=np.int64), engine.start(1))
+    words_before = [w.token for w in kept] + vocab.decode_tokens(list(forced))
+    resume = Resume(state, last[0].copy(), (), history, rng, words_before)
+    generated = kept[head:]
+    return Sample(prompt=text.prompt, prompt_words=[w.token for w in kept[:head]],
+                  token_ids=[w.id for w in generated], words=[w.token for w in generated],
+                  probs=[w.prob if w.prob is not None else float("nan") for w in generated],
+                  stop_reason=StopReason.INTERRUPTED, settings=settings, index=index, key=key, resume=resume,
+                  method=method, rng=rng)
+
+
+def forced_words(vocab: Vocabulary, forced: Sequence[int]) -> list[Word]:
+    """The words `:branch` writes, as words of the new text (origin forced)."""
+    return [Word(i, vocab.words[i], Origin.FORCED) for i in forced]

@@ -64,8 +64,16 @@ def score_text(engine: Engine, text: str, max_tokens: int) -> TextScore:
     if len(ids) > max_tokens:
         raise UserError(f"the text is {len(ids):,} tokens long, over the limit of {max_tokens:,} "
                         "(--max-prompt-tokens)")
+    found = next_word_probs(engine, ids)
+    probs: list[float | None] = [None, *found[:-1]]
+    return TextScore(text, vocab.decode_tokens(ids), ids, probs, found[-1])
+
+
+def next_word_probs(engine: Engine, ids: list[int]) -> list[float]:
+    """The model's probability of each of `ids[1:]` given the ids before it, then of the stop token after
+    the last one (temperature 1, no processors): len(ids) numbers, in chunks of bounded memory."""
     targets = np.array(ids[1:] + [PAD_ID], dtype=np.int64)
-    chunk = max(1, PREFILL_FLOATS // len(vocab))
+    chunk = max(1, PREFILL_FLOATS // len(engine.vocab))
     state = engine.start(1)
     found = np.empty(len(ids), dtype=np.float64)
     for start in range(0, len(ids), chunk):
@@ -75,8 +83,7 @@ def score_text(engine: Engine, text: str, max_tokens: int) -> TextScore:
         logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
         tgt = targets[start:start + len(logits)]
         found[start:start + len(logits)] = np.exp(logp[np.arange(len(logits)), tgt])
-    probs: list[float | None] = [None, *(float(p) for p in found[:-1])]
-    return TextScore(text, vocab.decode_tokens(ids), ids, probs, float(found[-1]))
+    return [float(p) for p in found]
 
 
 def corpus_perplexity(scores: list[TextScore]) -> float:

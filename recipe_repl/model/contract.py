@@ -24,6 +24,7 @@ META_TRAINING = "recipe_repl.training"  # JSON: corpus name and size, epochs, fi
 META_PARITY = "recipe_repl.parity"  # JSON: parity figures measured by the export
 META_OUTPUT_KIND = "recipe_repl.output_kind"  # "logits" or "probs"
 META_SAMPLE_TEXTS = "recipe_repl.sample_texts"  # JSON: {"source": …, "texts": [a few held-out recipes]}
+META_NGRAM = "recipe_repl.ngram3"  # JSON: the training split's 3-gram counts (`recipe_repl.model.ngram`)
 
 
 def state_output_name(input_name: str) -> str:

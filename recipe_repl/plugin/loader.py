@@ -32,6 +32,8 @@ DEFAULT_PLUGINS = (
     "recipe_repl.builtins.teaching_commands",
     "recipe_repl.builtins.why_commands",
     "recipe_repl.builtins.cells_commands",
+    "recipe_repl.builtins.lstm_views",
+    "recipe_repl.builtins.lstm_interventions",
     "recipe_repl.builtins.compare_models",
     "recipe_repl.builtins.loaders",
     "recipe_repl.frontends.cli_commands",

@@ -24,12 +24,14 @@ from recipe_repl.generate.loop import (
     Listener,
     NullListener,
     Request,
+    Resume,
     Sample,
     StopReason,
     draw_chooser,
     encode_prompt,
     generate,
 )
+from recipe_repl.generate.numbering import NumberedText
 from recipe_repl.model.engine import Engine
 from recipe_repl.plugin.commands import explain, is_command, parse_command
 from recipe_repl.plugin.manager import Plugins
@@ -125,6 +127,7 @@ class Session:
         self.keep_transcript = keep_transcript  # `generate` keeps none: it has no `:save`
         self.last_prompt: str | None = None
         self.last_samples: list[Sample] = []
+        self.last_text: NumberedText | None = None  # the last sample's whole text, or the text :score read
         self.transcript = Transcript()  # bounded: batch mode's input may be endless
         self.quit_requested = False
         self._sample_counter = 0  # numbers samples across the run: seeds each one's generator
@@ -153,7 +156,24 @@ class Session:
         engine = self._load(spec)
         self.model, self._engine = spec, engine
         self.last_samples = []  # their LSTM states belong to the old model
+        self.last_text = None  # its ids are the old vocabulary's
         return engine
+
+    def use_engine(self, engine: Engine) -> None:
+        """Go on with another engine of the same model and vocabulary (`:ablate`'s changed model, or the
+        model back): the last samples' resume points are recomputed under it, so `:continue` reads on
+        from the same words through the new engine (their states are the old engine's)."""
+        import numpy as np
+
+        from recipe_repl.generate.loop import prefill
+
+        def again(resume: Resume) -> Resume:
+            last, state = prefill(engine, np.array([resume.history], dtype=np.int64), engine.start(1))
+            return replace(resume, state=state, logits=last[0].copy(), pending=())
+
+        self._engine = engine
+        self.last_samples = [replace(s, resume=again(s.resume)) if s.resume and s.resume.history else s
+                             for s in self.last_samples]
 
     def _warn_unsafe_words(self, engine: Engine) -> None:
         """Say once, when a model loads, that its vocabulary holds control or bidi characters."""
@@ -204,17 +224,19 @@ class Session:
         return 1 if self.settings.beam else self.settings.n
 
     def run_requests(self, prompts: Sequence[str], resumes: Sequence[Any] | None = None,
-                     chooser: Chooser = draw_chooser, live: bool = True) -> list[Sample]:
+                     chooser: Chooser = draw_chooser, live: bool = True,
+                     before: NumberedText | None = None) -> list[Sample]:
         """Generate one sample per prompt (or per resume point), show them, and remember them.
 
         `chooser` picks each next word (default: the sampler draws); `live=False` skips the live view
-        (`:pick` shows its own tables), the plugins' hooks still see every event.
+        (`:pick` shows its own tables), the plugins' hooks still see every event. `before` is the text
+        the first resume point reads on from (what is known of its words stays in `last_text`).
         """
         if self.settings.beam and not resumes and chooser is draw_chooser:
             samples = self._beams(prompts)
         else:
             samples = self._generate(prompts, resumes, chooser, live)
-        self.remember(prompts[0] if prompts else "", samples)
+        self.remember(prompts[0] if prompts else "", samples, before)
         self.frontend.show_samples(self, samples)
         return samples
 
@@ -262,17 +284,27 @@ class Session:
             return NullListener()
         return parts[0] if len(parts) == 1 else FanOut(*parts)
 
-    def remember(self, prompt: str, samples: list[Sample]) -> None:
+    def remember(self, prompt: str, samples: list[Sample], before: NumberedText | None = None,
+                 text: NumberedText | None = None) -> None:
         """Keep samples for `:continue` and `:save` (one entry per prompt: batch mode generates several at
-        once), and their prompt for `:probs` (the one writer of both)."""
+        once), their prompt for `:probs`, and the first one's whole text as `last_text` (the one writer
+        of all three).
+
+        `before`: the text the first sample reads on from (`:continue`, `:branch`); `text`: the whole
+        text when the caller knows it better than the sample does (`:back`).
+        """
         if prompt:
             self.last_prompt = prompt  # batch mode, :continue and :pick too, so :probs has a prompt
         self.last_samples = samples
+        if text is not None:
+            self.last_text = text
+        elif samples:
+            self.last_text = NumberedText.from_sample(samples[0], self.engine.vocab, before)
         if self.keep_transcript:
             settings = self.settings.as_dict()
             groups = [(p, list(g)) for p, g in itertools.groupby(samples, key=lambda s: s.prompt)]
-            for text, group in groups or [(prompt, [])]:
-                self.transcript.append(TranscriptEntry("prompt", text, settings, [sample_record(s) for s in group]))
+            for line, group in groups or [(prompt, [])]:
+                self.transcript.append(TranscriptEntry("prompt", line, settings, [sample_record(s) for s in group]))
 
     # --- helpers for commands --------------------------------------------------------------------
 
@@ -316,6 +348,16 @@ class Session:
         if not prompt:
             raise UserError(f"no prompt yet: type a prompt (e.g. recipe for roast), then :{command}")
         return prompt, encode_prompt(self.engine, prompt, self.max_prompt_tokens)
+
+    def text_for(self, command: str) -> NumberedText:
+        """The last text (the last sample's, or the one `:score` read), or a UserError saying what to do."""
+        if self.last_text is None:
+            raise UserError(f"no sample yet: type a prompt first, then :{command} (or :score TEXT first)")
+        return self.last_text
+
+    def read_text(self, text: NumberedText) -> None:
+        """Make `text` the last text (`:score`): word numbers now refer to it."""
+        self.last_text = text
 
     def sample_for(self, command: str) -> Sample:
         """The last sample (the first of them when several were made), or a UserError saying what to do."""

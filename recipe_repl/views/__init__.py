@@ -3,5 +3,6 @@
     render     safe text (every untrusted word through the sanitizer), probability tables, footers
     heat       five probability bands and how each word of a sample is marked by its band
     cell_view  an LSTM unit's value after each word, on a diverging background, and the word × unit strip
+    lstm_view  a text coloured by a signed score, the gates strip, the tables of the views inside the LSTM
     wrap       word wrapping for a line that arrives one word at a time
 """

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 from recipe_repl.model.vocab import detokenize_pieces
 
+STOP_WORD = "⏹"  # the stop token as a word of a numbered text (`generate.numbering` uses the same mark)
+
 # Upper edges of the first four bands; the fifth holds everything from 70% up.
 EDGES = (0.01, 0.10, 0.30, 0.70)
 LABELS = ("<1%", "1–10%", "10–30%", "30–70%", "≥70%")

@@ -90,6 +90,17 @@ def top_ids(probs: np.ndarray, n: int) -> list[int]:
     return [int(i) for i in order if probs[i] > 0]
 
 
+def top_ids_by(probs: np.ndarray, model: np.ndarray, n: int) -> list[int]:
+    """The `n` rows of a two-column table: most likely first under `probs`, ties (at T = 0, all but the
+    drawn word) broken by the model's probability, so the runners-up come from the model's column."""
+    order = np.lexsort((-np.asarray(model, np.float64), -np.asarray(probs, np.float64)))[:n]
+    return [int(i) for i in order if probs[i] > 0 or model[i] > 0]
+
+
+MODEL_LABEL = "model"
+SAMPLING_LABEL = "sampling"
+
+
 def prob_table(
     vocab: Vocabulary,
     probs: np.ndarray,
@@ -99,30 +110,48 @@ def prob_table(
     numbered: bool = False,
     bar_width: int = 24,
     caption: str | None = None,
+    model: np.ndarray | None = None,
+    mark: str = "drawn",
 ) -> Group:
     """The `n` most likely next words with percentages and bars (the lecture's "first tokens" figure).
 
-    Bars are proportional to the probability itself. `chosen` marks the word that was drawn;
-    `numbered` adds the numbers `:pick` answers with. Title and caption sit on their own lines so a
-    narrow table never wraps them.
+    `probs` is the distribution drawn from. With `model` (the model's own distribution, when the
+    settings reshape it), two labelled columns: the model's probability and the sampling one; rows
+    are ranked by the sampling column, ties by the model's. Bars are proportional to the sampling
+    probability. `chosen` marks the word that was chosen (`◀ {mark}`); `numbered` adds the numbers
+    `:pick` answers with. Title and caption sit on their own lines so a narrow table never wraps them.
     """
-    ids = top_ids(probs, n)
+    ids = top_ids(probs, n) if model is None else top_ids_by(probs, model, n)
     table = Table(show_edge=False, box=None, pad_edge=False)
     table.add_column("#" if numbered else "", justify="right", style="cyan" if numbered else "dim")
     table.add_column("next word", no_wrap=True, max_width=28, overflow="ellipsis")
-    table.add_column("prob", justify="right")
+    if model is not None:
+        table.add_column(MODEL_LABEL, justify="right")
+    table.add_column(SAMPLING_LABEL if model is not None else "prob", justify="right")
     table.add_column("", no_wrap=True, style="blue", min_width=bar_width)
-    for rank, i in enumerate(ids, start=1):
+
+    def row(rank: str, i: int) -> None:
         p = float(probs[i])
         word = word_cell(vocab, i)
         if chosen is not None and i == chosen:
-            word.append("  ◀ drawn", style=STYLE_CHOSEN)
-        table.add_row(str(rank), word, percent(p), bar(p, bar_width))
+            word.append(f"  ◀ {mark}", style=STYLE_CHOSEN)
+        cells: list[str | Text] = [rank, word]
+        if model is not None:
+            cells.append(percent(float(model[i])))
+        table.add_row(*cells, percent(p), bar(p, bar_width))
+
+    for rank, i in enumerate(ids, start=1):
+        row(str(rank), i)
     if chosen is not None and chosen not in ids:
-        word = word_cell(vocab, chosen)
-        word.append("  ◀ drawn", style=STYLE_CHOSEN)
-        table.add_row("…", word, percent(float(probs[chosen])), bar(float(probs[chosen]), bar_width))
+        row("…", chosen)
     return _framed(table, title, caption)
+
+
+def columns_caption(settings: Settings, reshaped: bool) -> str:
+    """What a probability table's columns are: the model's distribution and the sampling one, in words."""
+    if not reshaped:
+        return "the model's own distribution (temperature 1, no processors); these settings leave it as it is"
+    return f"{MODEL_LABEL}: temperature 1, no processors · {SAMPLING_LABEL} (drawn from): {shaping(settings)}"
 
 
 def _framed(table: Table, title: str | Text | None, caption: str | None) -> Group:
@@ -291,3 +320,65 @@ def ranking_table(rows: Sequence[tuple[int, Any]]) -> Group:
         table.add_row(str(rank), str(number), f"{mean:.3f}", "-" if ppl is None else f"{ppl:,.2f}",
                       sample.stop_reason.value, styled(sample.continuation[:60]))
     return _framed(table, Text("ranked by mean log-probability (higher is likelier)", style="bold"), None)
+
+
+# --- numbered words: one numbering for :words, :why, :branch, :back, :score, :cells ------------------------
+
+
+class Flow:
+    """Pieces of text laid out left to right, a line broken only between pieces (never inside one)."""
+
+    def __init__(self, pieces: Sequence[Text], gap: int = 2) -> None:
+        self.pieces, self.gap = list(pieces), gap
+
+    def __rich_console__(self, console: Console, options: Any) -> Any:
+        """Lines of pieces, as many as fit the width (a piece wider than the line gets one to itself)."""
+        width = max(1, options.max_width)
+        line = Text()
+        for piece in self.pieces:
+            if line.cell_len and line.cell_len + self.gap + piece.cell_len > width:
+                yield line
+                line = Text()
+            if line.cell_len:
+                line.append(" " * self.gap)
+            line.append_text(piece)
+        if line.cell_len:
+            yield line
+
+
+def numbered_words(tokens: Sequence[str], model: Sequence[float | None], typed: Sequence[bool],
+                   forced: Sequence[bool], title: str) -> Group:
+    """`:words`: each word of a text with its number and the model's probability of it (word 1: none),
+    coloured by heat band; typed words bold, words written by :branch underlined."""
+    pieces = []
+    for k, (token, p) in enumerate(zip(tokens, model, strict=True)):
+        piece = Text(f"{k + 1} ", style="dim")
+        style = STYLE_END if token == heat.STOP_WORD else heat_style(p) if p is not None else ""
+        if typed[k]:
+            style = (style + " bold").strip()
+        if forced[k]:
+            style = (style + " underline").strip()
+        piece.append_text(styled(token, style))
+        piece.append(f" {percent(p)}" if p is not None else " —", style="dim")
+        pieces.append(piece)
+    caption = ("bold: typed · underlined: written by :branch · ⏹ the stop token · "
+               "the same numbers in :why N, :branch N, :back, :score and :cells")
+    return Group(Text(safe(title), style="bold"), Flow(pieces), Text(caption, style="dim"))
+
+
+def branch_text(tokens: Sequence[str], k: int, forced: int, raw: bool = False) -> Text:
+    """`:branch`'s new text, whole, with ▶ before word k + 1 and the written words underlined."""
+    words = [t for t in tokens if t != heat.STOP_WORD]
+    pieces = heat.pieces(words, raw=raw)
+    out = Text()
+    for j, piece in enumerate(pieces):
+        if j == k:
+            space = piece[: len(piece) - len(piece.lstrip(" "))]
+            out.append(space)
+            out.append("▶", style=STYLE_CHOSEN)
+            piece = piece.lstrip(" ")
+        out.append_text(styled(piece, "underline" if k <= j < k + forced else ""))
+    if len(words) < len(tokens):
+        out.append(" " + END_MARKER, style=STYLE_END)
+    out.append(f"   (▶ word {k + 1}: the branch point)", style="dim")
+    return out
