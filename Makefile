@@ -33,12 +33,13 @@ test: $(DEV_STAMP)
 	$(BIN)/python scripts/typecheck.py
 	$(BIN)/python -m pytest -q
 
-## check: the edit-test loop: ruff, the import layering, mypy --strict and the tests that need neither TensorFlow nor the slow marker, on two workers
+## check: the edit-test loop: ruff, the import layering, mypy --strict and the tests that need neither TensorFlow nor the slow marker, on CHECK_WORKERS pytest-xdist workers (0: in one process)
+CHECK_WORKERS ?= 2
 check: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/lint_imports.py
 	$(BIN)/python scripts/typecheck.py
-	$(BIN)/python -m pytest -q -m "not slow" -n 2
+	$(BIN)/python -m pytest -q -m "not slow" -n $(CHECK_WORKERS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
