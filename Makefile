@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # saying folders named like the package may shadow it; that mapping is the design, so the notice is hidden.
 PIP_QUIET := PYTHONWARNINGS="ignore:Editable installation"
 
-.PHONY: run test lint bench model model-fresh lecture-model epochs svg clean
+.PHONY: run test check lint bench model model-fresh lecture-model epochs svg clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ test: $(DEV_STAMP)
 	$(BIN)/python scripts/lint_imports.py
 	$(BIN)/python scripts/typecheck.py
 	$(BIN)/python -m pytest -q
+
+## check: the edit-test loop: ruff, the import layering, mypy --strict and the tests that need neither TensorFlow nor the slow marker, on CHECK_WORKERS pytest-xdist workers (0: in one process)
+CHECK_WORKERS ?= 2
+check: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python scripts/lint_imports.py
+	$(BIN)/python scripts/typecheck.py
+	$(BIN)/python -m pytest -q -m "not slow" -n $(CHECK_WORKERS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

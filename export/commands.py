@@ -28,7 +28,7 @@ def export_command(run_dir: Path, out: Path, quantize: str | None, stateless: bo
     set_native_logging(verbose)  # before TensorFlow's first import
     from recipe_repl.export.convert import import_export_libs
 
-    import_export_libs()
+    import_export_libs(verbose)
     from recipe_repl.export.exporter import export_run
 
     export_run(run_dir, out, quantize=quantize, stateless=stateless, tolerance=tolerance, quiet=quiet, epoch=epoch)

@@ -13,7 +13,7 @@ from typing import Any
 
 from recipe_repl.train.config import TrainConfig
 from recipe_repl.train.rundir import RunDir
-from recipe_repl.train.tf_env import set_native_logging
+from recipe_repl.train.tf_env import import_quietly, set_native_logging
 
 from recipe_repl.base.errors import UserError
 from recipe_repl.model import contract
@@ -21,10 +21,12 @@ from recipe_repl.model import contract
 OPSET = 17
 
 
-def import_export_libs() -> tuple[Any, Any, Any]:
-    """TensorFlow, Keras and tf2onnx, or a UserError naming the extra to install."""
-    set_native_logging()  # a no-op when a command already chose (or TensorFlow is already imported)
+def import_export_libs(verbose: bool = False) -> tuple[Any, Any, Any]:
+    """TensorFlow, Keras and tf2onnx, or a UserError naming the extra to install; TensorFlow's import
+    notices off unless `verbose` (the quiet import `train` uses)."""
+    set_native_logging(verbose)  # a no-op when a command already chose (or TensorFlow is already imported)
     try:
+        import_quietly(verbose)
         import keras
         import tensorflow as tf
         import tf2onnx

@@ -11,18 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from rich.console import Console
+from rich.text import Text
 
 from recipe_repl.base.settings import Settings
 from recipe_repl.frontends.batch import BatchFrontend, BatchRunner
 from recipe_repl.generate.beam import beam_search, mean_logprob
 from recipe_repl.generate.inspection import tables_before
-from recipe_repl.generate.loop import Request, generate
+from recipe_repl.generate.loop import Request, Sample, generate
 from recipe_repl.generate.sampling import Sampler
 from recipe_repl.generate.scoring import corpus_perplexity, score_text
 from recipe_repl.model.engine import OnnxEngine
 from recipe_repl.session.session import ModelSpec, Session, sample_record
 from recipe_repl.views.heat import band, marked_text
-from recipe_repl.views.render import heat_text, percent
+from recipe_repl.views.render import HEAT_STYLES, heat_text, percent
 from tests.helpers import lines, run_script
 
 
@@ -114,23 +115,39 @@ def test_footer_shows_the_perplexity(random_model, plugins):
     assert f"perplexity {sample.perplexity:,.2f}" in run.out
 
 
-def test_heat_colours_words_by_band_and_raw_shows_numbers(random_model, plugins):
+def _ansi(style: str) -> str:
+    """The escape sequence a colour terminal gets for `style`."""
     buf = io.StringIO()
-    console = Console(file=buf, width=200, color_system="truecolor", highlight=False)
+    Console(file=buf, color_system="truecolor", force_terminal=True).print(Text("w", style=style), end="")
+    return buf.getvalue().split("w", 1)[0]
+
+
+def test_heat_colours_words_by_band_and_raw_shows_numbers(random_model, plugins):
     from recipe_repl.frontends.repl import ReplFrontend
 
-    frontend = ReplFrontend(console)
-    frontend.heat = True
-    session = Session(plugins, frontend, ModelSpec(random_model), Settings(seed=4, max_tokens=10, temperature=1.5))
-    [sample] = session.prompt("recipe for roast")
+    def generate_in_repl(*commands: str) -> tuple[str, Sample]:
+        """The REPL's output for one prompt after `commands` (what they print themselves left out)."""
+        buf = io.StringIO()
+        frontend = ReplFrontend(Console(file=buf, width=200, color_system="truecolor", highlight=False))
+        session = Session(plugins, frontend, ModelSpec(random_model), Settings(seed=4, max_tokens=10, temperature=1.5))
+        for command in commands:
+            session.handle_line(command)
+        before = len(buf.getvalue())
+        [sample] = session.prompt("recipe for roast")
+        return buf.getvalue()[before:], sample
+
+    hot, sample = generate_in_repl(":heat on")
+    plain, same = generate_in_repl()
+    assert same.token_ids == sample.token_ids
+    bands = {band(p) for p in sample.probs if HEAT_STYLES[band(p)]}  # the top band has no colour
+    assert len(bands) >= 2, sample.probs
+    for b in bands:  # each band's colour paints the words with heat on, and only then
+        assert _ansi(HEAT_STYLES[b]) in hot and _ansi(HEAT_STYLES[b]) not in plain, b
     painted = heat_text(sample.prompt_words + sample.words, [None] * len(sample.prompt_words) + sample.probs)
     assert painted.plain == sample.text
-    styles = {str(span.style) for span in painted.spans}
-    assert any("red3" in st or "dark_orange3" in st or "gold3" in st or "green4" in st for st in styles) or all(
-        band(p) == 4 for p in sample.probs)
-    assert "\x1b[" in buf.getvalue()  # coloured on a colour terminal
-    raw = heat_text(["salt", "pepper"], [None, 0.4242], raw=True)
-    assert raw.plain == "salt pepper(0.42)"
+    raw, _ = generate_in_repl(":heat on", ":raw on")
+    assert f"({sample.probs[0]:.2f})" in raw  # each word's probability after it
+    assert heat_text(["salt", "pepper"], [None, 0.4242], raw=True).plain == "salt pepper(0.42)"
 
 
 def test_heat_needs_no_colour_to_mark_unlikely_words() -> None:

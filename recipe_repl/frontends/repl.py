@@ -27,7 +27,8 @@ from recipe_repl.base.config import state_dir
 from recipe_repl.base.errors import UserError
 from recipe_repl.frontends.completion import STYLE, ReplCompleter, ReplLexer, toolbar
 from recipe_repl.frontends.live_view import LiveView
-from recipe_repl.generate.inspection import chain_settings, reshapes
+from recipe_repl.generate.beam import chain_settings
+from recipe_repl.generate.inspection import reshapes
 from recipe_repl.generate.loop import Sample, StopReason
 from recipe_repl.model.vocab import detokenize
 from recipe_repl.session.session import Session

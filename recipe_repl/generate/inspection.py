@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from recipe_repl.base.settings import Settings
-from recipe_repl.generate.beam import search_settings
 from recipe_repl.generate.loop import Resume, Sample, StopReason, prefill
 from recipe_repl.generate.numbering import NumberedText, Origin, Word
 from recipe_repl.generate.sampling import ProcessorSpec, Sampler, is_greedy
@@ -49,11 +48,6 @@ def sampling_distribution(logits: np.ndarray, history: Sequence[int], settings: 
     sampler = Sampler(settings, processors, vocab)
     probs: np.ndarray = sampler.distribution(np.asarray(logits)[None, :], [list(history)])[0]
     return probs
-
-
-def chain_settings(sample: Sample) -> Settings:
-    """The settings a sample's choices were made under (a beam's are `beam.search_settings`)."""
-    return search_settings(sample.settings) if sample.method == "beam" else sample.settings
 
 
 def context_ids(vocab: Vocabulary, sample: Sample) -> list[int]:

@@ -21,7 +21,7 @@ from enum import StrEnum
 
 from recipe_repl.base.errors import BadValue, UserError
 from recipe_repl.base.settings import Settings
-from recipe_repl.generate.beam import search_settings
+from recipe_repl.generate.beam import chain_settings
 from recipe_repl.generate.loop import Sample, StopReason
 from recipe_repl.generate.scoring import next_word_probs
 from recipe_repl.model.engine import Engine
@@ -87,7 +87,7 @@ class NumberedText:
         else:
             head = [Word(i, w, Origin.PROMPT) for i, w in zip(context, sample.prompt_words, strict=True)]
         origin = ORIGIN_OF_METHOD.get(sample.method, Origin.DRAWN)
-        settings = search_settings(sample.settings) if sample.method == "beam" else sample.settings
+        settings = chain_settings(sample)
         tail = [Word(i, w, origin, p, settings)
                 for i, w, p in zip(sample.token_ids, sample.words, sample.probs, strict=True)]
         if sample.stop_reason == StopReason.STOP_TOKEN and sample.stop_prob is not None:
