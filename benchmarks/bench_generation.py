@@ -3,7 +3,8 @@ time goes, what int8 buys, and how much CPU a word costs.
 
 - The lecture's TextGenerator calls Keras `model.predict` on the whole prefix for every new token; this
   project feeds one token per step to ONNX Runtime, carrying the LSTM state.
-- Loop overhead: `generate` (prefill, chain, softmax, draw, bookkeeping) per token over the bare step.
+- Loop overhead: `generate` (prefill, chain, softmax, draw, bookkeeping) per token over the bare step;
+  and what recording the model's own probability of each word costs where the settings reshape it.
   The bare step is the faster of plain `session.run` and the I/O-bound stepper, one token in, logits
   and state out. Both at 1 thread and timed in CPU time (`time.process_time`): at one thread that is
   the work itself, and it is not inflated when other processes share the machine.
@@ -107,7 +108,20 @@ def loop_overhead(engine: OnnxEngine) -> dict[str, float]:
         [s] = generate(engine, [Request(PROMPT)], settings, specs)
         assert len(s.token_ids) == TOKENS
 
-    fns = {"session.run": bare_run, "stepper": bare_bound, "sampler": sampler_alone, "loop": loop}
+    # the REPL and JSON records ask for the model's own probability of each word beside the drawn one;
+    # at settings that reshape the distribution (here T = 0.7) it is one more pass over the logits
+    cold = settings.replace(temperature=0.7)
+
+    def loop_cold() -> None:
+        [s] = generate(engine, [Request(PROMPT)], cold, specs)
+        assert len(s.token_ids) == TOKENS
+
+    def loop_cold_model() -> None:
+        [s] = generate(engine, [Request(PROMPT)], cold, specs, model_probs=True)
+        assert s.model_probs is not None and len(s.model_probs) == TOKENS
+
+    fns = {"session.run": bare_run, "stepper": bare_bound, "sampler": sampler_alone, "loop": loop,
+           "loop T=0.7": loop_cold, "loop T=0.7 + model": loop_cold_model}
     best = dict.fromkeys(fns, float("inf"))
     for _ in range(ROUNDS):
         for name, fn in fns.items():
@@ -237,6 +251,9 @@ def main() -> None:
     rest = t["loop"] - t["stepper"] - t["sampler"]
     print(f"  where the loop's time goes: step {t['stepper'] / t['loop']:.0%}, sampler {t['sampler'] / t['loop']:.0%}, "
           f"the rest (bookkeeping, cache refills after each step, prefill) {rest / t['loop']:.0%}")
+    cost = t["loop T=0.7 + model"] / t["loop T=0.7"]
+    print(f"the model's probability beside the drawn one (REPL, JSON; T = 0.7): {t['loop T=0.7 + model']:.1f} "
+          f"against {t['loop T=0.7']:.1f} µs/token, {cost:.2f}x (at T = 1 with no processor it is the drawn one: free)")
     turns = interleaved(engine)
     print(f"  step and sampler taking turns (no bookkeeping): step {turns['step']:.1f} µs (alone {t['stepper']:.1f}), "
           f"sampler {turns['sampler']:.1f} µs (alone {t['sampler']:.1f}); the pair {turns['pair']:.1f} µs, "

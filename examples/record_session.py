@@ -1,9 +1,9 @@
 """Record a real recipe-repl session as an SVG picture (the one in the README, docs/session.svg).
 
 It shows what the lecture is about, on a real model through ONNX Runtime: a prompt written at
-temperature 1.0 with each word coloured by the probability it had (`:heat on`), the table the least
-likely word was drawn from (`:why`), the next-word table at 1.0 and 0.2 side by side (`:compare`),
-a colder sample, a prompt with a word the model does not know ([UNK]), and choosing words by hand
+temperature 1.0 with each word coloured by the model's probability of it (`:heat on`), the table the
+least likely word was drawn from (`:why`), the next-word table at 1.0 and 0.2 side by side (`:compare`),
+a colder sample and its `:why` (the model's column beside the sampling one), a prompt with a word the model does not know ([UNK]), and choosing words by hand
 (`:pick`), with the stop token shown as ⏹ [end]. `--script cells` records the LSTM's own cells
 instead (docs/cells.svg): `:cells find`, then one unit over a recipe; `--script saliency` which words
 made "cup" likely (docs/saliency.svg): `:saliency` by occlusion and gradient × input.
@@ -39,6 +39,7 @@ SCRIPT = [
     ":compare 1.0 0.2",
     ":temp 0.2",
     "recipe for chocolate ice cream |",
+    ":why",  # at T = 0.2: the model's column beside the sampling one
     "recipe for quokka stew",  # a word no recipe has: the model reads [UNK]
     ":pick 4",
     "1",

@@ -38,7 +38,7 @@ def export_command(run_dir: Path, out: Path, quantize: str | None, stateless: bo
     set_native_logging(verbose)  # before TensorFlow's first import
     from recipe_repl.export.convert import import_export_libs
 
-    import_export_libs()
+    import_export_libs(verbose)
     from recipe_repl.export.exporter import export_run
 
     export_run(run_dir, out, quantize=quantize, stateless=stateless, tolerance=tolerance, quiet=quiet, epoch=epoch)
@@ -52,13 +52,20 @@ def export_command(run_dir: Path, out: Path, quantize: str | None, stateless: bo
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Evaluate at most this many held-out recipes (per corpus; at least 1).")
 @click.option("--no-ngram", is_flag=True, help="Skip the Kneser–Ney 3-gram baseline.")
+@click.option("--titles", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Held-out titles per corpus sampled for the title-word and loop figures (0: no title figures).")
+@click.option("--seed", "figure_seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the title derangement and of the samples.")
 @click.option("--vocab", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
               help="vocabulary file for a model that carries none")
 @click.option("--verbose", is_flag=True, help="Keep TensorFlow's own log lines, as in train and export "
               "(eval itself runs on ONNX Runtime, without TensorFlow).")
 def eval_command(model: Path, data: str | None, batch_size: int, limit: int | None, no_ngram: bool,
-                 vocab: Path | None, verbose: bool) -> None:
-    """Held-out perplexity and top-1/top-5 accuracy of MODEL.onnx, and of a Kneser–Ney 3-gram baseline."""
+                 titles: int, figure_seed: int, vocab: Path | None, verbose: bool) -> None:
+    """Held-out perplexity and top-1/top-5 accuracy of MODEL.onnx, and of a Kneser–Ney 3-gram baseline;
+    and how the model uses its title: title use (body perplexity after another recipe's title over after
+    its own, the 3-gram's beside it), title words in samples from held-out titles at T = 1.0, 0.5 and
+    0.2 (beside the held-out recipes' own share) and loops (a 4-gram three times or more)."""
     from recipe_repl.train.tf_env import set_native_logging
 
     set_native_logging(verbose)
@@ -66,5 +73,6 @@ def eval_command(model: Path, data: str | None, batch_size: int, limit: int | No
 
     from recipe_repl.base.sanitize import clean
 
-    report = evaluate(model, data=data, batch_size=batch_size, limit=limit, ngram=not no_ngram, vocab_path=vocab)
+    report = evaluate(model, data=data, batch_size=batch_size, limit=limit, ngram=not no_ngram, vocab_path=vocab,
+                      titles=titles, figure_seed=figure_seed)
     click.echo(clean(format_report(report), keep="\n"))

@@ -13,7 +13,7 @@ from typing import Any
 
 from recipe_repl.train.config import TrainConfig
 from recipe_repl.train.rundir import RunDir
-from recipe_repl.train.tf_env import set_native_logging
+from recipe_repl.train.tf_env import import_quietly, set_native_logging
 
 from recipe_repl.base.errors import UserError
 from recipe_repl.model import contract
@@ -39,10 +39,12 @@ def export_libs_installed() -> bool:
     return True
 
 
-def import_export_libs() -> tuple[Any, Any, Any]:
-    """TensorFlow, Keras and tf2onnx, or a UserError naming the extra to install."""
-    set_native_logging()  # a no-op when a command already chose (or TensorFlow is already imported)
+def import_export_libs(verbose: bool = False) -> tuple[Any, Any, Any]:
+    """TensorFlow, Keras and tf2onnx, or a UserError naming the extra to install; TensorFlow's import
+    notices off unless `verbose` (the quiet import `train` uses)."""
+    set_native_logging(verbose)  # a no-op when a command already chose (or TensorFlow is already imported)
     try:
+        import_quietly(verbose)
         import keras
         import tensorflow as tf
         import tf2onnx
@@ -72,7 +74,7 @@ def load_run(run_dir: Path, epoch: int | None = None) -> LoadedRun:
     import_export_libs()
     from recipe_repl.train.model import build_model
 
-    model = build_model(len(words), cfg.embedding_dim, cfg.units, cfg.dropout)
+    model = build_model(len(words), cfg.embedding_dim, cfg.units, cfg.dropout, tie=cfg.tie_embeddings)
     try:
         model.load_weights(str(weights))
     except Exception as e:  # h5py/keras raise many kinds; all mean the same to the user
@@ -81,9 +83,11 @@ def load_run(run_dir: Path, epoch: int | None = None) -> LoadedRun:
 
 
 def build_step_model(trained: Any, vocab_len: int, embedding_dim: int, units: int) -> Any:
-    """The stateful inference model: (tokens, h0, c0) → (logits, h, c), weights copied from `trained`."""
+    """The stateful inference model: (tokens, h0, c0) → (logits, h, c), weights copied from `trained`
+    (a tied model's output layer folded into a plain Dense layer: the same graph either way)."""
     import keras
     from keras import layers
+    from recipe_repl.train.model import inference_weights
 
     tokens = keras.Input(shape=(None,), dtype="int32", name=contract.TOKENS_INPUT)
     h0 = keras.Input(shape=(units,), dtype="float32", name="h0")
@@ -93,8 +97,9 @@ def build_step_model(trained: Any, vocab_len: int, embedding_dim: int, units: in
     dense = layers.Dense(vocab_len, name="logits")
     seq, h, c = lstm(emb(tokens), initial_state=[h0, c0])
     model = keras.Model([tokens, h0, c0], [dense(seq), h, c], name="recipe_lstm_step")
+    weights = inference_weights(trained)
     for layer in (emb, lstm, dense):
-        layer.set_weights(trained.get_layer(layer.name).get_weights())
+        layer.set_weights(weights[layer.name])
     return model
 
 

@@ -1,4 +1,5 @@
-"""`recipe-repl train --keep-epochs [K]`: after every K-th epoch, keep the checkpoint and export it to ONNX.
+"""`recipe-repl train --keep-epochs [K|LIST]`: after every K-th epoch (or the epochs of a list such as
+1,2,4,8,last), keep the checkpoint and export it to ONNX.
 
 Each kept epoch gets `RUN/epochs/epoch-NNN.weights.h5` (a copy of the checkpoint just written) and
 `RUN/epochs/epoch-NNN.onnx`, exported by `export_run` with the same parity check as `recipe-repl
@@ -24,6 +25,7 @@ from typing import IO, Any
 
 from recipe_repl.export.exporter import HeldOut, export_run
 from recipe_repl.train.callbacks import Callback
+from recipe_repl.train.keep_epochs import KeepEpochs
 from recipe_repl.train.rundir import RunDir
 
 from recipe_repl.base import atomic
@@ -47,18 +49,24 @@ def _quiet_tensorflow_log() -> Iterator[None]:
 class EpochExporter(Callback):
     """Keeps and exports every `every`-th epoch's checkpoint into the run folder's `epochs/`."""
 
-    def __init__(self, run_dir: Path, every: int = 1, stream: IO[str] | None = None, quiet: bool = False):
-        if every < 1:
+    def __init__(self, run_dir: Path, every: int | KeepEpochs = 1, stream: IO[str] | None = None,
+                 quiet: bool = False):
+        if isinstance(every, int) and every < 1:
             raise UserError("--keep-epochs must be at least 1 (keep every K-th epoch)")
         self.run = RunDir(Path(run_dir))
-        self.every, self.quiet = every, quiet
+        self.keep = every if isinstance(every, KeepEpochs) else KeepEpochs(every=every)
+        self.quiet = quiet
+        self.total = 0  # the run's last epoch, for `last`
         self.stream = stream or sys.stderr
         self.kept: list[Path] = []  # the ONNX files written, in order
         self.seconds: list[float] = []  # what each export cost
         self._held: HeldOut | None = None
 
+    def on_train_begin(self, epochs: int, start_epoch: int) -> None:
+        self.total = epochs
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        if epoch % self.every:
+        if not self.keep.keeps(epoch, self.total):
             return
         t0 = time.perf_counter()
         weights = self.run.epoch_weights(epoch)

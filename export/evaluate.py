@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from recipe_repl.export import figures
 from recipe_repl.export.kneser_ney import KneserNey3
 
 from recipe_repl.base.errors import ModelError, UserError
 from recipe_repl.model.engine import OnnxEngine
 from recipe_repl.model.finite import not_finite
 from recipe_repl.model.vocab import Vocabulary
+
+TITLES = 100  # held-out titles per corpus sampled for "title words in samples" and "loops"
 
 
 def target_sequence(vocab: Vocabulary, text: str, seq_len: int) -> list[int]:
@@ -101,9 +104,14 @@ def corpus_to_evaluate(data: str | None, recorded: Any, model: Path) -> str:
 
 
 def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: int | None = None,
-             ngram: bool = True, vocab_path: Path | None = None) -> dict[str, Any]:
-    """Held-out figures of `model` on `data` (a corpus spec; without one, the model's recorded corpus when
-    it is a built-in one, see `corpus_to_evaluate`)."""
+             ngram: bool = True, vocab_path: Path | None = None, titles: int = TITLES,
+             figure_seed: int = 0) -> dict[str, Any]:
+    """Held-out perplexity (LSTM and 3-gram, per corpus) and, unless `titles` is 0, the title figures:
+    title use per corpus (LSTM and 3-gram) and title words and loops in samples from `titles`
+    held-out titles per corpus, seeded with `figure_seed`.
+
+    `data` is a corpus spec; without one, the model's recorded corpus when it is a built-in one
+    (`corpus_to_evaluate`): a model file never chooses a path to read."""
     from recipe_repl.train.preprocess import load_split
 
     if batch_size < 1:
@@ -117,7 +125,8 @@ def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: 
     spec = corpus_to_evaluate(data, training.get("data"), model)
     seq_len = _number(config, "seq_len", 200, int, model)
     seed, val_split = _number(training, "seed", 42, int, model), _number(training, "val_split", 0.1, float, model)
-    corpus, split = load_split(spec, val_split, seed)
+    clean = bool(training.get("clean", False))  # the corpus as training read it (foreign recipes dropped)
+    corpus, split = load_split(spec, val_split, seed, clean)
     per_val = {name: val[:limit] if limit else val for name, (_, val) in split.per_corpus.items()}
     val_texts = [t for val in per_val.values() for t in val]
     if not val_texts:
@@ -130,6 +139,8 @@ def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: 
     if kn is not None:
         report["kneser_ney_3gram"] = kn.score(val_seqs) | {"discounts": [kn.D1, kn.D2, kn.D3]}
         report["perplexity_ratio"] = report["lstm"]["perplexity"] / report["kneser_ney_3gram"]["perplexity"]
+    if titles:
+        report["title_figures"] = title_figures(engine, per_val, seq_len, titles, figure_seed, kn)
     if len(per_val) > 1:  # each corpus on its own, the 3-gram still fitted on the whole training split
         report["per_corpus"] = {}
         for name, val in per_val.items():
@@ -140,6 +151,49 @@ def evaluate(model: Path, data: str | None = None, batch_size: int = 32, limit: 
                 part["perplexity_ratio"] = part["lstm"]["perplexity"] / part["kneser_ney_3gram"]["perplexity"]
             report["per_corpus"][name] = part
     return report
+
+
+def title_figures(engine: OnnxEngine, per_val: dict[str, list[str]], seq_len: int, titles: int, seed: int,
+                  kn: KneserNey3 | None) -> dict[str, Any]:
+    """Title use per corpus (the 3-gram's beside it), and title words and loops in samples from `titles`
+    held-out titles of each corpus, per corpus and all together."""
+    use: dict[str, Any] = {}
+    samples: dict[str, Any] = {}
+    for name, val in per_val.items():
+        use[name] = {"lstm": figures.as_dict(figures.title_use(engine, val, seq_len, seed)),
+                     "lstm_title_words": figures.as_dict(figures.title_word_use(engine, val, seq_len, seed))}
+        if kn is not None:
+            use[name]["kneser_ney_3gram"] = figures.as_dict(
+                figures.ngram_title_use(kn.token_nlls, engine.vocab, val, seq_len, seed))
+        samples[name] = figures.sample_figures(engine, figures.pick_titles(val, titles, seed), seed)
+    return {"seed": seed, "titles_per_corpus": titles, "max_tokens": figures.SAMPLE_TOKENS, "title_use": use,
+            "samples": {name: figures.as_dict(r) for name, r in samples.items()},
+            "samples_all": figures.as_dict(figures.pool(list(samples.values())))}
+
+
+def format_figures(fig: dict[str, Any]) -> list[str]:
+    """The title figures as report lines."""
+    lines = [f"title use: held-out bodies' perplexity after another recipe's title / after their own "
+             f"(derangement seed {fig['seed']})"]
+    for name, u in fig["title_use"].items():
+        line = f"  {name}: LSTM {u['lstm']['ratio']:.3f}x"
+        if "kneser_ney_3gram" in u:
+            line += f", 3-gram {u['kneser_ney_3gram']['ratio']:.3f}x"
+        lines.append(line + f" ({u['lstm']['recipes']} recipes, {u['lstm']['body_tokens']} body tokens); "
+                     f"on the body's words that name the title {u['lstm_title_words']['ratio']:.3f}x "
+                     f"({u['lstm_title_words']['body_tokens']} tokens)")
+    every = fig["samples_all"]
+    lines.append(f"samples from {every['titles']} held-out titles (\"recipe for TITLE |\", {fig['max_tokens']} "
+                 f"tokens, seed {fig['seed']}): title words = the body names a content word of the title; "
+                 "loops = a 4-gram three times or more")
+    groups = [("all", every)] + (list(fig["samples"].items()) if len(fig["samples"]) > 1 else [])
+    for name, rep in groups:
+        temps = rep["per_temperature"]
+        words = ", ".join(f"T={t['temperature']:g} {t['title_share']:.0%}" for t in temps)
+        loops = ", ".join(f"T={t['temperature']:g} {t['loop_share']:.0%}" for t in temps)
+        lines.append(f"  {name}: title words {words} (held-out recipes {rep['data_title_share']:.0%}); "
+                     f"loops {loops} (held-out recipes {rep['data_loop_share']:.0%})")
+    return lines
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -158,4 +212,6 @@ def format_report(report: dict[str, Any]) -> str:
             line += (f", 3-gram {part['kneser_ney_3gram']['perplexity']:.2f}, "
                      f"ratio {part['perplexity_ratio']:.3f}")
         lines.append(line)
+    if "title_figures" in report:
+        lines += format_figures(report["title_figures"])
     return "\n".join(lines)

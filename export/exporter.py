@@ -51,7 +51,7 @@ def held_out(loaded: convert.LoadedRun, vocab: Vocabulary, limit: int = HELD_OUT
     cfg = loaded.config
     ngram, ngram_note = None, "3-gram counts: not stored (the corpus could not be read)"
     try:
-        corpus, split = load_split(cfg.data, cfg.val_split, cfg.seed)
+        corpus, split = load_split(cfg.data, cfg.val_split, cfg.seed, cfg.clean)
         val = split.val
         source = f"validation split of {corpus.name}"
         ngram, ngram_note = counts_value(vocab, split.train, cfg.seq_len, f"training split of {corpus.name}")
@@ -98,6 +98,7 @@ def training_facts(loaded: convert.LoadedRun, epoch: int | None = None) -> dict[
             "val_split": loaded.config.val_split, "data": loaded.config.data, "masked_loss": loaded.config.mask,
             "date": None,
         }
+    facts.setdefault("clean", loaded.config.clean)  # eval and the card rebuild the split from these facts
     from recipe_repl.train import checkpoint
 
     facts["checkpoint_epoch"] = checkpoint.epoch_of(loaded.weights or run.checkpoint_file)

@@ -30,13 +30,20 @@ def _discount(counts: Iterable[int]) -> float:
 class _Table:
     """Sparse next-token counts for one context: ids, counts, their total and number of types."""
 
-    __slots__ = ("ids", "counts", "total", "types")
+    __slots__ = ("ids", "counts", "total", "types", "_index")
 
     def __init__(self, counter: dict[int, int]):
         self.ids = np.fromiter(counter.keys(), np.int64, len(counter))
         self.counts = np.fromiter(counter.values(), np.float64, len(counter))
         self.total = float(self.counts.sum())
         self.types = len(counter)
+        self._index: dict[int, int] | None = None  # id → count, built on the first `count`
+
+    def count(self, w: int) -> float:
+        """How often w follows this context (0 when never)."""
+        if self._index is None:
+            self._index = dict(zip(self.ids.tolist(), self.counts.tolist(), strict=True))
+        return self._index.get(w, 0.0)
 
 
 class KneserNey3:
@@ -88,6 +95,20 @@ class KneserNey3:
         p = p2 * (self.D3 * t.types / t.total)
         np.add.at(p, t.ids, np.maximum(t.counts - self.D3, 0.0) / t.total)
         return p
+
+    def prob(self, u: int, v: int, w: int) -> float:
+        """P(w | u, v) alone: `distribution(u, v)[w]` without building the whole distribution."""
+        p = float(self.p1[w]) if 0 <= w < self.V else 0.0
+        for table, d in ((self.bi.get(v), self.D2), (self.tri.get((u, v)), self.D3)):
+            if table is not None:
+                p = max(table.count(w) - d, 0.0) / table.total + d * table.types / table.total * p
+        return p
+
+    def token_nlls(self, seq: Sequence[int]) -> np.ndarray:
+        """The negative log-likelihood of each target seq[1:] (element k is that of seq[k + 1])."""
+        padded = [BOS, BOS, *seq]
+        return np.array([-np.log(max(self.prob(padded[i - 2], padded[i - 1], padded[i]), 1e-300))
+                         for i in range(3, len(padded))], np.float64)
 
     def score(self, sequences: Iterable[Sequence[int]], skip_first: int = 1) -> dict[str, Any]:
         """Mean negative log-likelihood, perplexity, top-1/top-5 accuracy over targets seq[skip_first:]."""

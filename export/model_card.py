@@ -20,6 +20,8 @@ import numpy as np
 from recipe_repl.export import parity
 from recipe_repl.export.card_render import SAMPLE_PROMPT, SAMPLE_TOKENS, render_card
 from recipe_repl.export.evaluate import evaluate
+from recipe_repl.export.ship_epochs import manifest_facts
+from recipe_repl.models import lecture
 from recipe_repl.train.rundir import RunDir
 
 from recipe_repl.base import atomic
@@ -72,7 +74,7 @@ def _lecture_size_ms(vocab: Vocabulary, prompt: list[int]) -> float:
         return ms_per_token(parity.session(path.read_bytes()), prompt)
 
 
-LECTURE_PROMPTS = ("recipe for roast", "recipe for roasted vegetables | chop 1 /", "recipe for chocolate ice cream |")
+LECTURE_PROMPTS = lecture.PROMPTS
 TABLE_ROWS = 8
 
 
@@ -99,7 +101,7 @@ def card_facts(model_path: Path, run_dir: Path, make_seconds: float | None = Non
         for scope, q_bytes in quantized.items():
             q_path = Path(tmp) / f"{scope}.onnx"
             q_path.write_bytes(q_bytes)
-            q_facts[scope] = {"eval": evaluate(q_path, ngram=False)["lstm"],
+            q_facts[scope] = {"eval": evaluate(q_path, ngram=False, titles=0)["lstm"],
                               "agreement": parity.top1_agreement(model_bytes, q_bytes, held)}
     prompt = vocab.encode(SAMPLE_PROMPT)
     speed = {
@@ -129,7 +131,32 @@ def card_facts(model_path: Path, run_dir: Path, make_seconds: float | None = Non
         "samples": {str(t): card_samples(model_path, t, (1, 2, 3)) for t in (1.0, 0.2)},
         "style_samples": style_samples(model_path, training),
         "tables": {p: next_word_tables(model_path, p) for p in LECTURE_PROMPTS},
+        "epochs": manifest_facts(model_path.parent / "epochs"),
+        "foreign_vocabulary": foreign_vocabulary(vocab),
+        "lecture": lecture_facts(),
     }
+
+
+def lecture_facts() -> dict[str, Any]:
+    """The lecture's published tables (package data) and their source, for the card."""
+    tables: dict[str, dict[str, Any]] = {p: {} for p in lecture.PROMPTS}
+    for t in lecture.TABLES:
+        tables[t.prompt][f"{t.temperature:g}"] = {"rows": [list(r) for r in t.rows], "derived": t.derived,
+                                                  "max_error": t.max_error}
+    return {"source": lecture.SOURCE, "tables": tables}
+
+
+def foreign_vocabulary(vocab: Vocabulary) -> list[str]:
+    """The vocabulary's words in another script than most of its words (Cyrillic in an English model)."""
+    from recipe_repl.train.corpus_check import script_of
+
+    scripts = {w: script_of(w) for w in vocab.words}
+    counts: dict[str, int] = {}
+    for s in scripts.values():
+        if s:
+            counts[s] = counts.get(s, 0) + 1
+    main = max(counts, key=lambda k: counts[k]) if counts else None
+    return [w for w, s in scripts.items() if s and s != main]
 
 
 def next_word_tables(model_path: Path, prompt: str, temperatures: Sequence[float] = (1.0, 0.2),
@@ -161,7 +188,7 @@ def style_samples(model_path: Path, training: dict[str, Any]) -> list[dict[str, 
     from recipe_repl.session.samples import generate_samples
 
     engine = OnnxEngine(model_path, provider="cpu")
-    _, split = load_split(training["data"], training["val_split"], training["seed"])
+    _, split = load_split(training["data"], training["val_split"], training["seed"], bool(training.get("clean")))
     out = []
     for name, (_, val) in split.per_corpus.items():
         if not val:
@@ -184,7 +211,7 @@ def _held_out(vocab: Vocabulary, config: dict[str, Any], training: dict[str, Any
     from recipe_repl.export.evaluate import target_sequence
     from recipe_repl.train.preprocess import load_split
 
-    _, split = load_split(training["data"], training["val_split"], training["seed"])
+    _, split = load_split(training["data"], training["val_split"], training["seed"], bool(training.get("clean")))
     return [target_sequence(vocab, t, config["seq_len"]) for t in split.val]
 
 

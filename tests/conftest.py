@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,23 @@ def pinned_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("FORCE_COLOR", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def tensorflow_only_in_slow_tests(request: pytest.FixtureRequest):
+    """A test that imports TensorFlow must be marked slow: `make check` runs the others, without TensorFlow.
+
+    Checked in this process (a test whose subprocess imports TensorFlow is marked by hand). Once a slow
+    test has imported it, later tests cannot be told apart, so `make check` (no slow test) is the run
+    that catches every offender.
+    """
+    if request.node.get_closest_marker("slow") is not None or "tensorflow" in sys.modules:
+        yield
+        return
+    yield
+    if "tensorflow" in sys.modules:
+        pytest.fail(f"{request.node.nodeid} imported TensorFlow: mark it @pytest.mark.slow "
+                    "(make check runs the tests without that marker, and without TensorFlow)", pytrace=False)
 
 
 @pytest.fixture(scope="session")

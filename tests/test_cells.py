@@ -19,6 +19,7 @@ from recipe_repl.generate import cells
 from recipe_repl.generate.sampling import Sampler
 from recipe_repl.model import contract
 from recipe_repl.model.engine import OnnxEngine
+from recipe_repl.plugin.commands import COMPARE_ROWS
 from recipe_repl.plugin.manager import Plugins
 from recipe_repl.session.session import ModelSpec, Session
 from recipe_repl.views import cell_view
@@ -294,8 +295,9 @@ def test_compare_models_puts_each_models_table_side_by_side(random_model, plugin
     other = build_random_lstm(tmp_path / "other.onnx", WORDS, scale=1.5, seed=4,
                               metadata={contract.META_TRAINING: json.dumps({"checkpoint_epoch": 7})})
     settings = Settings(seed=1, max_tokens=4, temperature=0.8)
-    _, err, status, session = batch(random_model, plugins, f"recipe for roast\n:compare-models {random_model} {other}\n",
-                                    settings)
+    # `:probs every 3` sets the tables during generation, not :compare-models' rows (its own: 8, or rows N)
+    _, err, status, session = batch(random_model, plugins, f":probs every 3\nrecipe for roast\n:probs off\n"
+                                    f":compare-models {random_model} {other}\n", settings)
     assert status == 0, err
     header = next(line for line in err.splitlines() if "random.onnx" in line)
     assert header.index("random.onnx") < header.index("other.onnx · epoch 7")
@@ -305,10 +307,12 @@ def test_compare_models_puts_each_models_table_side_by_side(random_model, plugin
         engine = OnnxEngine(path)
         out, _ = engine.forward(np.array([ids]), engine.start(1))
         probs = Sampler(settings, plugins.processor_specs(), engine.vocab).distribution(out[:, -1], [ids])[0]
-        top = np.argsort(-probs, kind="stable")[:5]
+        top = [i for i in np.argsort(-probs, kind="stable")[:COMPARE_ROWS] if probs[i] > 0]
         want = [((engine.vocab.words[i] or "[end]"), percent(float(probs[i]))) for i in top]
         assert [row[column] for row in rows] == want
     assert session.model.path == random_model  # the session's own model stays
+    _, err, status, _ = batch(random_model, plugins, f"recipe for roast\n:compare-models {random_model} {other} rows 3\n")
+    assert status == 0 and len([line for line in err.splitlines() if re.match(r"\s*\d+ │", line)]) == 3
 
 
 def test_compare_models_refuses_other_vocabularies_and_bad_arguments(random_model, plugins, tmp_path):
@@ -321,13 +325,13 @@ def test_compare_models_refuses_other_vocabularies_and_bad_arguments(random_mode
     assert status == 1 and len(errors) == 5, err
     assert errors[0] == "line 1: error: no prompt yet: type a prompt (e.g. recipe for roast), then " \
                         ":compare-models A.onnx B.onnx"
-    assert errors[1] == ("line 3: error: usage: :compare-models A.onnx [B.onnx …], e.g. :compare-models "
-                         "runs/mine/epochs/*.onnx (see :help compare-models)")
+    assert errors[1] == ("line 3: error: usage: :compare-models epochs | A.onnx [B.onnx …] [rows N], "
+                         "e.g. :compare-models epochs (see :help compare-models)")
     assert errors[2] == ("line 4: error: random.onnx and small.onnx have different vocabularies (40 and 37 words): "
                          ":compare-models needs models of one vocabulary, such as the epochs of one run "
                          "(recipe-repl train --keep-epochs)")
     assert errors[3] == (f"line 5: error: no model file '{tmp_path / 'nope.onnx'}' — "
-                         "e.g. :compare-models runs/mine/epochs/*.onnx")
+                         "e.g. :compare-models epochs")
     assert errors[4].startswith("line 6: error: at most 6 models side by side, not 7 — usage: :compare-models")
     assert session.model.path == random_model and len(session.engine.vocab) == len(WORDS)
 

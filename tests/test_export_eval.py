@@ -63,6 +63,25 @@ def test_eval_reproduces_the_training_validation_perplexity(tiny_onnx: Path, tin
 
 
 @pytest.mark.slow
+def test_eval_reports_the_title_figures_seeded(tiny_onnx: Path):
+    from recipe_repl.export import figures
+    from recipe_repl.export.evaluate import evaluate, format_report
+
+    report = evaluate(tiny_onnx, titles=2, figure_seed=5)
+    fig = report["title_figures"]
+    [(name, use)] = fig["title_use"].items()
+    assert use["lstm"]["recipes"] == report["held_out_recipes"] == 3
+    assert use["lstm"]["ratio"] > 0 and use["kneser_ney_3gram"]["ratio"] > 0
+    assert fig["samples_all"]["titles"] == 2 and [t["temperature"] for t in fig["samples_all"]["per_temperature"]] \
+        == list(figures.TEMPERATURES)
+    assert evaluate(tiny_onnx, titles=2, figure_seed=5)["title_figures"] == fig  # seeded: the same figures
+    text = format_report(report)
+    assert f"  {name}: LSTM {use['lstm']['ratio']:.3f}x, 3-gram " in text
+    assert "samples from 2 held-out titles" in text and "title words T=1 " in text and "loops T=1 " in text
+    assert "title_figures" not in evaluate(tiny_onnx, ngram=False, titles=0)
+
+
+@pytest.mark.slow
 def test_eval_of_the_stateless_format_agrees(tiny_onnx: Path, tiny_stateless_onnx: Path):
     from recipe_repl.export.evaluate import evaluate
 

@@ -78,9 +78,10 @@ def test_generate_streams_records_with_100_alternatives(many_words: Path) -> Non
 def test_generate_writes_each_batch_as_it_finishes(many_words: Path, tmp_path: Path) -> None:
     """SIGTERM after the second batch: the samples finished before it are on stdout, whole."""
     plugin = tmp_path / "term.py"
-    plugin.write_text("import os, signal\nfrom recipe_repl.plugin.hookspecs import hookimpl\n"
-                      "@hookimpl\ndef on_token(step, sample_key):\n"
-                      "    if sample_key >= 64 and step == 3:\n        os.kill(os.getpid(), signal.SIGTERM)\n")
+    plugin.write_text("import os, signal\nfrom recipe_repl.plugin.hookspecs import hookimpl\nended = [0]\n"
+                      "@hookimpl\ndef on_sample_end(sample):\n    ended[0] += 1\n"
+                      "@hookimpl\ndef on_token(step):\n"
+                      "    if ended[0] >= 64 and step == 3:\n        os.kill(os.getpid(), signal.SIGTERM)\n")
     r = subprocess.run([sys.executable, "-m", "recipe_repl", "--plugin", str(plugin), "generate", "recipe for",
                         "--model", str(many_words), "--n", "1000", "--json", "--max-tokens", "20", "--seed", "1"],
                        capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -438,7 +438,7 @@ def test_trace_switch_writes_hook_calls(tmp_path: Path, random_model: Path, monk
     err = capsys.readouterr().err
     assert f"trace: loaded plugin {path} (module): on_sample_end, on_token" in err
     assert "trace: builtin:settings_commands.register_commands(register)" in err
-    assert f"trace: {path}.on_token(word='" in err
+    assert f"trace: {path}.on_token(word=" in err
     assert f"trace: {path}.on_sample_end(sample=" in err
     monkeypatch.delenv("RECIPE_REPL_TRACE_HOOKS")
     make_plugins(path)

@@ -72,7 +72,11 @@ def test_real_terminal_session(random_model, tmp_path, term):
             child.expect("salt")
             time.sleep(0.5)
             child.sendintr()
-            child.expect(r"\d+ tokens · [\d,]+ words/s · perplexity [\d.,]+ · interrupted")
+            # the model's perplexity, then the one of the distribution drawn from (the footer may wrap,
+            # its style ending and starting again around the line end)
+            gap = r"(?:\s|\x1b\[[\d;]*m)+"
+            child.expect(rf"\d+ tokens · [\d,]+ words/s · perplexity [\d.,]+ \(model\) · [\d.,]+ at T = 0.2,{gap}top-k"
+                         rf"{gap}5,{gap}no-stop{gap}·{gap}interrupted")
             child.expect("› ")
             child.sendline(":quit")
             child.expect(pexpect.EOF)
@@ -120,3 +124,47 @@ def test_ctrl_r_tab_and_suggestion_in_a_terminal(random_model, tmp_path):
             pytest.fail(f"terminal session went wrong; it showed:\n{log.read_text()[-3000:]}")
     child.close()
     assert child.exitstatus == 0
+
+
+def test_step_and_pace_in_a_terminal(random_model, tmp_path):
+    """`:pace` streams a sample in a real terminal; `:step` shows a table per Enter, Ctrl-C keeps the text."""
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30", PROMPT_TOOLKIT_NO_CPR="1")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-c", "from recipe_repl.frontends.cli import main; main()", "--model", str(random_model), "--no-plugins",
+         "--seed", "3", "--temperature", "0.8"],
+        env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100), preexec_fn=_ctrl_c_on,
+    )
+    log = tmp_path / "pty.log"
+    with log.open("w") as child.logfile_read:
+        try:
+            child.expect("› ")
+            child.sendline(":pace 20")
+            child.expect("pace = 20 ms")
+            child.sendline(":max 6")
+            child.expect("max tokens = 6")
+            child.sendline("recipe for roast")
+            child.expect(r"6 tokens · [\d,]+ words/s")
+            child.expect("› ")
+            child.sendline(":step")
+            child.expect("one word at a time")
+            child.expect("word 4: Enter, or s to stop: ")
+            child.send("\r")
+            child.expect("◀ drawn")
+            child.expect(r"word 4: \S+ \(drawn at [\d.<]+%; the model gave it")
+            child.expect("word 5: Enter, or s to stop: ")
+            child.send("\r")
+            child.expect("◀ drawn")
+            child.expect("word 6: Enter, or s to stop: ")
+            child.sendintr()
+            child.expect(r"2 tokens · perplexity")
+            child.expect("interrupted")
+            child.expect("› ")
+            child.sendline(":quit")
+            child.expect(pexpect.EOF)
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            child.logfile_read.flush()
+            pytest.fail(f"terminal session went wrong; it showed:\n{log.read_text()[-3000:]}")
+    child.close()
+    assert child.exitstatus == 0
+    assert "Traceback" not in log.read_text()

@@ -157,8 +157,8 @@ def test_config_file_settings_and_errors(tmp_path: Path) -> None:
 
 def test_help_lists_and_explains(session: Session) -> None:
     session.handle_line(":help")
-    table = session.frontend.shown[-1]  # type: ignore[attr-defined]
-    assert ":temp T" in [str(c) for c in table.columns[0]._cells]
+    listing = session.frontend.shown[-1]  # type: ignore[attr-defined]
+    assert (":temp T", "temperature, 0 ≤ T ≤ 5 (0 = greedy)") in listing.rows
     session.handle_line(":help temp")
     assert any("temperature" in m for _, m in session.frontend.messages)  # type: ignore[attr-defined]
 

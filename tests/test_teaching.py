@@ -28,6 +28,19 @@ def expected_table(session: Session, prompt: str, settings: Settings, n: int) ->
     return [(vocab.word(i) or END_MARKER, percent(float(probs[i]))) for i in top_ids(probs, n)]
 
 
+def expected_two_columns(session: Session, prompt: str, settings: Settings, n: int) -> list[tuple[str, str, str]]:
+    """(word, model %, sampling %) rows straight from ONNX Runtime: the softmax of the logits beside the chain's."""
+    vocab = session.engine.vocab
+    ids = vocab.encode(prompt)
+    out, _ = session.engine.forward(np.array([ids]), session.engine.start(1))
+    logits = out[0, -1].astype(np.float64)
+    model = np.exp(logits - logits.max())
+    model /= model.sum()
+    probs = sampling_distribution(out[0, -1], ids, settings, session.plugins.processor_specs(), vocab)
+    rows = sorted(range(len(vocab)), key=lambda i: (-float(probs[i]), -model[i]))[:n]
+    return [(vocab.word(i) or END_MARKER, percent(float(model[i])), percent(float(probs[i]))) for i in rows]
+
+
 def table_rows(out: str) -> list[tuple[str, str]]:
     """(word, percentage) pairs from rendered probability-table rows."""
     rows = []
@@ -38,13 +51,34 @@ def table_rows(out: str) -> list[tuple[str, str]]:
     return rows
 
 
+def two_column_rows(out: str) -> list[tuple[str, str, str]]:
+    """(word, model %, sampling %) from rendered two-column probability-table rows."""
+    rows = []
+    for line in out.splitlines():
+        m = re.match(r"\s*\d+\s+(.+?)\s+(<?[\d.]+%)\s+(<?[\d.]+%)", line)
+        if m:
+            rows.append((m.group(1).replace("  ◀ drawn", "").strip(), m.group(2), m.group(3)))
+    return rows
+
+
 def test_probs_shows_the_samplers_distribution(random_model, plugins):
     run = run_script(random_model, plugins, lines(":temp 0.7", ":topk 5", ":max 2", "recipe for roast", ":probs 8"))
-    rows = table_rows(run.out.split("next word after")[-1])
-    want = expected_table(run.session, "recipe for roast", run.session.settings, 8)
-    assert rows == want and len(rows) == 5  # top-k 5 leaves five words with any probability
-    assert "temperature 0.7 · top-k 5" in run.out
+    table = run.out.split("next word after")[-1]
+    rows = two_column_rows(table)
+    want = expected_two_columns(run.session, "recipe for roast", run.session.settings, 8)
+    assert rows == want and len(rows) == 8
+    assert [p for _, _, p in rows[5:]] == ["0%"] * 3  # top-k 5 leaves five words with any probability
+    assert "model" in table and "sampling" in table
+    assert "model: temperature 1, no processors · sampling (drawn from): temperature 0.7 · top-k 5" in " ".join(table.split())
     assert "█" in run.out
+
+
+def test_probs_at_temperature_zero_takes_the_runners_up_from_the_model(random_model, plugins):
+    run = run_script(random_model, plugins, lines(":temp 0", ":max 2", "recipe for roast", ":probs 4"))
+    rows = two_column_rows(run.out.split("next word after")[-1])
+    assert rows == expected_two_columns(run.session, "recipe for roast", run.session.settings, 4)
+    assert rows[0][2] == "100%" and [p for _, _, p in rows[1:]] == ["0%"] * 3
+    assert all(m != "0%" for _, m, _ in rows)  # the model's own runners-up, not "0.0, 0.0"
 
 
 def test_probs_default_rows_and_temperature_one(random_model, plugins):
@@ -112,7 +146,8 @@ def test_compare_puts_temperatures_side_by_side(random_model, plugins):
 
 def test_compare_defaults_to_the_lectures_pair(random_model, plugins):
     run = run_script(random_model, plugins, lines(":max 1", ":topk 3", "roast", ":compare"))
-    assert "T = 1" in run.out and "T = 0.2" in run.out and "also applied: top-k 3" in run.out
+    assert "T = 1" in run.out and "T = 0.2" in run.out and "the T columns also apply top-k 3" in run.out
+    assert "model: temperature 1, no processors" in run.out  # top-k applies: no T column is the model's own
 
 
 def test_pick_by_number_enter_word_unknown_and_stop(random_model, plugins, tmp_path, monkeypatch):

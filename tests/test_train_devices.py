@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 H200 = "GPU 0: NVIDIA H200 (UUID: GPU-5d1c2f0e-0000-0000-0000-000000000000)"
 
 
+@pytest.mark.slow
 def test_device_line_with_the_real_tensorflow():
     import tensorflow as tf
 
@@ -33,6 +34,7 @@ def test_device_line_with_the_real_tensorflow():
     assert found.warning() is None  # the machine, as injected, has no GPU
 
 
+@pytest.mark.slow
 def test_a_gpu_tensorflow_cannot_see_gets_a_warning_naming_the_extra():
     import tensorflow as tf
 

@@ -97,3 +97,19 @@ def test_bucketed_batches_cover_every_text_with_less_padding():
     # shuffling is seeded
     again = preprocess.bucketed_batches(ids, 32, shuffle_seed=1)
     assert all((a.x == b.x).all() for a, b in zip(bucketed, again, strict=True))
+
+
+def test_word_dropout_hides_body_words_only_and_is_seeded():
+    x = np.array([[5, 6, 9, 7, 8, 7, 8, 0], [5, 9, 7, 7, 7, 7, 0, 0]], np.int32)  # 9 is the title's "|"
+    batches = [preprocess.Batch(x, x[:, ::-1].copy(), np.ones_like(x, np.float32))]
+    out = preprocess.drop_words(batches, 0.5, separator=9, seed=0)[0]
+    assert (out.x[:, :2] == x[:, :2]).all() and out.x[0, 2] == 9  # the title and the separator stay
+    assert (out.x[x == 0] == 0).all()  # padding stays padding
+    changed = out.x != x
+    assert changed.any() and (out.x[changed] == 1).all()  # hidden words read as [UNK]
+    assert (out.y == batches[0].y).all() and (out.w == batches[0].w).all()  # targets and weights untouched
+    again = preprocess.drop_words(batches, 0.5, separator=9, seed=0)[0]
+    assert (again.x == out.x).all()
+    assert preprocess.drop_words(batches, 0.0, 9, 0) is batches
+    no_title = [preprocess.Batch(np.full((4, 20), 4, np.int32), x[:, :1], x[:, :1])]
+    assert (preprocess.drop_words(no_title, 0.9, separator=9, seed=1)[0].x == 4).all()  # no "|": no body to hide

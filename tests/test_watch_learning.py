@@ -139,3 +139,42 @@ def test_probe_is_on_by_default_and_off_when_quiet(tmp_path):
     result = CliRunner().invoke(train_command, [*ARGS, "--out", str(tmp_path / "b"), "--epochs", "1", "--quiet"])
     assert result.exit_code == 0 and "probe " not in result.output
     assert not (tmp_path / "b" / "epochs").exists()
+
+
+def test_a_kept_run_ships_its_epochs_int8_end_to_end(kept_run, tmp_path, monkeypatch):
+    """`make epochs` on a tiny run: int8 copies of epochs 1, 2 and the last, their agreement with float32 on
+    the run's own held-out recipes, the tables rewritten, and `:compare-models epochs` naming them."""
+    import io
+
+    from recipe_repl.export import ship_epochs
+
+    from recipe_repl import models
+    from recipe_repl.base.settings import Settings
+    from recipe_repl.frontends.batch import BatchFrontend, BatchRunner
+    from recipe_repl.plugin.manager import Plugins
+    from recipe_repl.session.session import ModelSpec, Session
+
+    run_dir, _ = kept_run
+    out = tmp_path / "epochs"
+    card, readme = tmp_path / "CARD.md", tmp_path / "README.md"
+    card.write_text("\n".join(ship_epochs.CARD_MARKS) + "\n")
+    readme.write_text("\n".join(ship_epochs.README_MARKS) + "\n")
+    result = CliRunner().invoke(ship_epochs.main, [str(run_dir), "--out", str(out), "--card", str(card),
+                                                   "--readme", str(readme)])
+    assert result.exit_code == 0, result.output
+    shipped = ship_epochs.read_manifest(out)
+    assert [s.epoch for s in shipped] == [1, 2, 3]
+    rows = {int(r["epoch"]): r["val_loss"] for r in RunDir(run_dir).log_rows()}
+    for s in shipped:
+        assert s.val_loss == pytest.approx(rows[s.epoch])
+        assert 0.5 < s.top1_agreement <= 1 and s.positions > 100
+        assert (out / s.file).stat().st_size < RunDir(run_dir).epoch_model(s.epoch).stat().st_size
+    assert "| 3 | `epochs/epoch-003.onnx` |" in card.read_text()
+    assert "| | epoch 1 | epoch 2 | epoch 3 |" in readme.read_text()
+    monkeypatch.setattr(models, "EPOCHS_DIR", out)
+    err = io.StringIO()
+    frontend = BatchFrontend(io.StringIO(), err)
+    session = Session(Plugins(load_third_party=False), frontend, ModelSpec(RunDir(run_dir).epoch_model(3)),
+                      Settings(seed=1, max_tokens=3))
+    assert BatchRunner(session, frontend).run(["recipe for roast", ":compare-models epochs"]) == 0, err.getvalue()
+    assert "epoch-001.onnx · epoch 1" in err.getvalue() or "epoch-001" in err.getvalue()

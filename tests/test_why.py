@@ -11,18 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from rich.console import Console
+from rich.text import Text
 
 from recipe_repl.base.settings import Settings
 from recipe_repl.frontends.batch import BatchFrontend, BatchRunner
 from recipe_repl.generate.beam import beam_search, mean_logprob
-from recipe_repl.generate.inspection import distribution_at
-from recipe_repl.generate.loop import Request, StopReason, generate
+from recipe_repl.generate.inspection import tables_before
+from recipe_repl.generate.loop import Request, Sample, generate
 from recipe_repl.generate.sampling import Sampler
 from recipe_repl.generate.scoring import corpus_perplexity, score_text
 from recipe_repl.model.engine import OnnxEngine
 from recipe_repl.session.session import ModelSpec, Session, sample_record
 from recipe_repl.views.heat import band, marked_text
-from recipe_repl.views.render import heat_text, percent
+from recipe_repl.views.render import HEAT_STYLES, heat_text, percent
 from tests.helpers import lines, run_script
 
 
@@ -39,14 +40,17 @@ def batch(model: Path, plugins, text: str, settings: Settings | None = None) -> 
 
 def test_each_words_probability_is_the_samplers_distribution_at_that_step(random_model, plugins):
     run = run_script(random_model, plugins, lines(":temp 1.3", ":topk 8", ":max 12", "recipe for roast"))
-    sample = run.session.last_samples[0]
+    sample, text = run.session.last_samples[0], run.session.last_text
+    engine, specs = run.session.engine, run.session.plugins.processor_specs()
     assert len(sample.probs) == len(sample.token_ids) > 0
-    for k, token in enumerate(sample.token_ids):
-        dist = distribution_at(run.session.engine, run.session.plugins.processor_specs(), sample, k)
-        assert sample.probs[k] == pytest.approx(float(dist[token]), rel=1e-6)
-        assert (dist > 0).sum() <= 8  # the same processors (top-k) as when it was drawn
-    if sample.stop_reason is StopReason.STOP_TOKEN:
-        assert sample.stop_prob == pytest.approx(float(distribution_at(run.session.engine, run.session.plugins.processor_specs(), sample, len(sample.probs))[0]))
+    start = len(sample.prompt_words)
+    for k in range(start, len(text)):  # every choice, the stop token included when it ended the sample
+        tables = tables_before(engine, specs, text, k, sample.settings)
+        token = text.words[k].id
+        assert sample.token_probs[k - start] == pytest.approx(float(tables.sampling[token]), rel=1e-6)
+        assert (tables.sampling > 0).sum() <= 8  # the same processors (top-k) as when it was drawn
+        # the model's own probability: softmax of the raw logits, as recorded by the loop
+        assert sample.model_token_probs[k - start] == pytest.approx(float(tables.model[token]), rel=1e-5)
 
 
 def test_json_records_carry_token_probs_logprob_and_perplexity(random_model, plugins):
@@ -64,22 +68,34 @@ def test_json_records_carry_token_probs_logprob_and_perplexity(random_model, plu
 
 def test_top_alternatives_are_the_most_likely_words_at_each_step(random_model, plugins):
     engine = OnnxEngine(random_model)
-    settings = Settings(seed=3, max_tokens=6, temperature=0.9)
-    [s] = list(generate(engine, [Request("recipe for")], settings, plugins.processor_specs(), top_alternatives=4))
-    assert len(s.alternatives) == len(s.token_probs)
-    sampler = Sampler(settings, plugins.processor_specs(), engine.vocab)
-    ids = engine.vocab.encode("recipe for")
-    for k, step in enumerate(s.alternatives):
-        history = ids + s.token_ids[:k]
-        out, _ = engine.forward(np.array([history]), engine.start(1))
-        dist = sampler.distribution(out[:, -1, :], [history])[0]
-        want = list(np.argsort(-dist, kind="stable")[:4])
-        assert [i for i, _, _ in step] == want
-        assert [p for _, _, p in step] == pytest.approx([float(dist[i]) for i in want], rel=1e-6)
-        assert all(w == engine.vocab.words[i] for i, w, _ in step)
-    record = sample_record(s)
-    assert record["top_alternatives"][0][0] == {"word": s.alternatives[0][0][1], "id": s.alternatives[0][0][0],
-                                                "prob": round(s.alternatives[0][0][2], 6)}
+    for settings in (Settings(seed=3, max_tokens=6, temperature=0.9), Settings(max_tokens=6, temperature=0)):
+        [s] = list(generate(engine, [Request("recipe for")], settings, plugins.processor_specs(), top_alternatives=4))
+        assert len(s.alternatives) == len(s.token_probs)
+        sampler = Sampler(settings, plugins.processor_specs(), engine.vocab)
+        ids = engine.vocab.encode("recipe for")
+        for k, step in enumerate(s.alternatives):
+            history = ids + s.token_ids[:k]
+            out, _ = engine.forward(np.array([history]), engine.start(1))
+            dist = sampler.distribution(out[:, -1, :], [history])[0]
+            model = softmax(out[0, -1])
+            # ranked by the sampling distribution, ties (at T = 0, all but the chosen word) by the model's
+            want = sorted(range(len(dist)), key=lambda i: (-float(dist[i]), -model[i]))[:4]
+            assert [i for i, _, _, _ in step] == want
+            assert [p for _, _, p, _ in step] == pytest.approx([float(dist[i]) for i in want], rel=1e-6)
+            assert [m for _, _, _, m in step] == pytest.approx([model[i] for i in want], rel=1e-5)
+            assert all(w == engine.vocab.words[i] for i, w, _, _ in step)
+        record = sample_record(s)
+        i, w, p, m = s.alternatives[0][0]
+        assert record["top_alternatives"][0][0] == {"word": w, "id": i, "prob": float(f"{p:.6g}"),
+                                                    "model_prob": float(f"{m:.6g}")}
+        if settings.temperature == 0:  # the runners-up are the model's, not "clip 0.0, clearer 0.0"
+            assert all(m > 0 for _, _, _, m in s.alternatives[0]) and s.alternatives[0][1][2] == 0
+
+
+def softmax(logits) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max())
+    return e / e.sum()
 
 
 def test_cli_top_alternatives_flag(random_model, capsys):
@@ -99,23 +115,39 @@ def test_footer_shows_the_perplexity(random_model, plugins):
     assert f"perplexity {sample.perplexity:,.2f}" in run.out
 
 
-def test_heat_colours_words_by_band_and_raw_shows_numbers(random_model, plugins):
+def _ansi(style: str) -> str:
+    """The escape sequence a colour terminal gets for `style`."""
     buf = io.StringIO()
-    console = Console(file=buf, width=200, color_system="truecolor", highlight=False)
+    Console(file=buf, color_system="truecolor", force_terminal=True).print(Text("w", style=style), end="")
+    return buf.getvalue().split("w", 1)[0]
+
+
+def test_heat_colours_words_by_band_and_raw_shows_numbers(random_model, plugins):
     from recipe_repl.frontends.repl import ReplFrontend
 
-    frontend = ReplFrontend(console)
-    frontend.heat = True
-    session = Session(plugins, frontend, ModelSpec(random_model), Settings(seed=4, max_tokens=10, temperature=1.5))
-    [sample] = session.prompt("recipe for roast")
+    def generate_in_repl(*commands: str) -> tuple[str, Sample]:
+        """The REPL's output for one prompt after `commands` (what they print themselves left out)."""
+        buf = io.StringIO()
+        frontend = ReplFrontend(Console(file=buf, width=200, color_system="truecolor", highlight=False))
+        session = Session(plugins, frontend, ModelSpec(random_model), Settings(seed=4, max_tokens=10, temperature=1.5))
+        for command in commands:
+            session.handle_line(command)
+        before = len(buf.getvalue())
+        [sample] = session.prompt("recipe for roast")
+        return buf.getvalue()[before:], sample
+
+    hot, sample = generate_in_repl(":heat on")
+    plain, same = generate_in_repl()
+    assert same.token_ids == sample.token_ids
+    bands = {band(p) for p in sample.probs if HEAT_STYLES[band(p)]}  # the top band has no colour
+    assert len(bands) >= 2, sample.probs
+    for b in bands:  # each band's colour paints the words with heat on, and only then
+        assert _ansi(HEAT_STYLES[b]) in hot and _ansi(HEAT_STYLES[b]) not in plain, b
     painted = heat_text(sample.prompt_words + sample.words, [None] * len(sample.prompt_words) + sample.probs)
     assert painted.plain == sample.text
-    styles = {str(span.style) for span in painted.spans}
-    assert any("red3" in st or "dark_orange3" in st or "gold3" in st or "green4" in st for st in styles) or all(
-        band(p) == 4 for p in sample.probs)
-    assert "\x1b[" in buf.getvalue()  # coloured on a colour terminal
-    raw = heat_text(["salt", "pepper"], [None, 0.4242], raw=True)
-    assert raw.plain == "salt pepper(0.42)"
+    raw, _ = generate_in_repl(":heat on", ":raw on")
+    assert f"({sample.probs[0]:.2f})" in raw  # each word's probability after it
+    assert heat_text(["salt", "pepper"], [None, 0.4242], raw=True).plain == "salt pepper(0.42)"
 
 
 def test_heat_needs_no_colour_to_mark_unlikely_words() -> None:
@@ -127,9 +159,13 @@ def test_heat_needs_no_colour_to_mark_unlikely_words() -> None:
 
 
 def test_heat_command_and_legend(random_model, plugins):
-    run = run_script(random_model, plugins, lines(":heat on", ":max 3", "roast", ":heat off", ":heat maybe"))
+    run = run_script(random_model, plugins, lines(":heat on", ":max 3", "roast", ":heat sampling", ":heat off",
+                                                  ":heat maybe"))
     assert "heat: ■ <1%" in run.out and "≥70%" in run.out and "heat off" in run.out
-    assert "usage: :heat on|off" in run.out
+    out = " ".join(run.out.split())
+    assert "(the model's own probability of each word: temperature 1, no processors)" in out
+    assert "(the probability each word was drawn with, after the settings)" in out
+    assert "usage: :heat on|sampling|off" in out
     out, err, status, _ = batch(random_model, plugins, ":heat on\n")
     assert status == 1 and "needs an interactive terminal" in err
 
@@ -139,8 +175,8 @@ def test_save_markdown_keeps_heat_marks(random_model, plugins, tmp_path):
     run = run_script(random_model, plugins, lines(":heat on", ":max 6", ":temp 2", "recipe for roast", f":save {target}"))
     text = target.read_text()
     sample = run.session.last_samples[0]
-    assert "heat: ¹ <1%" in text
-    assert marked_text(sample.prompt_words + sample.words, [None] * len(sample.prompt_words) + sample.probs) in text
+    assert "heat: ¹ <1%" in text and "the model's own probability" in text
+    assert marked_text(sample.prompt_words + sample.words, [None] * len(sample.prompt_words) + sample.model_probs) in text
 
 
 def test_marked_text_marks_each_band() -> None:
@@ -334,10 +370,19 @@ def test_generate_beam_flag(random_model, capsys):
 def test_best_ranks_samples_by_mean_log_probability(random_model, plugins):
     run = run_script(random_model, plugins, lines(":seed 3", ":max 6", ":temp 1.5", "recipe for roast", ":best 4",
                                                   ":beam 2", ":best 3"))
-    assert "ranked by mean log-probability" in run.out
-    table = run.out.split("ranked by mean log-probability")[1]
-    means = [float(m) for m in re.findall(r"^\s*\d+\s*│\s*\d+\s*│\s*(-?\d+\.\d+)", table, flags=re.M)][:4]
+    assert "ranked by the model's mean log-probability" in run.out
+    table = run.out.split("ranked by the model's mean log-probability")[1]
+    rows = re.findall(r"^\s*\d+\s*│\s*(\d+)\s*│\s*(-?\d+\.\d+)\s*│\s*([\d,.]+)\s*│\s*(-?\d+\.\d+)", table,
+                      flags=re.M)[:4]
+    means = [float(m) for _, m, _, _ in rows]
     assert len(means) == 4 and means == sorted(means, reverse=True)
+    samples = [e for e in run.session.transcript if e.kind == "prompt"][-1].samples
+    for number, model_mean, ppl, sampling_mean in rows:  # the model's column, then the sampling one
+        record = samples[int(number) - 1]
+        n = len(record["token_probs"])
+        assert float(model_mean) == pytest.approx(record["model_logprob_sum"] / n, abs=1e-3)
+        assert float(sampling_mean) == pytest.approx(record["logprob_sum"] / n, abs=1e-3)
+        assert float(ppl.replace(",", "")) == pytest.approx(record["model_perplexity"], abs=0.01)
     assert ":best ranks samples: turn beam search off first" in run.out
 
 

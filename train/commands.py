@@ -8,8 +8,25 @@ from typing import Any
 import click
 from recipe_repl.train.callbacks import DEFAULT_PROBE, Callback, ProbePrinter
 from recipe_repl.train.config import TrainConfig
+from recipe_repl.train.keep_epochs import KeepEpochs
 
 _D = TrainConfig()
+
+
+class _KeepEpochsParam(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click (8.1 is allowed)
+    """`--keep-epochs K` or `--keep-epochs 1,2,4,8,last`, checked by click (exit status 2 when bad)."""
+
+    name = "K|LIST"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> KeepEpochs:
+        from recipe_repl.base.errors import UserError
+
+        if isinstance(value, KeepEpochs):
+            return value
+        try:
+            return KeepEpochs.parse(str(value))
+        except UserError as e:
+            self.fail(str(e), param, ctx)
 
 
 @click.command("train")
@@ -31,7 +48,19 @@ _D = TrainConfig()
               show_default=True, help="cosine: decay the learning rate per epoch to 5% of it by the last epoch.")
 @click.option("--no-mask", is_flag=True, help="Count padding after the stop token in the loss (the lecture).")
 @click.option("--no-bucketing", is_flag=True, help="Fixed seq_len batches instead of length buckets.")
+@click.option("--no-clean", is_flag=True,
+              help="Keep recipes mostly in another script than their corpus (dropped by default; "
+                   "`recipe-repl data check NAME` lists them).")
 @click.option("--dropout", type=float, default=_D.dropout, show_default=True)
+@click.option("--word-dropout", type=float, default=_D.word_dropout, show_default=True,
+              help="Each input word of a recipe's body (after the title's |) is read as [UNK] with this "
+                   "probability while training, so the model leans on the title more (0 = off).")
+@click.option("--tie-embeddings/--no-tie-embeddings", default=_D.tie_embeddings, show_default=True,
+              help="Output layer = the embedding table (through a projection when --units differs from "
+                   "--embedding-dim); the export folds it into the usual Dense layer.")
+@click.option("--sampled-softmax", type=int, default=_D.sampled_softmax, show_default=True, metavar="N",
+              help="Train on a sampled softmax over N words instead of the whole vocabulary (0 = off); "
+                   "validation, export and eval always use the full softmax.")
 @click.option("--lowercase", type=click.Choice(["auto", "ascii", "unicode"]), default="auto", show_default=True,
               help="ascii = tf.strings.lower; unicode lowers in Python first (auto: unicode for builtin:ru).")
 @click.option("--mixed-precision", is_flag=True, help="bfloat16 compute on CPU, float16 on GPU.")
@@ -42,17 +71,20 @@ _D = TrainConfig()
               help="Continue the run in --out after its last epoch, with its settings (only --epochs may change).")
 @click.option("--fresh", is_flag=True,
               help="Start over, replacing a run already in --out (kept until the new run's first checkpoint).")
-@click.option("--keep-epochs", type=click.IntRange(min=1), is_flag=False, flag_value=1, default=None, metavar="[K]",
-              help="After every K-th epoch (K = 1 when left out) keep the checkpoint and export it, parity-checked, "
-                   "to RUN/epochs/epoch-NNN.onnx (for :compare-models and `export --epoch`).")
+@click.option("--keep-epochs", type=_KeepEpochsParam(), is_flag=False, flag_value="1", default=None,
+              metavar="[K|LIST]",
+              help="After every K-th epoch (K = 1 when left out), or after the epochs of a list such as "
+                   "1,2,4,8,last, keep the checkpoint and export it, parity-checked, to RUN/epochs/epoch-NNN.onnx "
+                   "(for :compare-models and `export --epoch`).")
 @click.option("--probe", default=DEFAULT_PROBE, show_default=True,
               help="Each epoch, the likeliest next words after this prompt, beside the sample.")
 @click.option("--no-probe", is_flag=True, help="No per-epoch probe line.")
 @click.option("--quiet", is_flag=True, help="No progress, samples or probe.")
 @click.option("--verbose", is_flag=True, help="Keep TensorFlow's own log lines (C++ INFO and warnings).")
 @click.pass_context
-def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing: bool, resume: bool, fresh: bool,
-                  keep_epochs: int | None, probe: str, no_probe: bool, quiet: bool, verbose: bool, **kw: Any) -> None:
+def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing: bool, no_clean: bool,
+                  resume: bool, fresh: bool,
+                  keep_epochs: KeepEpochs | None, probe: str, no_probe: bool, quiet: bool, verbose: bool, **kw: Any) -> None:
     """Train the recipe LSTM (Keras) into a run folder that `recipe-repl export` turns into ONNX."""
     from recipe_repl.train.tf_env import prefer_onednn, set_native_logging
 
@@ -65,7 +97,7 @@ def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing:
     if fresh and resume:
         raise UserError("--fresh and --resume contradict each other; pick one")
 
-    cfg = TrainConfig(mask=not no_mask, bucketing=not no_bucketing, **kw).validate()  # before TensorFlow starts
+    cfg = TrainConfig(mask=not no_mask, bucketing=not no_bucketing, clean=not no_clean, **kw).validate()  # before TF
     if resume:
         _check_resume_flags(ctx, cfg, out)
     tf, _ = import_tensorflow(verbose)  # a UserError naming the extra when TensorFlow is missing
@@ -88,7 +120,7 @@ def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing:
                    f"val perplexity {last['val_perplexity']:.1f}; run folder {out}", err=True)
 
 
-def _epoch_exporter(out: Path, every: int, quiet: bool) -> Callback:
+def _epoch_exporter(out: Path, every: KeepEpochs, quiet: bool) -> Callback:
     """`--keep-epochs`: export/ sits above train/ in the layering, so its callback is looked up by name
     (as the CLI finds the train and export commands) rather than imported."""
     import importlib
@@ -108,7 +140,7 @@ def _check_resume_flags(ctx: click.Context, cfg: TrainConfig, out: Path) -> None
     if not run.config_file.exists():
         return  # train() says there is nothing to resume
     saved = run.config()
-    field_of = {"no_mask": "mask", "no_bucketing": "bucketing"}
+    field_of = {"no_mask": "mask", "no_bucketing": "bucketing", "no_clean": "clean"}
     differ = []
     for param in ctx.command.params:
         name = param.name or ""

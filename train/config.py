@@ -21,6 +21,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "vocab_size": (3, 10_000_000), "embedding_dim": (1, 1_000_000), "units": (1, 1_000_000),
     "seq_len": (1, 100_000), "batch_size": (1, 1_000_000), "epochs": (1, 1_000_000),
     "seed": (0, 2**32 - 1), "val_split": (0.0, 0.9), "dropout": (0.0, 0.95), "learning_rate": (1e-12, 10.0),
+    "word_dropout": (0.0, 0.95), "sampled_softmax": (0, 10_000_000),
     "sample_every": (0, 1_000_000), "sample_tokens": (1, 100_000),
 }
 _CHOICES = {"lr_schedule": ("constant", "cosine"), "strategy": ("default", "mirrored", "multi-worker"),
@@ -41,11 +42,15 @@ class TrainConfig:
     mask: bool = True  # loss ignores positions after the first stop token (False: the lecture's behaviour)
     bucketing: bool = True  # batch recipes of similar length and trim padding (False: fixed seq_len batches)
     dropout: float = 0.0  # dropout after the embedding and after the LSTM (0 = none, as in the lecture)
+    word_dropout: float = 0.0  # body input words read as [UNK] with this probability (training only)
+    tie_embeddings: bool = False  # output layer = the embedding table (+ a projection when units differ)
+    sampled_softmax: int = 0  # train on a sampled softmax over this many words (0 = the full softmax)
     learning_rate: float = 1e-3  # Adam learning rate (the peak one with a schedule)
     lr_schedule: str = "constant"  # constant | cosine (per epoch, from learning_rate down to 5% of it)
     mixed_precision: bool = False  # bfloat16 compute on CPU, float16 on GPU; logits stay float32
     jit_compile: bool = False  # XLA-compile the train step
     strategy: str = "default"  # default | mirrored (local devices) | multi-worker (TF_CONFIG)
+    clean: bool = True  # drop recipes mostly in another script than the corpus's (train/corpus_check.py)
     lowercase: str = "auto"  # ascii (tf.strings.lower) | unicode (Python str.lower first) | auto
     sample_every: int = 1  # print a sample every N epochs (0 = never)
     sample_tokens: int = 60  # length of the per-epoch sample
@@ -92,7 +97,8 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise UserError("the training config must be a JSON object")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known}).validate()
+        given: dict[str, Any] = {"clean": False} | data  # runs from before the corpus check did not clean theirs
+        return cls(**{k: v for k, v in given.items() if k in known}).validate()
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:

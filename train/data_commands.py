@@ -41,6 +41,21 @@ def show_command(name: str, count: int, seed: int | None) -> None:
         click.echo(safe(text))
 
 
+@data_command.command("check")
+@click.argument("name")
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
+              help="How many of the commonest openings to show.")
+def check_command(name: str, top: int) -> None:
+    """Check corpus NAME (any --data spec): words in another script than the corpus's own (training
+    drops the recipes mostly so), and the share of recipes that open with the same five words."""
+    from recipe_repl.train.corpus import load_corpus
+    from recipe_repl.train.corpus_check import check, format_check
+
+    from recipe_repl.base.sanitize import clean
+
+    click.echo(clean(format_check(check(load_corpus(name), top=top)), keep="\n"))
+
+
 @data_command.command("epicurious")
 def epicurious_command() -> None:
     """Download the lecture's Epicurious recipes from Kaggle (needs the 'kaggle' extra and Kaggle

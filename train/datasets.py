@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from recipe_repl.train import epicurious
 from recipe_repl.train.corpus import Corpus, load_corpus
+from recipe_repl.train.corpus_check import CheckReport, check, format_check
 
 from recipe_repl.base.errors import UserError
 from recipe_repl.model.vocab import pad_punctuation, split_words, standardize
@@ -50,6 +51,7 @@ class Row:
     recipes: int | None
     words: int | None
     note: str  # the stored path (epicurious), or why the corpus is not available
+    check: tuple[CheckReport, ...] = ()  # the corpus check (other scripts, openings), when it was loaded
 
 
 def count_words(texts: Iterable[str]) -> int:
@@ -73,7 +75,7 @@ def survey(sources: Iterable[Source] = SOURCES) -> list[Row]:
         except UserError as e:
             rows.append(Row(source, None, None, str(e)))
             continue
-        rows.append(Row(source, corpus.used, count_words(corpus.texts), note))
+        rows.append(Row(source, corpus.used, count_words(corpus.texts), note, tuple(check(corpus, top=1))))
     return rows
 
 
@@ -87,6 +89,10 @@ def format_rows(rows: list[Row]) -> str:
         lines.append(f"{r.source.spec:<12}{n(r.recipes):>9}{n(r.words):>12}  {r.source.licence:<22}{r.source.origin}")
         if r.note:
             lines.append(f"{'':<12}{'':>9}{'':>12}  {'':<22}{r.note}")
+    checked = [c for r in rows for c in r.check]
+    if checked:  # after the table, so its lines stay one per corpus
+        lines += ["", "check (words in another script than the corpus's; the commonest five-word opening):",
+                  format_check(checked)]
     return "\n".join(lines)
 
 

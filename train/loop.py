@@ -15,7 +15,7 @@ import numpy as np
 from recipe_repl.train import checkpoint, preprocess
 from recipe_repl.train.callbacks import Callback, Progress, SamplePrinter, plot_loss_curve
 from recipe_repl.train.config import TrainConfig
-from recipe_repl.train.corpus import Corpus, load_corpus
+from recipe_repl.train.corpus import Corpus
 from recipe_repl.train.rundir import RunDir
 from recipe_repl.train.steps import Steps
 from recipe_repl.train.strategy import is_chief, make_strategy
@@ -117,7 +117,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, stream: IO[st
                   file=stream, flush=True)
         result = TrainResult(run.path, history, data.corpus)
         result.first_epoch_losses = run.json(run.path / "first_epoch.json") if resume else {}
-        fitter = _Fit(cfg, run, data, Steps(tf, keras, model, optimizer, strategy, cfg.jit_compile), optimizer,
+        steps = Steps(tf, keras, model, optimizer, strategy, cfg.jit_compile, cfg.sampled_softmax)
+        fitter = _Fit(cfg, run, data, steps, optimizer,
                       callbacks, stream, quiet, chief, checkpoint_written, stop_after_steps)
         fitter.fit(result, start_epoch)
         result.samples = printer.samples
@@ -146,9 +147,8 @@ def _settle_config(cfg: TrainConfig, run: RunDir, resume: bool) -> TrainConfig:
 
 def prepare_data(cfg: TrainConfig, run: RunDir, resume: bool, keras: Any) -> Prepared:
     """Load and split the corpus, build (or, resuming, reload) the vocabulary, and vectorize both halves."""
-    corpus = load_corpus(cfg.data)
+    corpus, split = preprocess.load_split(cfg.data, cfg.val_split, cfg.seed, cfg.clean)
     lowercase = corpus.lowercase if cfg.lowercase == "auto" else cfg.lowercase
-    split = preprocess.split_corpus(corpus, cfg.val_split, cfg.seed)
     if not split.val:
         raise UserError("no validation recipes: use a larger corpus or a --val-split above 0")
     keras.utils.set_random_seed(cfg.seed)
@@ -185,7 +185,7 @@ def build(tf: Any, keras: Any, cfg: TrainConfig, strategy: Any, vocab_len: int) 
     if cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
     with strategy.scope():
-        model = build_model(vocab_len, cfg.embedding_dim, cfg.units, cfg.dropout, cfg.seed)
+        model = build_model(vocab_len, cfg.embedding_dim, cfg.units, cfg.dropout, cfg.seed, cfg.tie_embeddings)
         optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
         if cfg.mixed_precision and gpu:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -238,6 +238,9 @@ class _Fit:
             batches = preprocess.bucketed_batches(self.data.ids_train, cfg.batch_size, shuffle_seed)
         else:
             batches = preprocess.fixed_batches(self.data.ids_train, cfg.batch_size, cfg.mask, shuffle_seed)
+        if cfg.word_dropout:
+            separator = self.data.words.index("|") if "|" in self.data.words else -1
+            batches = preprocess.drop_words(batches, cfg.word_dropout, separator, shuffle_seed + 7)
         for cb in self.callbacks:
             cb.on_epoch_begin(epoch, len(batches))
         t0 = time.perf_counter()
@@ -287,7 +290,7 @@ def record(run: RunDir, cfg: TrainConfig, data: Prepared, result: TrainResult) -
         "corpus": data.corpus.name, "corpus_recipes": data.corpus.used, "train_recipes": len(data.split.train),
         "val_recipes": len(data.split.val), "epochs": last["epoch"], "final_loss": last["loss"],
         "final_val_loss": last["val_loss"], "final_val_perplexity": last["val_perplexity"],
-        "seed": cfg.seed, "val_split": cfg.val_split, "data": cfg.data, "masked_loss": cfg.mask,
+        "seed": cfg.seed, "val_split": cfg.val_split, "data": cfg.data, "clean": cfg.clean, "masked_loss": cfg.mask,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "first_epoch_losses": result.first_epoch_losses,
     })
@@ -328,6 +331,10 @@ def _check(cfg: TrainConfig) -> None:
         raise UserError("--vocab-size must be at least 3 (pad, [UNK] and one word)")
     if not 0.0 <= cfg.val_split < 1.0:
         raise UserError("--val-split must be in [0, 1)")
+    if cfg.sampled_softmax < 0:
+        raise UserError("--sampled-softmax must be 0 (the full softmax) or a number of sampled words")
+    if not 0.0 <= cfg.word_dropout < 1.0:
+        raise UserError("--word-dropout must be in [0, 1)")
     if not 0.0 <= cfg.dropout < 1.0:
         raise UserError("--dropout must be in [0, 1)")
     if not (math.isfinite(cfg.learning_rate) and cfg.learning_rate > 0):

@@ -52,11 +52,15 @@ def split_corpus(corpus: Corpus, val_split: float, seed: int) -> Split:
     return Split([t for tr, _ in per.values() for t in tr], [t for _, va in per.values() for t in va], per)
 
 
-def load_split(spec: str, val_split: float, seed: int) -> tuple[Corpus, Split]:
-    """Load a corpus spec and split it as training did (export, eval and the model card use this)."""
+def load_split(spec: str, val_split: float, seed: int, clean: bool = False) -> tuple[Corpus, Split]:
+    """Load a corpus spec (without its foreign recipes when `clean`) and split it as training did
+    (training, export, eval and the model card use this)."""
     from recipe_repl.train.corpus import load_corpus
+    from recipe_repl.train.corpus_check import drop_foreign
 
     corpus = load_corpus(spec)
+    if clean:
+        corpus = drop_foreign(corpus)
     return corpus, split_corpus(corpus, val_split, seed)
 
 
@@ -172,6 +176,26 @@ def bucketed_batches(
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def drop_words(batches: list[Batch], rate: float, separator: int, seed: int) -> list[Batch]:
+    """Word dropout on the inputs (Bowman et al. 2016): each input word of a body (after the first
+    `separator`, the title's "|") becomes [UNK] with probability `rate`; titles and targets stay.
+
+    A model that cannot always trust the words just before a position learns to lean on what it read
+    longer ago — the title. Training batches only: validation, export and generation read every word.
+    """
+    if rate <= 0:
+        return batches
+    rng = np.random.default_rng(seed)
+    out = []
+    for b in batches:
+        is_sep = b.x == separator
+        after = np.cumsum(is_sep, axis=1) > 0  # at or after the first separator
+        body = after & ~is_sep & (b.x != 0)
+        x = np.where(body & (rng.random(b.x.shape) < rate), np.int32(1), b.x).astype(b.x.dtype)
+        out.append(Batch(x, b.y, b.w))
+    return out
 
 
 def iterate(batches: list[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -16,17 +16,17 @@ class Steps:
     its own sum by the all-reduced weight total, and the optimizer sums gradients across replicas.
     """
 
-    def __init__(self, tf: Any, keras: Any, model: Any, optimizer: Any, strategy: Any, jit_compile: bool) -> None:
+    def __init__(self, tf: Any, keras: Any, model: Any, optimizer: Any, strategy: Any, jit_compile: bool,
+                 sampled: int = 0) -> None:
         self.tf, self.model, self.optimizer, self.strategy = tf, model, optimizer, strategy
         spec = (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.int32),
                 tf.TensorSpec([None, None], tf.float32))
+        loss_sum = self._sampled_loss(tf, model, sampled) if sampled else self._full_loss(tf, model)
 
         def replica_step(x: Any, y: Any, w: Any) -> tuple[Any, Any]:
             ctx = tf.distribute.get_replica_context()
             with tf.GradientTape() as tape:
-                logits = model(x, training=True)
-                ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, tf.float32))
-                local_sum = tf.reduce_sum(ce * w)
+                local_sum = loss_sum(x, y, w)
                 local_w = tf.reduce_sum(w)
                 total_w = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local_w)
                 loss = local_sum / tf.maximum(total_w, 1.0)
@@ -52,6 +52,39 @@ class Steps:
 
         self._spec = spec
         self._eval_step = eval_step
+
+    @staticmethod
+    def _full_loss(tf: Any, model: Any) -> Any:
+        """Sum of weighted cross-entropies over the whole vocabulary (the lecture's loss)."""
+        def loss_sum(x: Any, y: Any, w: Any) -> Any:
+            logits = model(x, training=True)
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, tf.float32))
+            return tf.reduce_sum(ce * w)
+
+        return loss_sum
+
+    @staticmethod
+    def _sampled_loss(tf: Any, model: Any, sampled: int) -> Any:
+        """Sum of weighted sampled-softmax losses: each real position against its target and `sampled`
+        words drawn log-uniformly (the vocabulary is sorted by frequency), so the output layer costs
+        sampled/vocab of its full price. Padding positions are left out before the output layer."""
+        from recipe_repl.train.model import output_layer
+
+        features, weights = output_layer(model)
+        vocab = int(model.output.shape[-1])
+        num = min(sampled, vocab - 1)
+
+        def loss_sum(x: Any, y: Any, w: Any) -> Any:
+            feats = features(x, training=True)
+            real = w > 0
+            inputs = tf.cast(tf.boolean_mask(feats, real), tf.float32)
+            labels = tf.cast(tf.boolean_mask(y, real), tf.int64)[:, None]
+            table, bias = weights()
+            ce = tf.nn.sampled_softmax_loss(weights=tf.cast(table, tf.float32), biases=tf.cast(bias, tf.float32),
+                                            labels=labels, inputs=inputs, num_sampled=num, num_classes=vocab)
+            return tf.reduce_sum(ce * tf.boolean_mask(w, real))
+
+        return loss_sum
 
     def train_epoch(self, batches: list[preprocess.Batch]) -> Iterator[tuple[float, float]]:
         """Run one epoch's train steps; yield each step's (loss sum, weight sum)."""

@@ -16,16 +16,16 @@ from typing import Any
 import numpy as np
 
 from recipe_repl.base.errors import BadValue, UsageError, UserError
-from recipe_repl.generate.inspection import next_logits, sampling_distribution
+from recipe_repl.generate.inspection import next_logits, reshapes, sampling_distribution
 from recipe_repl.generate.loop import encode_prompt
 from recipe_repl.model.engine import Engine
 from recipe_repl.model.vocab import Vocabulary, detokenize
-from recipe_repl.plugin.commands import split_args
+from recipe_repl.plugin.commands import rows_option, split_args
 from recipe_repl.plugin.hookspecs import hookimpl
 from recipe_repl.session.session import Session
 
-USAGE = ":compare-models A.onnx [B.onnx …]"
-EXAMPLE = ":compare-models runs/mine/epochs/*.onnx"
+USAGE = ":compare-models epochs | A.onnx [B.onnx …] [rows N]"
+EXAMPLE = ":compare-models epochs"
 
 
 def label(engine: Engine) -> str:
@@ -53,11 +53,20 @@ def check_vocabulary(a: Vocabulary, first: str, other: Engine) -> None:
 
 
 def _expand(pattern: str) -> list[Path]:
-    """A path, or the files a pattern such as runs/mine/epochs/*.onnx matches (sorted); a pattern that
-    matches nothing stays as it is, so the error names it."""
+    """A path, the shipped epochs (`epochs`, unless a file of that name is here), or the files a pattern
+    such as runs/mine/epochs/*.onnx matches (sorted); a pattern that matches nothing stays as it is, so
+    the error names it."""
     import glob
 
+    from recipe_repl.models import shipped_epochs
+
     path = Path(pattern).expanduser()
+    if pattern.lower() == "epochs" and not path.exists():
+        found = shipped_epochs()
+        if not found:
+            raise UserError("this installation ships no epochs of its model (`make epochs RUN=runs/shipped` puts "
+                            "them in the package): name the files, e.g. :compare-models runs/mine/epochs/*.onnx")
+        return found
     if not any(ch in pattern for ch in "*?["):
         return [path]
     found = sorted(Path(p) for p in glob.glob(str(path)))
@@ -67,7 +76,8 @@ def _expand(pattern: str) -> list[Path]:
 def _compare_models(session: Session, args: str) -> None:
     from recipe_repl.views import render
 
-    paths = [path for p in split_args(args) for path in _expand(p)]
+    names, rows = rows_option(split_args(args))
+    paths = [path for p in names for path in _expand(p)]
     if not paths:
         raise UsageError()
     if len(paths) > render.MAX_COLUMNS:
@@ -104,17 +114,20 @@ def _compare_models(session: Session, args: str) -> None:
     assert first is not None
     vocab = first[0]
     words = detokenize(vocab.decode_tokens(ids), capitalize=False)
-    session.frontend.show(render.compare_table(vocab, columns, session.settings.probs_n, title=render.after_title(words),
-                                               caption=render.shaping(session.settings), labels=labels))
+    caption = (f"each model's distribution drawn from: {render.shaping(session.settings)}"
+               if reshapes(session.settings, specs, vocab) else
+               "each model's own distribution (temperature 1, no processors)")
+    session.frontend.show(render.compare_table(vocab, columns, rows, title=render.after_title(words),
+                                               caption=caption, labels=labels))
 
 
 def _complete(session: Session, text: str) -> Iterable[str]:
     here = Path(text.rsplit(" ", 1)[-1] or ".").expanduser()
     folder = here if here.is_dir() else here.parent
     try:
-        return sorted(str(p) for p in folder.glob("*.onnx"))[:50]
+        return ["epochs", *sorted(str(p) for p in folder.glob("*.onnx"))[:50]]
     except OSError:
-        return []
+        return ["epochs"]
 
 
 @hookimpl
@@ -122,7 +135,9 @@ def register_commands(register: Any) -> None:
     """`:compare-models`."""
     register("compare-models", _compare_models, usage=USAGE, example=EXAMPLE, complete=_complete,
              help="next-word tables of several models (say, the epochs of one run) side by side",
-             details="For the last prompt, at the current settings. The models must share one vocabulary: "
-                     "`recipe-repl train --keep-epochs` exports one per epoch into the run folder's epochs/ "
-                     "(`:compare-models runs/mine/epochs/*.onnx` takes them all, up to 6). With one file, the "
-                     "loaded model is compared with it.")
+             details="For the last prompt, at the current settings. `:compare-models epochs` takes the "
+                     "epochs of the shipped model's run that come with the package (int8; 1, 2, 4, 8 and the "
+                     "last). The models must share one vocabulary: `recipe-repl train --keep-epochs` exports one "
+                     "per epoch into the run folder's epochs/ (`:compare-models runs/mine/epochs/*.onnx` takes "
+                     "them all, up to 6). With one file, the loaded model is compared with it. `rows N`: rows "
+                     "of the table (its own count; default 8).")

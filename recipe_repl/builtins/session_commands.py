@@ -25,7 +25,7 @@ def _quit(session: Session, args: str) -> None:
 
 
 def _help(session: Session, args: str) -> None:
-    from rich.table import Table
+    from recipe_repl.views.help_view import CommandList
 
     parts = args.split()
     if len(parts) > 1:
@@ -52,14 +52,9 @@ def _help(session: Session, args: str) -> None:
         for line in lines:
             session.say(line)
         return
-    table = Table(title="commands (anything else is a prompt)", show_header=False, title_style="bold")
-    table.add_column(style="cyan", no_wrap=True)
-    table.add_column()
-    for spec in session.plugins.commands.specs():
-        if spec.interactive_only and not session.frontend.interactive:
-            continue
-        table.add_row(spec.synopsis, spec.help)
-    session.frontend.show(table)
+    rows = [(spec.synopsis, spec.help) for spec in session.plugins.commands.specs()
+            if session.frontend.interactive or not spec.interactive_only]
+    session.frontend.show(CommandList(rows, title="commands (anything else is a prompt; :help NAME explains one)"))
 
 
 def _help_complete(session: Session, text: str) -> Iterable[str]:
@@ -120,9 +115,10 @@ def _transcript_markdown(session: Session) -> str:
     lines = ["# recipe-repl session", ""]
     info = session.engine.info
     lines += [f"Model: `{clean(info.path)}` ({info.kind}, vocabulary {info.vocab_size}, {info.provider})", ""]
-    marks = bool(getattr(session.frontend, "heat", False))  # `:heat on`: keep the bands as marks
+    by = str(getattr(session.frontend, "heat", "") or "")  # `:heat on|sampling`: keep the bands as marks
+    marks = by in heat.WHICH
     if marks:
-        lines += [heat.legend_marks(), ""]
+        lines += [heat.legend_marks(by), ""]
     for entry in session.transcript:
         if entry.kind == "command":
             lines += [f"`{clean(entry.text)}`", ""]
@@ -138,7 +134,8 @@ def _transcript_markdown(session: Session) -> str:
             text = sample["text"]
             if marks:
                 before, words = sample["prompt_tokens"], sample["tokens"]
-                text = heat.marked_text(before + words, [None] * len(before) + sample["token_probs"][:len(words)],
+                probs = sample["model_probs"] if by == "model" and sample.get("model_probs") else sample["token_probs"]
+                text = heat.marked_text(before + words, [None] * len(before) + probs[:len(words)],
                                         raw=bool(s.get("raw")))
             lines += [f"> {clean(text)}", "", f"*{len(sample['tokens'])} tokens, {sample['stop_reason']}*", ""]
     return "\n".join(lines)

@@ -14,6 +14,15 @@ from recipe_repl.plugin.hookspecs import hookimpl
 from recipe_repl.session.session import Session
 
 ON_OFF = ("on", "off")
+SEED_DETAILS = (
+    "With a seed, a prompt gives the same samples every time: typed twice in this session, in a new session, "
+    "in batch mode (on any line, at any batch size) and with `recipe-repl generate --seed N`. Sample i of a "
+    "prompt (:n) draws with a generator seeded by the seed, the prompt as the model reads it (so \"Recipe  for "
+    "roast\" is \"recipe for roast\") and i. :continue, :back then :continue, :branch and :pick's Enter go on "
+    "with the sample's own generator, so the same commands after the same prompt give the same text; :best N's "
+    "samples are samples 1 to N of the prompt. Not the same: another model or vocabulary, any other setting "
+    "(temperature, top-k, …, :max only cuts), another version of recipe-repl or numpy. Temperature 0 and beam "
+    "search need no seed: they never draw. :seed off draws fresh randomness for every sample.")
 
 # Errors name no usage or example here: `Session.run_command` adds the registered ones (see
 # `commands.explain`), so every command answers a mistake the same way.
@@ -149,7 +158,7 @@ def register_commands(register: Any) -> None:
     register("max", _setter("max_tokens", int, "max tokens"), usage=":max N", example=":max 200",
              help="generate at most N tokens (the prompt does not count)")
     register("seed", _seed, usage=":seed N|off", example=":seed 42", help="seed the sampler for reproducible samples",
-             complete=lambda s, t: ["off", "42"])
+             complete=lambda s, t: ["off", "42"], details=SEED_DETAILS)
     register("n", _setter("n", int, "samples per prompt"), usage=":n N", example=":n 3", help="samples per prompt")
     register("unk", _unk, usage=":unk on|off", example=":unk off", help="allow [UNK] in the output",
              complete=lambda s, t: ON_OFF)

@@ -12,21 +12,22 @@ which loads these commands at start-up, does not pay for rich unless a table is 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-
-from recipe_repl.base.errors import BadValue, UsageError, UserError
+from recipe_repl.base.errors import BadValue, UsageError
 from recipe_repl.base.settings import PROBS_MODES
-from recipe_repl.generate.inspection import next_logits, sampling_distribution
-from recipe_repl.generate.loop import STOP_HERE, Step, StopReason, encode_prompt
+from recipe_repl.generate.inspection import (
+    model_distribution,
+    next_logits,
+    reshapes,
+    sampling_distribution,
+    tables_after,
+)
+from recipe_repl.generate.loop import STOP_HERE, Step, StopReason
 from recipe_repl.model.vocab import PAD_ID, UNK_ID, UNK_TOKEN, detokenize
-from recipe_repl.plugin.commands import count_arg
+from recipe_repl.plugin.commands import COMPARE_ROWS, count_arg, rows_option
 from recipe_repl.plugin.hookspecs import hookimpl
 from recipe_repl.session.session import Session
-
-if TYPE_CHECKING:
-    pass
 
 # --- :probs ------------------------------------------------------------------------------------------
 
@@ -52,12 +53,11 @@ def _probs(session: Session, args: str) -> None:
         raise UsageError(f"{parts[0]!r} is not every, first or off")
     n = count_arg(parts[0], "the number of rows") if parts else session.settings.probs_n
     prompt, ids = session.prompt_ids_for("probs")
-    logits = next_logits(session.engine, ids)
-    settings = session.settings
-    probs = sampling_distribution(logits, ids, settings, session.plugins.processor_specs(), session.engine.vocab)
+    tables = tables_after(session.engine, session.plugins.processor_specs(), ids, session.settings)
     words = detokenize(session.engine.vocab.decode_tokens(ids), capitalize=False)
-    session.frontend.show(render.prob_table(session.engine.vocab, probs, n, title=render.after_title(words),
-                                            caption=render.shaping(settings)))
+    session.frontend.show(render.prob_table(session.engine.vocab, tables.sampling, n, title=render.after_title(words),
+                                            caption=render.columns_caption(tables.settings, tables.reshaped),
+                                            model=tables.model if tables.reshaped else None))
 
 
 def _probs_complete(session: Session, text: str) -> Iterable[str]:
@@ -70,7 +70,8 @@ def _probs_complete(session: Session, text: str) -> Iterable[str]:
 def _compare(session: Session, args: str) -> None:
     from recipe_repl.views import render
 
-    parts = args.replace(",", " ").split() or ["1.0", "0.2"]
+    parts, rows = rows_option(args.replace(",", " ").split())
+    parts = parts or ["1.0", "0.2"]
     if len(parts) > render.MAX_COLUMNS:
         raise BadValue(f":compare shows at most {render.MAX_COLUMNS} temperatures side by side")
     temperatures = []
@@ -83,14 +84,21 @@ def _compare(session: Session, args: str) -> None:
             raise BadValue("temperatures must be between 0 and 5")
         temperatures.append(t)
     prompt, ids = session.prompt_ids_for("compare")
-    logits = next_logits(session.engine, ids)
-    columns = [(t, sampling_distribution(logits, ids, session.settings.replace(temperature=t), session.plugins.processor_specs(), session.engine.vocab))
+    engine, specs = session.engine, session.plugins.processor_specs()
+    logits = next_logits(engine, ids)
+    columns = [(t, sampling_distribution(logits, ids, session.settings.replace(temperature=t), specs, engine.vocab))
                for t in temperatures]
-    words = detokenize(session.engine.vocab.decode_tokens(ids), capitalize=False)
+    model = model_distribution(logits)
+    # the model's own column, unless one of the columns already is it (T = 1 and nothing else applied)
+    others_apply = reshapes(session.settings.replace(temperature=1.0), specs, engine.vocab)
+    with_model = others_apply or 1.0 not in temperatures
+    words = detokenize(engine.vocab.decode_tokens(ids), capitalize=False)
     others = render.shaping(session.settings).partition(" · ")[2]
-    session.frontend.show(render.compare_table(session.engine.vocab, columns, session.settings.probs_n,
-                                               title=render.after_title(words), caption=f"also applied: {others}" if others
-                                               else None))
+    notes = ([f"{render.MODEL_LABEL}: temperature 1, no processors"] if with_model else []) + \
+        ([f"the T columns also apply {others}"] if others else [])
+    session.frontend.show(render.compare_table(engine.vocab, columns, rows, title=render.after_title(words),
+                                               caption=" · ".join(notes) or None,
+                                               model=model if with_model else None))
 
 
 def _compare_complete(session: Session, text: str) -> Iterable[str]:
@@ -109,12 +117,7 @@ def _pick(session: Session, args: str) -> None:
     if len(parts) > 1:
         raise UsageError("too many arguments")
     n = count_arg(parts[0], "the number of choices") if parts else session.settings.probs_n
-    prompt = session.prompt_to_read()
-    if not prompt:
-        prompt = session.frontend.ask("prompt to start from: ").strip()
-        if not prompt:
-            raise UserError("no prompt: :pick needs words to start from")
-    encode_prompt(session.engine, prompt, session.max_prompt_tokens)  # a bad prompt fails before any table
+    prompt = session.prompt_or_ask("pick")
     session.say(f"choose the next word: {PICK_HELP}")
     chooser = PickChooser(session, n)
     [sample] = session.run_requests([prompt], chooser=chooser, live=False)
@@ -133,6 +136,7 @@ class PickChooser:
 
     def __init__(self, session: Session, n: int) -> None:
         self.session, self.n = session, n
+        self.reshaped = reshapes(session.settings, session.plugins.processor_specs(), session.engine.vocab)
         self.queue: list[int] = []  # the rest of a typed multi-token word
         self.stop_prob = 0.0  # the stop token's probability when it was chosen
 
@@ -146,8 +150,12 @@ class PickChooser:
         else:
             vocab = self.session.engine.vocab
             text = detokenize(vocab.decode_tokens(step.history[0]), capitalize=False)
-            self.session.frontend.show(render.prob_table(vocab, probs, self.n, title=render.after_title(text), numbered=True))
-            picked = _ask_choice(self.session, probs, self.n, step)
+            model = model_distribution(step.logits[0]) if step.logits is not None and self.reshaped else None
+            shown = render.top_ids(probs, self.n) if model is None else render.top_ids_by(probs, model, self.n)
+            self.session.frontend.show(render.prob_table(
+                vocab, probs, self.n, title=render.after_title(text), numbered=True, model=model,
+                caption=render.columns_caption(self.session.settings, self.reshaped)))
+            picked = _ask_choice(self.session, shown, step)
             if picked is None:
                 return [STOP_HERE]
             token, self.queue = picked[0], picked[1:]
@@ -156,12 +164,12 @@ class PickChooser:
         return [token]
 
 
-def _ask_choice(session: Session, probs: np.ndarray, n: int, step: Step) -> list[int] | None:
-    """Ask until the answer is usable; return the token ids to feed, or None to stop."""
+def _ask_choice(session: Session, shown: list[int], step: Step) -> list[int] | None:
+    """Ask until the answer is usable (`shown`: the table's rows, by number); return the token ids to
+    feed, or None to stop."""
     from recipe_repl.views import render
 
     vocab = session.engine.vocab
-    shown = render.top_ids(probs, n)
     while True:
         try:
             answer = session.frontend.ask(f"pick 1-{len(shown)}, Enter, a word or s: ").strip()
@@ -200,13 +208,17 @@ def register_commands(register: Any) -> None:
     """The teaching commands."""
     register("probs", _probs, usage=":probs [N] | every|first|off [N]", example=":probs 10",
              help="the N most likely next words; every/first/off: tables while generating",
-             details="`:probs N` shows the N most likely words after the last prompt, at the current temperature, "
-                     "top-k/top-p and plugin processors: exactly what the sampler draws from. `:probs every [N]` "
+             details="`:probs N` shows the N most likely words after the last prompt: the model's own "
+                     "probability (temperature 1, no processors) and, when the settings reshape it, the one at the "
+                     "current temperature, top-k/top-p and plugin processors: exactly what the sampler draws from "
+                     "(at temperature 0 the runners-up come from the model's column). `:probs every [N]` "
                      "shows such a table at every step of a generation, `:probs first [N]` for the first word "
                      "only, `:probs off` none. The stop token appears as ⏹ [end].",
              complete=_probs_complete)
-    register("compare", _compare, usage=":compare T1 T2 …", example=":compare 1.0 0.2",
+    register("compare", _compare, usage=":compare T1 T2 … [rows N]", example=":compare 1.0 0.2",
              help="next-word tables at several temperatures side by side (default 1.0 0.2)",
+             details=f"The {COMPARE_ROWS} most likely words of each column unless `rows N` says otherwise "
+                     "(its own count: :probs never changes it).",
              complete=_compare_complete)
     register("pick", _pick, usage=":pick [N]", example=":pick 5", interactive_only=True,
              help="choose each next word yourself from the N most likely",

@@ -12,6 +12,7 @@ word), rather than kept for every word of every sample.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,12 +21,12 @@ from recipe_repl.generate.inspection import cut_text, forced_words, tables_befor
 from recipe_repl.generate.loop import Sample
 from recipe_repl.generate.numbering import NumberedText, Origin
 from recipe_repl.generate.sampling import row_rng
-from recipe_repl.model.vocab import UNK_ID, UNK_TOKEN, detokenize
+from recipe_repl.model.vocab import detokenize
 from recipe_repl.plugin.commands import count_arg, no_args, one_arg, split_args
 from recipe_repl.plugin.hookspecs import hookimpl
 from recipe_repl.session.session import Session
 
-ON_OFF = ("on", "off")
+HEAT_MODES = ("on", "sampling", "off", "model")
 NUMBERING = ("Word N is the N-th token of the whole text (the prompt's first, punctuation included, ⏹ last "
              "when the stop token ended it), as :words shows; -1 is the last word; word 1 has no prediction.")
 
@@ -80,12 +81,12 @@ def _why(session: Session, args: str) -> None:
 
 
 def _words(session: Session, args: str) -> None:
-    from recipe_repl.views import render
+    from recipe_repl.views import words_view
 
     no_args(args)
     text = session.text_for("words")
     model = text.model_probs(session.engine)
-    session.frontend.show(render.numbered_words(
+    session.frontend.show(words_view.numbered_words(
         text.tokens(), model, typed=[w.origin == Origin.PROMPT for w in text.words],
         forced=[w.origin == Origin.FORCED for w in text.words],
         title=f"{text.source}, word by word: each word's number and the model's probability of it "
@@ -133,7 +134,7 @@ def _back_count(text: str, most: int) -> int:
 
 
 def _branch(session: Session, args: str) -> None:
-    from recipe_repl.views import render
+    from recipe_repl.views import render, words_view
 
     engine = session.engine
     vocab = engine.vocab
@@ -151,7 +152,7 @@ def _branch(session: Session, args: str) -> None:
     forced = vocab.encode(written)
     if not forced:
         raise BadValue("the word to write has no characters the model reads")
-    _unknown_note(session, written)
+    session.warn_unknown(written)
     replaced = text.words[k]
     before = text.first(k).plus(forced_words(vocab, forced))
     model = before.model_probs(engine)
@@ -165,18 +166,7 @@ def _branch(session: Session, args: str) -> None:
     session.run_requests([text.prompt], [branched.resume], before=before)
     new = session.last_text
     if new is not None:
-        session.frontend.show(render.branch_text(new.tokens(), k, len(forced), raw=session.settings.raw))
-
-
-def _unknown_note(session: Session, written: str) -> None:
-    """Say once which of the written words the vocabulary lacks (the model reads [UNK] for them)."""
-    from recipe_repl.views import render
-
-    vocab = session.engine.vocab
-    unknown = [w for w in vocab.prepare(written) if vocab.id_of(w) == UNK_ID]
-    for w in dict.fromkeys(unknown):
-        session.frontend.message(f"{render.safe(repr(w))} is not in the vocabulary: the model reads {UNK_TOKEN}",
-                                 "warning")
+        session.frontend.show(words_view.branch_text(new.tokens(), k, len(forced), raw=session.settings.raw))
 
 
 # --- scoring a text ------------------------------------------------------------------------------------
@@ -192,6 +182,7 @@ def _score(session: Session, args: str) -> None:
     if not text:
         raise UsageError()
     scored = score_text(session.engine, text, session.max_prompt_tokens)
+    session.warn_unknown(text)
     session.read_text(NumberedText.read(text, scored.ids, session.engine.vocab,
                                         model=[*scored.probs, scored.stop_prob]))
     line = Text()
@@ -204,6 +195,17 @@ def _score(session: Session, args: str) -> None:
     unknown = f" · {scored.unknown} unknown word{'s' if scored.unknown != 1 else ''} ([UNK])" if scored.unknown else ""
     session.say(f"perplexity {scored.perplexity:,.2f} over {len(scored.predictions)} predictions "
                 f"(the words after the first, and the stop token){unknown}")
+    without = scored.perplexity_without_stop
+    if scored.stop_is_least_likely and without is not None:
+        session.say(f"the stop token ({render.percent(scored.stop_prob)}) weighs in the perplexity: "
+                    f"{scored.perplexity:,.2f} with it, {without:,.2f} without")
+
+
+def model_mean_logprob(sample: Sample) -> float:
+    """The model's mean log-probability of a sample's choices (the stop token included when it ended it)."""
+    n = len(sample.token_probs)
+    total = sample.model_logprob_sum
+    return total / n if n and total is not None else -math.inf
 
 
 # --- search instead of sampling ------------------------------------------------------------------------
@@ -237,7 +239,6 @@ def _lenpen(session: Session, args: str) -> None:
 
 
 def _best(session: Session, args: str) -> None:
-    from recipe_repl.generate.beam import mean_logprob
     from recipe_repl.views import render
 
     parts = args.split()
@@ -249,37 +250,39 @@ def _best(session: Session, args: str) -> None:
     prompt = session.prompt_to_read()
     if not prompt:
         raise UserError("no prompt yet: type a prompt, then :best N")
-    samples = session.run_requests([prompt] * n)
-    ranked = sorted(range(len(samples)), key=lambda i: -mean_logprob(samples[i]))
+    samples = session.run_requests([prompt] * n, model_probs=True)
+    ranked = sorted(range(len(samples)), key=lambda i: -model_mean_logprob(samples[i]))
     session.frontend.show(render.ranking_table([(i + 1, samples[i]) for i in ranked]))
-
-
-def _on_off_complete(session: Session, text: str) -> Iterable[str]:
-    return ON_OFF
 
 
 def _heat(session: Session, args: str) -> None:
     from recipe_repl.views import render
 
     word = one_arg(args).lower()
-    if word not in ON_OFF:
-        raise UsageError(f"on or off, not {word!r}")
+    if word not in HEAT_MODES:
+        raise UsageError(f"on, sampling or off, not {word!r}")
     frontend: Any = session.frontend
-    frontend.heat = word == "on"
+    frontend.heat = {"on": "model", "model": "model", "sampling": "sampling", "off": ""}[word]
     if frontend.heat:
-        session.frontend.show(render.heat_legend())
+        session.frontend.show(render.heat_legend(frontend.heat))
     else:
         session.say("heat off")
+
+
+def _heat_complete(session: Session, text: str) -> Iterable[str]:
+    return HEAT_MODES
 
 
 @hookimpl
 def register_commands(register: Any) -> None:
     """The "why this word?" commands."""
-    register("heat", _heat, usage=":heat on|off", example=":heat on", interactive_only=True, complete=_on_off_complete,
-             help="colour each generated word by the probability it had when drawn",
-             details="Five bands from under 1% to 70% and more; the legend is shown when heat is turned on. "
-                     "With :raw on each word is followed by its probability, e.g. salt(0.42). :save FILE.md "
-                     "keeps the bands as marks.")
+    register("heat", _heat, usage=":heat on|sampling|off", example=":heat on", interactive_only=True,
+             complete=_heat_complete,
+             help="colour each generated word by the model's probability of it (sampling: as drawn)",
+             details="Five bands from under 1% to 70% and more; the legend says which probability colours "
+                     "the words: `:heat on` the model's own (temperature 1, no processors), `:heat sampling` "
+                     "the one each word was drawn with, after the settings. With :raw on each word is followed "
+                     "by its probability, e.g. salt(0.42). :save FILE.md keeps the bands as marks.")
     register("words", _words, example=":words",
              help="the last text with each word's number and the model's probability of it",
              details=NUMBERING + " After :score, the scored text is the last text.")
@@ -304,4 +307,8 @@ def register_commands(register: Any) -> None:
     register("lenpen", _lenpen, usage=":lenpen X", example=":lenpen 1.0", complete=lambda s, t: ["0", "0.5", "1.0"],
              help="beams rank by log-probability / length^X (1 = mean log-probability)")
     register("best", _best, usage=":best [N]", example=":best 5",
-             help="N samples of the last prompt with the current settings, ranked by mean log-probability")
+             help="N samples of the last prompt, ranked by the model's mean log-probability",
+             details="Drawn with the current settings (samples 1 to N of the prompt: with a seed, the first is "
+                     "the one the prompt gives), ranked by the model's own mean log-probability (temperature 1, "
+                     "no processors); the mean log-probability of the distribution each word was drawn from "
+                     "is the column beside it.")

@@ -4,5 +4,6 @@
     cli_commands  the built-in subcommands (generate, score, plugins; train, export, eval and data lazily)
     startup       from command-line options and the config file to a running session
     repl          the interactive REPL (prompt-toolkit in, rich out), with completion and the toolbar
+    live_view     a generation streamed word by word (tables, heat, pace) while the REPL waits
     batch         prompts and :commands from a stream, samples to stdout (never imports prompt-toolkit)
 """

@@ -26,6 +26,7 @@ class BatchFrontend:
 
     def __init__(self, out: IO[str], err: IO[str], json_lines: bool = False, full_text: bool = True) -> None:
         self.out, self.err, self.json_lines, self.full_text = out, err, json_lines, full_text
+        self.model_probs = json_lines  # JSON records carry the model's probabilities; plain lines need none
         self.where = ""  # "line N: " while a batch input line is being handled
 
     def live_listener(self, session: Session) -> Listener:
@@ -81,6 +82,7 @@ class BatchRunner:
         self.session, self.frontend, self.progress = session, frontend, progress
         self.failed = 0
         self.pending: list[str] = []
+        self.indices: list[int] = []  # each pending prompt's sample number on its own line (seeds it)
         self.done = 0
 
     def run(self, lines: Iterable[str]) -> int:
@@ -111,7 +113,12 @@ class BatchRunner:
                 self.frontend.where = ""
                 self.failed += 1
                 continue
-            self.pending.extend([stripped] * self.session.copies())
+            self.frontend.where = f"line {number}: "
+            self.session.warn_unknown(stripped)
+            self.frontend.where = ""
+            copies = self.session.copies()
+            self.pending.extend([stripped] * copies)
+            self.indices.extend(range(copies))
             if len(self.pending) >= self.session.batch_size:
                 self.flush()
         self.flush()
@@ -122,7 +129,8 @@ class BatchRunner:
         if not self.pending:
             return
         prompts, self.pending = self.pending, []
-        samples = self.session.run_requests(prompts)
+        indices, self.indices = self.indices, []
+        samples = self.session.run_requests(prompts, indices=indices)
         self.done += len(samples)
         if self.progress is not None:
             self.progress(self.done)

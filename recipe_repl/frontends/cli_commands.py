@@ -74,6 +74,7 @@ def score_command(ctx: click.Context, /, source: str, **opts: Any) -> None:
             record = {"text": text, "tokens": scored.words, "token_probs": [None if p is None else round(p, 6)
                                                                           for p in scored.probs],
                       "stop_prob": round(scored.stop_prob, 6), "perplexity": scored.perplexity,
+                      "perplexity_without_stop": scored.perplexity_without_stop,
                       "predictions": len(scored.predictions), "unknown": scored.unknown,
                       "least_likely": [{"position": k + 1, "word": w, "prob": round(p, 6)} for k, w, p in worst]}
             sys.stdout.write(dumps(record) + "\n")

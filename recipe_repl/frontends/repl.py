@@ -12,8 +12,7 @@ and user text is shown literally (`render.safe` + `rich.text.Text`, never markup
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from prompt_toolkit import PromptSession
@@ -27,22 +26,16 @@ from rich.text import Text
 
 from recipe_repl.base.config import state_dir
 from recipe_repl.base.errors import UserError
-from recipe_repl.base.settings import Settings
 from recipe_repl.frontends.completion import STYLE, EscapeUnsafe, ReplCompleter, ReplLexer, toolbar
-from recipe_repl.generate.loop import Request, Sample, StopReason, TokenEvent
+from recipe_repl.frontends.live_view import LiveView
+from recipe_repl.generate.beam import chain_settings
+from recipe_repl.generate.inspection import reshapes
+from recipe_repl.generate.loop import Sample, StopReason
 from recipe_repl.model.vocab import detokenize
 from recipe_repl.session.session import Session
-from recipe_repl.views import heat, render
-from recipe_repl.views.wrap import StreamWrapper
+from recipe_repl.views import render
 
 PROMPT = FormattedText([("class:prompt", "› ")])
-_TAIL = 48  # characters of text shown in the title of a probability table
-_CONTEXT = 16  # words of text before a new word that decide how it joins on (spaces, capitals)
-_GLUE = ("/", "-", "'")  # the detokenizer glues these to the next word or not, depending on it
-_CLOSING = frozenset(",.;:!?)]}%")  # raw tokens kept with the word before (readable text has no space there)
-_FLUSH_S = 0.03  # streamed words reach the screen at least this often
-
-
 def history_file() -> History:
     """The persistent history (`state_dir()/history`), or an in-memory one if it cannot be created."""
     folder = state_dir()
@@ -55,169 +48,11 @@ def history_file() -> History:
         return InMemoryHistory()
 
 
-class LiveView:
-    """Streams the first sample of a generation word by word; the others are shown when they finish.
-
-    With `:probs first` a table of the first word's distribution comes before the text; with
-    `:probs every` each step's table is shown (and the text when the sample ends).
-    """
-
-    def __init__(self, frontend: ReplFrontend, session: Session) -> None:
-        self.frontend, self.console = frontend, frontend.console
-        self.vocab = session.engine.vocab
-        self.settings: Settings = session.settings
-        self.main: Request | None = None
-        self.words: list[str] = []  # the streamed sample's words: what it reads on from (prompt or earlier
-        self.shown = 0  # text), then the generated ones; `shown` of them are on the screen
-        self.streaming = False
-        self.streamed_keys: set[int] = set()
-        self.numbered = False
-        self.prompts = 0
-        self.started: float | None = None
-        self.ended: dict[int, float] = {}
-        self.wrap = StreamWrapper(self.console.width)  # read for each generation: the terminal may have changed
-        self._flushed = time.perf_counter()
-        self.heat = frontend.heat
-        self.probs: list[float | None] = []  # per word of `words`: its probability (None before the sample)
-
-    # --- the Listener protocol -------------------------------------------------------------------
-
-    def on_prompt(self, request: Request, prompt_ids: Sequence[int], settings: Settings) -> None:
-        """Note the first request: it is the one streamed."""
-        if self.started is None:
-            self.started = time.perf_counter()
-        self.settings = settings
-        self.prompts += 1
-        if self.main is None:
-            self.main = request
-            resume = request.resume
-            self.words = list(resume.words_before) if resume else self.vocab.decode_tokens(prompt_ids)
-            self.probs = [None] * len(self.words)
-            self.numbered = settings.n > 1
-
-    def on_token(self, event: TokenEvent) -> None:
-        """Show the streamed sample's word (and its table when `:probs` asks for it)."""
-        if self.main is None or event.request.key != self.main.key:
-            return
-        if self.prompts > 1:
-            self.numbered = True
-        mode = self.settings.probs
-        if mode == "every" or (mode == "first" and event.step == 0):
-            self._table(event)
-        if mode == "every":
-            self.words.append(event.word)
-            return
-        if not self.streaming:
-            self._begin()
-        if event.word:
-            self.words.append(event.word)
-            self.probs.append(event.prob)
-            self._emit()
-        else:
-            self._emit(final=True)
-            self._put(" " + render.END_MARKER, render.heat_style(event.prob) if self.heat else render.STYLE_END, False)
-
-    def on_sample_end(self, sample: Sample) -> None:
-        """Note when each sample ended (for words per second)."""
-        self.ended[sample.key] = time.perf_counter()
-
-    # --- drawing ---------------------------------------------------------------------------------
-
-    def _table(self, event: TokenEvent) -> None:
-        self.wrap.place()
-        self._flush()
-        if self.streaming and self.wrap.column:
-            self._newline()
-        words = self.words[-_CONTEXT:]
-        text = " ".join(words) if self.settings.raw else detokenize(words, capitalize=False)
-        if len(text) > _TAIL or len(self.words) > _CONTEXT:
-            text = "…" + text[-_TAIL:]
-        title = Text(f"step {event.step + 1}: next word after “", style="bold")
-        title.append(render.styled(text)).append("”")
-        self.console.print(render.prob_table(self.vocab, event.probs, self.settings.probs_n, title=title,
-                                             chosen=event.token_id))
-        self.wrap.column = 0
-
-    def _text(self, words: list[str]) -> str:
-        return " ".join(words) if self.settings.raw else detokenize(words)
-
-    def _begin(self) -> None:
-        self.streaming = True
-        assert self.main is not None
-        self.streamed_keys.add(self.main.key)
-        lead = ""
-        if self.numbered:
-            self._put(f"#{self.main.index + 1}", "bold cyan")
-            lead = " "
-        self.shown = len(self.words)
-        if self.main.resume is not None:
-            self._put(lead + "…", render.STYLE_END)
-        else:
-            self.wrap.put_text(lead + self._text(self.words), render.STYLE_PROMPT)
-
-    def _emit(self, final: bool = False) -> None:
-        """Show the words not yet on screen, as the detokenizer joins them to the text before.
-
-        Only the last `_CONTEXT` words are re-joined, so each word costs the same however long the
-        text is. A trailing "/", "-" or "'" waits for the next word: it may glue to it (1/2). With
-        heat on, each word is styled by the probability it had (and `word(0.42)` when raw). A piece
-        with no space before it (and in raw mode a closing punctuation token) wraps with the word
-        before it.
-        """
-        words = self.words
-        if self.shown >= len(words) or not self.streaming:
-            return
-        raw = self.settings.raw
-        if not final and not raw and words[-1] in _GLUE:
-            return
-        start = max(0, self.shown - _CONTEXT)
-        pieces = heat.pieces(words[start:], raw=raw)
-        for k in range(self.shown, len(words)):
-            piece = pieces[k - start]
-            glued = not piece.startswith(" ") or (raw and words[k] in _CLOSING)
-            if self.heat:
-                p = self.probs[k]
-                self._put(piece + (f"({p:.2f})" if raw and p is not None else ""), render.heat_style(p), glued)
-            else:
-                self._put(piece, "", glued)
-        self.shown = len(words)
-
-    def _put(self, piece: str, style: str = "", glued: bool | None = None) -> None:
-        """Add a piece to the line; the wrapper breaks lines at word boundaries (rich cannot wrap a line
-        printed in parts).
-
-        Words are printed in bursts (every `_FLUSH_S` seconds at most): one rich print per word
-        would cost more than the model's step.
-        """
-        self.wrap.put(piece, style, glued)
-        if time.perf_counter() - self._flushed > _FLUSH_S:
-            self._flush()
-
-    def _flush(self) -> None:
-        """Print the words placed since the last flush."""
-        ready = self.wrap.take()
-        if ready:
-            self.console.print(ready, end="", soft_wrap=True)
-        self._flushed = time.perf_counter()
-        self.wrap.resize(self.console.width)  # the terminal may have been resized
-
-    def _newline(self) -> None:
-        self.wrap.newline()
-        self._flush()
-
-    def finish(self) -> None:
-        """End the streamed line."""
-        self._emit(final=True)
-        self.wrap.place()
-        if self.wrap.column or self.streaming or self.wrap.holding:
-            self._newline()
-        self.streaming = False
-
-
 class ReplFrontend:
     """The terminal view of a session: streamed samples, one-line messages, tables, questions."""
 
     interactive = True
+    model_probs = True  # the footer's perplexity and :heat use the model's probabilities
 
     def __init__(self, console: Console, input: Input | None = None, output: Output | None = None,
                  echo: bool = False) -> None:
@@ -228,7 +63,8 @@ class ReplFrontend:
         self.view: LiveView | None = None
         self._prompt: PromptSession[str] | None = None
         self._ask: PromptSession[str] | None = None
-        self.heat = False  # `:heat on`: words coloured by the probability they had
+        self.heat = ""  # `:heat on|sampling`: words coloured by the model's probability, or the sampling one
+        self.pace_ms = 0  # `:pace MS`: at most one streamed word every MS milliseconds (0: full speed)
         self.cut_hint_shown = False  # the max-tokens hint comes once a session: it says nothing new after
 
     def attach(self, session: Session, history: History | None = None) -> None:
@@ -287,10 +123,18 @@ class ReplFrontend:
             seconds = ended - started if ended is not None and started is not None else None
             label = "  "
             if sample.method == "beam":
-                n = len(sample.token_probs)
-                label += f"beam {sample.index + 1} · mean log p {sample.logprob_sum / n if n else 0:.3f} · "
+                label += f"beam {sample.index + 1} · mean log p {_mean_logp(sample):.3f} · "
             self.console.print(render.footer(len(sample.token_ids), sample.stop_reason.value, seconds, label,
-                                             sample.perplexity, self._cut_hint(sample)))
+                                             sample.perplexity, self._cut_hint(sample), sample.model_perplexity,
+                                             self._reshaped(session, sample)))
+
+    @staticmethod
+    def _reshaped(session: Session, sample: Sample) -> str:
+        """The settings that made the sample's choices differ from the model's own, in short ("" if none)."""
+        settings = chain_settings(sample)
+        if not reshapes(settings, session.plugins.processor_specs(), session.engine.vocab):
+            return ""
+        return render.shaping(settings, compact=True)
 
     def _cut_hint(self, sample: Sample) -> str:
         """The hint for a sample that the max-tokens cap cut mid-sentence, the first time only."""
@@ -309,15 +153,18 @@ class ReplFrontend:
             line.append(f"#{number} ", style="bold cyan")
         if sample.resume is not None and not full.startswith(before):
             before = ""
+        by_model = self.heat == "model" and sample.model_probs is not None
         if self.heat:
             words = sample.prompt_words + sample.words
-            line.append_text(render.heat_text(words, [None] * len(sample.prompt_words) + list(sample.probs), raw))
+            probs = sample.model_probs if by_model and sample.model_probs is not None else sample.probs
+            line.append_text(render.heat_text(words, [None] * len(sample.prompt_words) + list(probs), raw))
         else:
             line.append_text(render.styled(before, render.STYLE_PROMPT))
             line.append_text(render.styled(full[len(before):]))
         if sample.stop_reason == StopReason.STOP_TOKEN:
             line.append(" " + render.END_MARKER,
-                        style=render.heat_style(sample.stop_prob) if self.heat else render.STYLE_END)
+                        style=render.heat_style(sample.stop_model_prob if by_model else sample.stop_prob)
+                        if self.heat else render.STYLE_END)
         self.console.print(line)
 
     def message(self, text: str, kind: str = "info") -> None:
@@ -342,6 +189,13 @@ class ReplFrontend:
         answer = self._ask.prompt(FormattedText([("class:prompt", question)]))
         self._echo(question, answer)
         return answer
+
+
+def _mean_logp(sample: Sample) -> float:
+    """A beam's mean log-probability under the model (under its chain when the model's is not known)."""
+    total = sample.model_logprob_sum if sample.model_logprob_sum is not None else sample.logprob_sum
+    n = len(sample.token_probs)
+    return total / n if n else 0.0
 
 
 def banner(frontend: ReplFrontend, session: Session) -> None:

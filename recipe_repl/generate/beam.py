@@ -52,6 +52,11 @@ def search_settings(settings: Settings) -> Settings:
     return replace(settings, temperature=1.0)
 
 
+def chain_settings(sample: Sample) -> Settings:
+    """The settings a sample's choices were made under: its own, or for a beam `search_settings`."""
+    return search_settings(sample.settings) if sample.method == "beam" else sample.settings
+
+
 @dataclass
 class _Beam:
     tokens: list[int]  # generated ids, the stop token excluded

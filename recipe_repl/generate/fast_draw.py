@@ -76,20 +76,20 @@ class Workspace:
         self.probs = np.empty(rows, dtype=np.float64)
         self._views: dict[int, tuple[np.ndarray, ...]] = {}
 
-    def fits(self, rows: int, vocab: int) -> bool:
-        """Whether these arrays hold `rows` rows of `vocab` words."""
-        return rows <= self.rows and vocab == self.vocab
-
     def views(self, rows: int) -> tuple[np.ndarray, ...]:
-        """(padded, x, y, cum, totals, tokens, probs) for the first `rows` rows, made once per row count.
+        """(padded, x, y, cum, totals, tokens, probs, blocks, head) for the first `rows` rows, made once per
+        row count: `blocks` is `padded` as [rows, blocks, BLOCK], `head` its first `vocab` columns.
 
         The weights are copied to float64 before the block sums: a reduce that casts as it goes
-        allocates a buffer at every call.
+        allocates a buffer at every call. Views are kept because making one costs as much as a
+        small numpy call.
         """
         got = self._views.get(rows)
         if got is None:
-            got = self._views[rows] = (self.padded[:rows], self.x[:rows], self.y[:rows], self.cum[:rows],
-                                       self.totals[:rows], self.tokens[:rows], self.probs[:rows])
+            padded = self.padded[:rows]
+            got = self._views[rows] = (padded, self.x[:rows], self.y[:rows], self.cum[:rows], self.totals[:rows],
+                                       self.tokens[:rows], self.probs[:rows], padded.reshape(rows, -1, BLOCK),
+                                       padded[:, :self.vocab])
         return got
 
     def draw(self, src: np.ndarray, rngs: Sequence[np.random.Generator], greedy: bool) -> Draw:
@@ -99,7 +99,7 @@ class Workspace:
         `self.x`; the result is valid until the next call.
         """
         rows, vocab = src.shape
-        padded, _, y, cum, totals, tokens, probs = self.views(rows)
+        padded, _, y, cum, totals, tokens, probs, blocks, head = self.views(rows)
         if greedy:
             np.argmax(src, axis=1, out=tokens)
             if rows == 1:  # the chosen logit must be a number: argmax picks a NaN or +inf when there is one
@@ -116,10 +116,9 @@ class Workspace:
             probs[:] = (y[np.arange(rows), tokens] / totals).astype(np.float32)
             return Draw(tokens, probs, y, totals)
         # One row (the REPL): `weights` in plain floats, the fewest numpy calls (the same sums).
-        blocks = padded.reshape(1, -1, BLOCK)
         with np.errstate(over="ignore", under="ignore"):  # handled below: no RuntimeWarning in the REPL
             np.exp(src, out=y)
-        np.copyto(padded[:, :vocab], y)
+        np.copyto(head, y)
         np.add.reduce(blocks, axis=2, out=cum)
         cdf = list(accumulate(cum[0].tolist()))  # the same sequential sums as np.cumsum
         if not SAFE_TOTAL <= cdf[-1] < math.inf:
@@ -127,7 +126,7 @@ class Workspace:
             with np.errstate(all="ignore"):  # NaN or inf logits give a NaN total: the loop says where
                 np.subtract(row, row.max(), out=y[0])
                 np.exp(y, out=y)
-            np.copyto(padded[:, :vocab], y)
+            np.copyto(head, y)
             np.add.reduce(blocks, axis=2, out=cum)
             cdf = list(accumulate(cum[0].tolist()))
         total = totals[0] = cdf[-1]

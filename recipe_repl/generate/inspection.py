@@ -6,8 +6,9 @@ model card show is always one of two things, computed here once:
 - the **model's** distribution: softmax of the logits at temperature 1, no processors;
 - the **sampling** distribution: the `Sampler`'s chain under given settings (what a word is drawn from).
 
-An LSTM's whole state is two vectors per row, so going back along a sample costs one re-feed of the
-words kept (`rewind`): the state after them is recomputed exactly, rather than kept for every word.
+Both come together as `WordTables` (`tables_after` a list of ids, `tables_before` word N of a numbered
+text). An LSTM's whole state is two vectors per row, so going back along a text costs one re-feed of
+the words kept (`cut_text`): the state after them is recomputed exactly, rather than kept for every word.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from recipe_repl.base.settings import Settings
-from recipe_repl.generate.beam import search_settings
 from recipe_repl.generate.loop import Resume, Sample, StopReason, prefill
 from recipe_repl.generate.numbering import NumberedText, Origin, Word
-from recipe_repl.generate.sampling import ProcessorSpec, Sampler, is_greedy, row_rng
+from recipe_repl.generate.sampling import ProcessorSpec, Sampler, is_greedy
 from recipe_repl.model.engine import Engine
 from recipe_repl.model.finite import not_finite
 from recipe_repl.model.vocab import Vocabulary
@@ -58,36 +58,9 @@ def sampling_distribution(logits: np.ndarray, history: Sequence[int], settings: 
     return probs
 
 
-def chain_settings(sample: Sample) -> Settings:
-    """The settings a sample's choices were made under (a beam's are `beam.search_settings`)."""
-    return search_settings(sample.settings) if sample.method == "beam" else sample.settings
-
-
 def context_ids(vocab: Vocabulary, sample: Sample) -> list[int]:
     """The ids the sample reads on from (its prompt, or everything before a continued sample)."""
     return [vocab.id_of(w) for w in sample.prompt_words]
-
-
-def distribution_at(engine: Engine, processors: Sequence[ProcessorSpec], sample: Sample, k: int) -> np.ndarray:
-    """The distribution the sample's k-th choice (0-based) was made from: same words before it, same
-    settings and processors."""
-    ids = context_ids(engine.vocab, sample) + sample.token_ids[:k]
-    return sampling_distribution(next_logits(engine, ids), ids, chain_settings(sample), processors, engine.vocab)
-
-
-def rewind(engine: Engine, sample: Sample, keep: int, forced: list[int] | None = None) -> Sample:
-    """The sample cut to its first `keep` words (then `forced` words fed), ready for :continue."""
-    vocab = engine.vocab
-    kept = sample.token_ids[:keep]
-    history = context_ids(vocab, sample) + kept + (forced or [])
-    last, state = prefill(engine, np.array([history], dtype=np.int64), engine.start(1))
-    rng = sample.rng if sample.rng is not None else row_rng(sample.settings.seed, sample.key)
-    words_before = sample.prompt_words + vocab.decode_tokens(kept) + vocab.decode_tokens(forced or [])
-    resume = Resume(state, last[0].copy(), (), history, rng, words_before)
-    return Sample(prompt=sample.prompt, prompt_words=sample.prompt_words, token_ids=kept,
-                  words=vocab.decode_tokens(kept), probs=sample.probs[:keep], stop_reason=StopReason.INTERRUPTED,
-                  settings=sample.settings, index=sample.index, key=sample.key, resume=resume,
-                  method=sample.method, rng=rng)
 
 
 def reshapes(settings: Settings, processors: Sequence[ProcessorSpec], vocab: Vocabulary) -> bool:
@@ -106,17 +79,27 @@ class WordTables:
     reshaped: bool  # whether the settings change the distribution (two columns are worth showing)
 
 
+def tables_after(engine: Engine, processors: Sequence[ProcessorSpec], ids: Sequence[int],
+                 settings: Settings) -> WordTables:
+    """Both next-word distributions after `ids`: the model's own and the one drawn from under `settings`."""
+    return tables_of(next_logits(engine, ids), ids, settings, processors, engine.vocab)
+
+
+def tables_of(logits: np.ndarray, history: Sequence[int], settings: Settings, processors: Sequence[ProcessorSpec],
+              vocab: Vocabulary) -> WordTables:
+    """Both distributions for one row of logits (the sampling one made only when the settings reshape it)."""
+    reshaped = reshapes(settings, processors, vocab)
+    model = model_distribution(logits)
+    sampling = (sampling_distribution(logits, history, settings, processors, vocab) if reshaped
+                else model.astype(np.float32))
+    return WordTables(model, sampling, settings, reshaped)
+
+
 def tables_before(engine: Engine, processors: Sequence[ProcessorSpec], text: NumberedText, k: int,
                   settings: Settings) -> WordTables:
     """Both distributions the word at index `k` (0-based, k ≥ 1) of `text` was chosen from, or would have
     been under `settings`: the same words before it, the same processors."""
-    ids = text.ids(k)
-    logits = next_logits(engine, ids)
-    reshaped = reshapes(settings, processors, engine.vocab)
-    model = model_distribution(logits)
-    sampling = (sampling_distribution(logits, ids, settings, processors, engine.vocab) if reshaped
-                else model.astype(np.float32))
-    return WordTables(model, sampling, settings, reshaped)
+    return tables_after(engine, processors, text.ids(k), settings)
 
 
 def cut_text(engine: Engine, text: NumberedText, keep: int, forced: Sequence[int], settings: Settings,

@@ -28,6 +28,7 @@ import numpy as np
 
 from recipe_repl.base.errors import UserError
 from recipe_repl.base.settings import Settings
+from recipe_repl.generate.model_probs import ModelProbs
 from recipe_repl.generate.sampling import ProcessorSpec, Sampler, row_rng
 from recipe_repl.model.engine import Engine, State
 from recipe_repl.model.stepping import Stepper, keep_rows, open_stepper
@@ -86,9 +87,14 @@ class Sample:
     key: int = 0
     resume: Resume | None = field(default=None, repr=False)
     stop_prob: float | None = None  # the stop token's probability when it ended the sample
-    alternatives: list[list[tuple[int, str, float]]] = field(default_factory=list)  # (id, word, p) per step
+    # per step: (id, word, sampling p, model p) of the likeliest words
+    alternatives: list[list[tuple[int, str, float, float]]] = field(default_factory=list)
     method: str = "sample"  # "sample" (drawn), "pick" (chosen by a person) or "beam" (beam search)
     rng: np.random.Generator | None = field(default=None, repr=False)  # its generator: `:back` goes on with it
+    # the model's own probability of each generated word (temperature 1, no processors), and of the stop
+    # token when it ended the sample; None when nobody asked for them (see `generate`'s `model_probs`)
+    model_probs: list[float] | None = None
+    stop_model_prob: float | None = None
     stop_detail: str = ""  # for stop reason NOT_FINITE: at which step and word, and whose logits
 
     @property
@@ -106,6 +112,25 @@ class Sample:
         """exp(−mean log-probability) of the continuation's choices; None when nothing was chosen."""
         n = len(self.token_probs)
         return math.exp(-self.logprob_sum / n) if n else None
+
+    @property
+    def model_token_probs(self) -> list[float] | None:
+        """The model's own probability of every choice (the stop token included when it ended the sample)."""
+        if self.model_probs is None:
+            return None
+        return self.model_probs + ([self.stop_model_prob] if self.stop_model_prob is not None else [])
+
+    @property
+    def model_logprob_sum(self) -> float | None:
+        """Sum of the model's log-probabilities of every choice (None when not computed)."""
+        probs = self.model_token_probs
+        return None if probs is None else sum(math.log(p) if p > 0 else -math.inf for p in probs)
+
+    @property
+    def model_perplexity(self) -> float | None:
+        """exp(−mean model log-probability) of the choices: what `score` and `eval` count for these words."""
+        total, probs = self.model_logprob_sum, self.model_token_probs
+        return math.exp(-total / len(probs)) if total is not None and probs else None
 
     @property
     def continuation(self) -> str:
@@ -133,6 +158,8 @@ class TokenEvent:
     word: str  # "" for the stop token
     prob: float
     probs: np.ndarray  # the whole next-word distribution the word was drawn from (do not modify)
+    model_prob: float | None = None  # the model's own probability of the word (None when not computed)
+    logits: np.ndarray | None = None  # [vocab] the raw logits it was chosen from: the model's own distribution
 
 
 @dataclass(frozen=True)
@@ -144,6 +171,7 @@ class Step:
     history: Sequence[Sequence[int]]  # per row: prompt ids then generated ids so far (read, do not keep)
     rngs: Sequence[np.random.Generator]
     sampler: Sampler
+    logits: np.ndarray | None = None  # [rows, vocab] the model's raw logits (its own distribution; do not modify)
 
     def draw(self) -> np.ndarray:
         """What the sampler would choose for every row (consumes each row's randomness)."""
@@ -215,12 +243,15 @@ def generate(
     max_prompt_tokens: int = MAX_PROMPT_TOKENS,
     top_alternatives: int = 0,
     method: str = "sample",
+    model_probs: bool = False,
 ) -> Iterator[Sample]:
     """Generate every request, yielding samples in request order, `batch_size` rows at a time.
 
-    `top_alternatives` > 0 records that many most likely words at each step (`Sample.alternatives`);
-    `method` names how the chooser chooses, for the records. Ctrl-C ends the current batch: its
-    samples come out with stop reason `interrupted`, and no further batches start.
+    `top_alternatives` > 0 records that many most likely words at each step (`Sample.alternatives`,
+    with the model's probability of each); `method` names how the chooser chooses, for the records;
+    `model_probs` records the model's own probability of each chosen word (`Sample.model_probs`: free
+    when the settings change nothing, one exp pass over the logits per step otherwise). Ctrl-C ends
+    the current batch: its samples come out with stop reason `interrupted`, and no further batches start.
     """
     if batch_size < 1:
         raise UserError("batch size must be at least 1")
@@ -228,7 +259,8 @@ def generate(
     listener = listener or NullListener()
     it = iter(requests)
     while chunk := list(islice(it, batch_size)):
-        run = _Batch(engine, chunk, sampler, listener, chooser, max_prompt_tokens, top_alternatives, method)
+        run = _Batch(engine, chunk, sampler, listener, chooser, max_prompt_tokens, top_alternatives, method,
+                     model_probs)
         yield from run.samples()
         if run.interrupted:
             return
@@ -269,9 +301,14 @@ class _Batch:
     """Generation state of one batch of rows."""
 
     def __init__(self, engine: Engine, requests: list[Request], sampler: Sampler, listener: Listener,
-                 chooser: Chooser, max_prompt_tokens: int, top_alternatives: int, method: str) -> None:
+                 chooser: Chooser, max_prompt_tokens: int, top_alternatives: int, method: str,
+                 model_probs: bool = False) -> None:
         self.engine, self.requests, self.sampler, self.listener = engine, requests, sampler, listener
         self.chooser, self.top_n, self.method = chooser, top_alternatives, method
+        # the model's probabilities: the drawn ones when the chain changes nothing, else computed per step
+        self.same = not sampler.chain and not sampler.greedy
+        self.model = ModelProbs() if model_probs and not self.same else None
+        self.want_model = model_probs
         self.settings = sampler.settings
         self.vocab = engine.vocab
         self.interrupted = False
@@ -287,7 +324,9 @@ class _Batch:
         self.resume: list[Resume | None] = [None] * n
         self.stop_probs: list[float | None] = [None] * n
         self.details: list[str] = [""] * n
-        self.alternatives: list[list[list[tuple[int, str, float]]]] = [[] for _ in range(n)]
+        self.alternatives: list[list[list[tuple[int, str, float, float]]]] = [[] for _ in range(n)]
+        self.model_probs: list[list[float]] = [[] for _ in range(n)]
+        self.stop_model_probs: list[float | None] = [None] * n
         settings = self.settings
         for req in requests:
             ids = [] if req.resume else encode_prompt(engine, req.prompt, max_prompt_tokens)
@@ -314,6 +353,8 @@ class _Batch:
             rngs = [self.rngs[r] for r in live]
             while live:
                 chosen, tokens, chosen_list, probs = self._choose(step, logits, history, rngs, fast, want_probs)
+                model = (self.model.chosen(logits, [t if t >= 0 else PAD_ID for t in tokens])
+                         if self.model is not None else None)
                 keep: list[int] = []
                 for j, r in enumerate(live):
                     token = tokens[j]
@@ -331,7 +372,9 @@ class _Batch:
                         if prob != prob:  # NaN: the row's normaliser is not a number (the only check per token)
                             self._not_finite(r, logits[j], step)
                             continue  # no resume point: the state after such logits is worth nothing
-                        if self._accept(r, token, prob, row, step):
+                        mprob = model[j] if model is not None else prob if self.want_model else None
+                        if self._accept(r, token, prob, row, step, mprob,
+                                        logits[j] if self.top_n or self.events else None):
                             keep.append(j)
                             continue
                     self.resume[r] = self._resume_point(stepper.state().take([j]), logits[j], r, fed[r])
@@ -382,11 +425,12 @@ class _Batch:
                 good = np.flatnonzero(~bad)
                 picked = np.full(len(probs), _NOT_DRAWN, dtype=np.int64)
                 if good.size:
-                    sub = Step(step, probs[good], [history[i] for i in good], [rngs[i] for i in good], self.sampler)
+                    sub = Step(step, probs[good], [history[i] for i in good], [rngs[i] for i in good], self.sampler,
+                               logits[good])
                     picked[good] = np.asarray(self.chooser(sub), dtype=np.int64)
                 chosen = picked
             else:
-                chosen = self.chooser(Step(step, probs, history, rngs, self.sampler))
+                chosen = self.chooser(Step(step, probs, history, rngs, self.sampler, logits))
         # plain ints and floats: no numpy scalar per row
         tokens = chosen.tolist() if isinstance(chosen, np.ndarray) else [int(t) for t in chosen]
         return chosen, tokens, chosen_probs.tolist() if chosen_probs is not None else None, probs
@@ -412,6 +456,8 @@ class _Batch:
                 alternatives=self.alternatives[i],
                 method=self.method,
                 rng=self.rngs[i],
+                model_probs=self.model_probs[i] if self.want_model else None,
+                stop_model_prob=self.stop_model_probs[i],
                 stop_detail=self.details[i],
             )
             self.listener.on_sample_end(sample)
@@ -453,22 +499,28 @@ class _Batch:
         assert resume.logits is not None
         return resume.state, resume.logits
 
-    def _accept(self, r: int, token: int, prob: float, probs: np.ndarray | None, step: int) -> bool:
+    def _accept(self, r: int, token: int, prob: float, probs: np.ndarray | None, step: int,
+                model_prob: float | None = None, logits: np.ndarray | None = None) -> bool:
         """Record one drawn token; return False when the row is finished.
 
-        `probs` (the row's whole distribution) is given when listeners or top alternatives need it.
+        `probs` (the row's whole distribution) is given when listeners or top alternatives need it;
+        `model_prob` is the model's own probability of the token; `logits`, the row's raw logits, when
+        top alternatives need the model's column too.
         """
-        if self.top_n and probs is not None:
-            self.alternatives[r].append([(i, self.vocab.words[i], p) for i, p in top_words(probs, self.top_n)])
+        if self.top_n and probs is not None and logits is not None:
+            self.alternatives[r].append(alternatives(self.vocab.words, probs, logits, self.top_n))
         if token == PAD_ID:
             self.stop_probs[r] = prob
+            self.stop_model_probs[r] = model_prob
         else:
             self.tokens[r].append(token)
             self.probs[r].append(prob)
+            if model_prob is not None:
+                self.model_probs[r].append(model_prob)
             self.history[r].append(token)
         if self.events and probs is not None:
             word = self.vocab.word(token) if token != PAD_ID else ""
-            self.listener.on_token(TokenEvent(self.requests[r], step, token, word, prob, probs))
+            self.listener.on_token(TokenEvent(self.requests[r], step, token, word, prob, probs, model_prob, logits))
         self.done[r] = stop_reason(token, self.tokens[r], self.vocab, self.settings)
         return self.done[r] is None
 
@@ -511,6 +563,18 @@ def top_words(probs: np.ndarray, n: int) -> list[tuple[int, float]]:
     top = np.argpartition(-probs, n - 1)[:n]
     top = top[np.argsort(-probs[top], kind="stable")]
     return [(int(i), float(probs[i])) for i in top]
+
+
+def alternatives(words: Sequence[str], probs: np.ndarray, logits: np.ndarray,
+                 n: int) -> list[tuple[int, str, float, float]]:
+    """The `n` likeliest next words at one step as (id, word, sampling probability, model probability):
+    ranked by the sampling distribution, ties (at temperature 0, every word but the chosen one) by the
+    model's, so the runners-up come from the model."""
+    z = np.asarray(logits, dtype=np.float64)
+    model = np.exp(z - z.max())
+    model /= model.sum()
+    order = np.lexsort((-model, -np.asarray(probs, dtype=np.float64)))[:n]
+    return [(int(i), words[i], float(probs[i]), float(model[i])) for i in order]
 
 
 def contains_stop(words: list[str], stop: str) -> bool:

@@ -16,11 +16,12 @@ command that takes a word number parses it with `word_index` against that text.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from recipe_repl.base.errors import BadValue, UserError
 from recipe_repl.base.settings import Settings
+from recipe_repl.generate.beam import chain_settings
 from recipe_repl.generate.loop import Sample, StopReason
 from recipe_repl.generate.scoring import next_word_probs
 from recipe_repl.model.engine import Engine
@@ -86,7 +87,7 @@ class NumberedText:
         else:
             head = [Word(i, w, Origin.PROMPT) for i, w in zip(context, sample.prompt_words, strict=True)]
         origin = ORIGIN_OF_METHOD.get(sample.method, Origin.DRAWN)
-        settings = replace(sample.settings, temperature=1.0) if sample.method == "beam" else sample.settings
+        settings = chain_settings(sample)
         tail = [Word(i, w, origin, p, settings)
                 for i, w, p in zip(sample.token_ids, sample.words, sample.probs, strict=True)]
         if sample.stop_reason == StopReason.STOP_TOKEN and sample.stop_prob is not None:

@@ -226,11 +226,11 @@ class Sampler:
         """
         rows, vocab = logits.shape
         work = self._work
-        if work is None or not work.fits(rows, vocab):
+        if work is None or work.rows < rows or work.vocab != vocab:
             work = self._work = fast_draw.Workspace(rows, vocab)
         x = logits
         if self.chain or logits.dtype != np.float32:
-            x = work.x[:rows]
+            x = work.views(rows)[1]
             np.copyto(x, logits, casting="same_kind")  # processors may write in place: they get our copy
             context = StepContext(self.settings, self.vocab, history)
             for proc in self.chain:

@@ -9,6 +9,8 @@ file's perplexity here equals eval's on the same texts.
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +20,7 @@ from recipe_repl.generate.loop import PREFILL_FLOATS
 from recipe_repl.model.engine import Engine
 from recipe_repl.model.finite import first_bad, not_finite
 from recipe_repl.model.vocab import PAD_ID, UNK_ID
+from recipe_repl.views.heat import STOP_WORD
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,26 @@ class TextScore:
         """How many words the vocabulary does not know (they read as [UNK])."""
         return sum(1 for i in self.ids if i == UNK_ID)
 
+    @property
+    def perplexity_without_stop(self) -> float | None:
+        """exp(mean negative log-likelihood) of the words alone, the stop token left out (None: one word)."""
+        words = [p for p in self.probs if p is not None]
+        if not words:
+            return None
+        return math.exp(-sum(math.log(max(p, 1e-300)) for p in words) / len(words))
+
     def least_likely(self, n: int = 5) -> list[tuple[int, str, float]]:
-        """(position, word, probability) of the `n` least likely words, least likely first."""
+        """(position, word, probability) of the `n` least likely predictions, least likely first: only
+        those below the median probability, the stop token (position len(words), word ⏹) included."""
         scored = [(k, w, p) for k, (w, p) in enumerate(zip(self.words, self.probs, strict=True)) if p is not None]
-        return sorted(scored, key=lambda t: t[2])[:n]
+        scored.append((len(self.words), STOP_WORD, self.stop_prob))
+        median = statistics.median(p for _, _, p in scored)
+        return sorted((t for t in scored if t[2] < median), key=lambda t: t[2])[:n]
+
+    @property
+    def stop_is_least_likely(self) -> bool:
+        """Whether the stop token is among the five least likely predictions."""
+        return any(w == STOP_WORD and k == len(self.words) for k, w, _ in self.least_likely(5))
 
 
 def score_text(engine: Engine, text: str, max_tokens: int, where: str = "in the text") -> TextScore:
@@ -73,12 +92,15 @@ def score_text(engine: Engine, text: str, max_tokens: int, where: str = "in the 
     return TextScore(text, vocab.decode_tokens(ids), ids, probs, found[-1])
 
 
-def next_word_probs(engine: Engine, ids: list[int], where: str = "in the text") -> list[float]:
+def next_word_probs(engine: Engine, ids: list[int], where: str = "in the text", needed: int | None = None
+                    ) -> list[float]:
     """The model's probability of each of `ids[1:]` given the ids before it, then of the stop token after
     the last one (temperature 1, no processors): len(ids) numbers, in chunks of bounded memory.
 
     Logits that are not finite at some word raise `NonFiniteLogits` naming `where` and the word, found
-    from the log-sum-exp each position needs anyway."""
+    from the log-sum-exp each position needs anyway; only the first `needed` positions (default: all)
+    must be numbers, the others come back NaN when they are not."""
+    needed = len(ids) if needed is None else needed
     targets = np.array(ids[1:] + [PAD_ID], dtype=np.int64)
     chunk = max(1, PREFILL_FLOATS // len(engine.vocab))
     state = engine.start(1)
@@ -89,12 +111,12 @@ def next_word_probs(engine: Engine, ids: list[int], where: str = "in the text") 
         with np.errstate(invalid="ignore", over="ignore"):  # a row that is not finite is found just below
             logits -= logits.max(axis=-1, keepdims=True)
             lse = np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-        bad = first_bad(lse[:, 0])  # NaN or ±inf anywhere in a row makes its log-sum-exp NaN
+        bad = first_bad(lse[: max(0, needed - start), 0])  # NaN or ±inf anywhere in a row makes it NaN
         if bad is not None:
             raise not_finite(where, engine.vocab.decode_tokens(ids), start + bad)
-        logp = logits - lse
         tgt = targets[start:start + len(logits)]
-        found[start:start + len(logits)] = np.exp(logp[np.arange(len(logits)), tgt])
+        with np.errstate(invalid="ignore"):  # the positions allowed to be NaN (past `needed`) stay NaN
+            found[start:start + len(logits)] = np.exp(logits[np.arange(len(logits)), tgt] - lse[:, 0])
     return [float(p) for p in found]
 
 
@@ -102,3 +124,13 @@ def corpus_perplexity(scores: list[TextScore]) -> float:
     """Perplexity over several texts, every prediction weighted alike (as `recipe-repl eval` counts)."""
     n = sum(len(s.predictions) for s in scores)
     return math.exp(sum(s.nll for s in scores) / n) if n else float("nan")
+
+
+def read_back(engine: Engine, context: Sequence[int], tokens: Sequence[int],
+              stopped: bool) -> tuple[list[float], float | None]:
+    """The model's probability of each of `tokens` after `context` (then of the stop token when `stopped`),
+    read with one pass of the model over the text (beam search, which chooses under its own chain)."""
+    ids = list(context) + list(tokens)
+    found = next_word_probs(engine, ids, "in the beam", len(ids) if stopped else len(ids) - 1)  # ids[1:], stop
+    start = len(context) - 1
+    return found[start:start + len(tokens)], (found[-1] if stopped else None)

@@ -103,6 +103,21 @@ def count_arg(text: str, what: str) -> int:
     return n
 
 
+COMPARE_ROWS = 8  # rows of :compare and :compare-models unless `rows N` says otherwise (their own, not :probs')
+
+
+def rows_option(parts: list[str], default: int = COMPARE_ROWS) -> tuple[list[str], int]:
+    """A trailing `rows N` split off a command's arguments: (the other arguments, N or `default`).
+
+    Each table command has its own row count (`:compare … rows 8`), so setting one never changes another.
+    """
+    if len(parts) >= 2 and parts[-2].lower() == "rows":
+        return parts[:-2], count_arg(parts[-1], "the number of rows")
+    if parts and parts[-1].lower() == "rows":
+        raise UsageError("rows takes a number, e.g. rows 8")
+    return parts, default
+
+
 def explain(spec: CommandSpec, exc: UserError) -> str:
     """The one-line message for an error raised by `spec`'s handler, with the fix where there is one.
 

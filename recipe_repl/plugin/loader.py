@@ -31,6 +31,7 @@ DEFAULT_PLUGINS = (
     "recipe_repl.builtins.session_commands",
     "recipe_repl.builtins.teaching_commands",
     "recipe_repl.builtins.why_commands",
+    "recipe_repl.builtins.loop_commands",
     "recipe_repl.builtins.cells_commands",
     "recipe_repl.builtins.lstm_views",
     "recipe_repl.builtins.lstm_interventions",

@@ -22,6 +22,7 @@ class SilentFrontend:
     """A frontend that shows nothing: the samples are the caller's to use."""
 
     interactive = False
+    model_probs = False  # nobody reads the model's probabilities of these samples
 
     def live_listener(self, session: Session) -> Listener:
         """Nothing is streamed."""

@@ -7,7 +7,7 @@ and messages look (streamed rich text on a terminal, plain lines or JSON Lines i
 from __future__ import annotations
 
 import itertools
-import math
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,10 +33,14 @@ from recipe_repl.generate.loop import (
 )
 from recipe_repl.generate.numbering import NumberedText
 from recipe_repl.model.engine import Engine
+from recipe_repl.model.vocab import UNK_ID, UNK_TOKEN, Vocabulary
 from recipe_repl.plugin.commands import explain, is_command, parse_command
 from recipe_repl.plugin.hookcall import one_line
 from recipe_repl.plugin.manager import Plugins
+from recipe_repl.session.records import sample_record
 from recipe_repl.session.transcript import Transcript, TranscriptEntry
+
+__all__ = ["CommandHandler", "Frontend", "ModelSpec", "Session", "sample_key", "sample_record"]
 
 
 class Frontend(Protocol):
@@ -75,31 +79,13 @@ class ModelSpec:
     vocab: Path | None = None  # a vocabulary file (`--vocab`) for a model that carries none
 
 
-def sample_record(sample: Sample, with_text: bool = True) -> dict[str, Any]:
-    """A sample as plain data (`--json`, `:save`), with every setting it was generated under."""
-    return {
-        "prompt": sample.prompt,
-        "text": sample.text if with_text else sample.continuation,
-        "continuation": sample.continuation,
-        "prompt_tokens": sample.prompt_words,
-        "tokens": sample.words,
-        "token_ids": sample.token_ids,
-        "stop_reason": sample.stop_reason.value,
-        **sample.settings.as_dict(),
-        "sample": sample.index,
-        "method": sample.method,
-        "token_probs": [round(p, 6) for p in sample.token_probs],
-        "logprob_sum": _finite(sample.logprob_sum),
-        "perplexity": _finite(sample.perplexity),
-        **({"top_alternatives": [[{"word": w, "id": i, "prob": round(p, 6)} for i, w, p in step]
-                                 for step in sample.alternatives]} if sample.alternatives else {}),
-        **({"stop_detail": sample.stop_detail} if sample.stop_detail else {}),
-    }
-
-
-def _finite(x: float | None) -> float | None:
-    """JSON has no infinity: an impossible choice (probability 0) is recorded as null."""
-    return None if x is None or not math.isfinite(x) else round(x, 6)
+def sample_key(vocab: Vocabulary, prompt: str, index: int) -> int:
+    """What seeds sample `index` of a prompt (with the settings' seed): the prompt as the model reads it
+    and the sample's number. So with a seed, the same prompt gives the same samples every time it is
+    typed, in any session, in batch mode on any line and at any batch size; other prompts draw
+    independently."""
+    reading = " ".join(vocab.prepare(prompt)).encode("utf-8", "surrogatepass")
+    return zlib.crc32(reading) * 2**14 + index  # n ≤ 10,000 < 2**14 samples per prompt
 
 
 class Session:
@@ -217,7 +203,15 @@ class Session:
         text = text.strip()
         if not text:
             return []
+        self.warn_unknown(text)
         return self.run_requests([text] * (n or self.copies()))
+
+    def warn_unknown(self, text: str) -> None:
+        """Say once per word which words of `text` the vocabulary lacks: the model reads [UNK] for them."""
+        vocab = self.engine.vocab
+        unknown = [w for w in vocab.prepare(text) if vocab.id_of(w) == UNK_ID and w != UNK_TOKEN.lower()]
+        for word in dict.fromkeys(unknown):
+            self.frontend.message(f"{word!r} is not in the vocabulary: the model reads {UNK_TOKEN}", "warning")
 
     def check_prompt(self, text: str) -> None:
         """A UserError when the model cannot take this prompt (no words it reads, or too long)."""
@@ -229,22 +223,28 @@ class Session:
 
     def run_requests(self, prompts: Sequence[str], resumes: Sequence[Any] | None = None,
                      chooser: Chooser = draw_chooser, live: bool = True,
-                     before: NumberedText | None = None) -> list[Sample]:
+                     before: NumberedText | None = None, indices: Sequence[int] | None = None,
+                     model_probs: bool | None = None) -> list[Sample]:
         """Generate one sample per prompt (or per resume point), show them, and remember them.
 
         `chooser` picks each next word (default: the sampler draws); `live=False` skips the live view
         (`:pick` shows its own tables), the plugins' hooks still see every event. `before` is the text
         the first resume point reads on from (what is known of its words stays in `last_text`).
+        `indices` numbers each prompt's samples (batch mode: per input line); by default the copies of
+        one prompt are numbered 0, 1, … in order. `model_probs`: whether to record the model's
+        probabilities of the words (default: when the frontend shows or writes them).
 
         Outside the REPL the samples are shown batch by batch as they finish (`generate --n 1000`
         streams its records, and a run stopped midway keeps what was written); the REPL shows them
         together. Once shown and recorded, a sample's top alternatives are let go: they are output
         (JSON records, `:save`), and N words at every step of thousands of samples would not fit in memory.
         """
+        if model_probs is None:
+            model_probs = self.wants_model_probs()
         if self.settings.beam and not resumes and chooser is draw_chooser:
-            groups: Iterable[list[Sample]] = self._beams(prompts)
+            groups: Iterable[list[Sample]] = self._beams(prompts, model_probs)
         else:
-            groups = self._generate(prompts, resumes, chooser, live)
+            groups = self._generate(prompts, resumes, chooser, live, indices, model_probs)
         if self.frontend.interactive:
             groups = [[s for group in groups for s in group]]
         prompt = prompts[0] if prompts else ""
@@ -269,25 +269,38 @@ class Session:
         return kept
 
     def _generate(self, prompts: Sequence[str], resumes: Sequence[Any] | None, chooser: Chooser,
-                  live: bool) -> Iterator[list[Sample]]:
+                  live: bool, indices: Sequence[int] | None = None, model_probs: bool = True
+                  ) -> Iterator[list[Sample]]:
         """The samples, batch by batch as the loop finishes them."""
         requests = []
         index_of: dict[str, int] = {}
+        vocab = self.engine.vocab
         for i, p in enumerate(prompts):
-            idx = index_of.get(p, 0)
-            index_of[p] = idx + 1
-            requests.append(Request(p, key=self._sample_counter, index=idx, resume=resumes[i] if resumes else None))
-            self._sample_counter += 1
+            if indices is not None:
+                idx = indices[i]
+            else:
+                idx = index_of.get(p, 0)
+                index_of[p] = idx + 1
+            resume = resumes[i] if resumes else None
+            requests.append(Request(p, key=sample_key(vocab, p, idx), index=idx, resume=resume))
         listener = self.listener(live=live)
         method = "sample" if chooser is draw_chooser else "pick"
         samples = generate(self.engine, requests, self.settings, self.plugins.processor_specs(), listener,
-                           self.batch_size, chooser, self.max_prompt_tokens, self.top_alternatives, method)
+                           self.batch_size, chooser, self.max_prompt_tokens, self.top_alternatives, method,
+                           model_probs)
         while batch := list(itertools.islice(samples, self.batch_size)):  # the loop's own batches
             yield batch
 
-    def _beams(self, prompts: Sequence[str]) -> Iterator[list[Sample]]:
+    def wants_model_probs(self) -> bool:
+        """Whether anything shows or writes the model's probabilities of the words: the REPL (footer, heat,
+        :best), JSON records; plain-text batch output and silent samples skip them (a frontend says so
+        with `model_probs = False`)."""
+        return bool(getattr(self.frontend, "model_probs", True))
+
+    def _beams(self, prompts: Sequence[str], model_probs: bool = True) -> Iterator[list[Sample]]:
         """Beam search for each prompt, prompt by prompt, the plugins hearing of it (not the live view: beams
-        grow side by side); Ctrl-C ends the search under way and starts no other."""
+        grow side by side); Ctrl-C ends the search under way and starts no other. `model_probs`: read back
+        the model's probability of each beam's words."""
         from recipe_repl.generate.beam import beam_search
 
         listener = self.listener(live=False)
@@ -296,9 +309,28 @@ class Session:
                                 self.settings.length_penalty, self.max_prompt_tokens, key=self._sample_counter,
                                 listener=listener)
             self._sample_counter += max(len(beams), 1)
+            if model_probs:
+                self._model_probs_of_beams(beams)
             yield beams
             if any(b.stop_reason == StopReason.INTERRUPTED for b in beams):
                 break
+
+    def _model_probs_of_beams(self, beams: list[Sample]) -> None:
+        """The model's probability of each beam's words: its own ones when its chain (at temperature 1)
+        changes nothing, else read back with one pass over each beam."""
+        from recipe_repl.generate.beam import search_settings
+        from recipe_repl.generate.inspection import reshapes
+        from recipe_repl.generate.scoring import read_back
+
+        specs, vocab = self.plugins.processor_specs(), self.engine.vocab
+        same = bool(beams) and not reshapes(search_settings(beams[0].settings), specs, vocab)
+        for beam in beams:
+            if same:
+                beam.model_probs, beam.stop_model_prob = list(beam.probs), beam.stop_prob
+            else:
+                context = [vocab.id_of(w) for w in beam.prompt_words]
+                beam.model_probs, beam.stop_model_prob = read_back(self.engine, context, beam.token_ids,
+                                                                   beam.stop_prob is not None)
 
     def listener(self, extra: Listener | None = None, live: bool = True) -> Listener:
         """The live view (unless `live` is False) plus the plugins' hooks (plus `extra`)."""
@@ -386,6 +418,18 @@ class Session:
         if self.last_prompt:
             return self.last_prompt
         return self.last_samples[-1].prompt if self.last_samples else None
+
+    def prompt_or_ask(self, command: str) -> str:
+        """The last prompt, or one asked of the person (interactive commands: `:pick`, `:step`); checked,
+        so a bad prompt fails before any table, its unknown words named."""
+        prompt = self.prompt_to_read()
+        if not prompt:
+            prompt = self.frontend.ask("prompt to start from: ").strip()
+            if not prompt:
+                raise UserError(f"no prompt: :{command} needs words to start from")
+            self.warn_unknown(prompt)
+        encode_prompt(self.engine, prompt, self.max_prompt_tokens)
+        return prompt
 
     def prompt_ids_for(self, command: str) -> tuple[str, list[int]]:
         """The last prompt and its ids, or a UserError telling the user to type one before `:command`."""

@@ -5,4 +5,6 @@
     cell_view  an LSTM unit's value after each word, on a diverging background, and the word × unit strip
     lstm_view  a text coloured by a signed score, the gates strip, the tables of the views inside the LSTM
     wrap       word wrapping for a line that arrives one word at a time
+    words_view a text's words with their numbers (`:words`), a branched text with its branch point
+    help_view  the command list laid out for the terminal's width (`:help`)
 """

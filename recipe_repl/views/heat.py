@@ -39,7 +39,13 @@ def marked_text(words: Sequence[str], probs: Sequence[float | None], raw: bool =
     return "".join(out)
 
 
-def legend_marks() -> str:
-    """One line that explains the marks of `marked_text`."""
+WHICH = {  # what `:heat model` and `:heat sampling` colour by, for the legends
+    "model": "the model's own probability of each word: temperature 1, no processors",
+    "sampling": "the probability each word was drawn with, after the settings",
+}
+
+
+def legend_marks(by: str = "model") -> str:
+    """One line that explains the marks of `marked_text`, and which probability they show."""
     return "heat: " + " · ".join(f"{m} {label}" for m, label in zip(MARKS[:4], LABELS[:4], strict=True)) + \
-        f" · unmarked {LABELS[4]} (the probability each word had when it was chosen)"
+        f" · unmarked {LABELS[4]} ({WHICH[by]})"

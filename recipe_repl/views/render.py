@@ -177,21 +177,27 @@ def compare_table(
     title: str | Text | None = None,
     caption: str | None = None,
     labels: Sequence[str] | None = None,
+    model: np.ndarray | None = None,
+    tie_break: np.ndarray | None = None,
 ) -> Group:
     """Top-`n` next words at several temperatures side by side (the lecture's T = 1.0 vs 0.2 figure).
 
-    `labels` names the columns instead of their temperatures (`:compare-models`: one model each).
+    `labels` names the columns instead of their temperatures (`:compare-models`: one model each);
+    `model`, the model's own distribution, comes first as a column of its own ("model"); `tie_break`
+    ranks words of equal probability in a column (at T = 0 the runners-up come from the model).
     """
     table = Table(show_edge=False, pad_edge=False)
-    bar_width = max(3, 16 - 3 * len(columns))
+    shown: list[tuple[str, np.ndarray]] = [(MODEL_LABEL, model)] if model is not None else []
+    for k, (temperature, probs) in enumerate(columns):
+        shown.append((safe(labels[k]) if labels is not None else f"T = {temperature:g}", probs))
+    bar_width = max(3, 16 - 3 * len(shown))
     table.add_column("", justify="right", style="dim")
-    for k, (temperature, _) in enumerate(columns):
-        header = safe(labels[k]) if labels is not None else f"T = {temperature:g}"
+    for header, _ in shown:
         table.add_column(header, no_wrap=True, overflow="ellipsis")
-    tops = [top_ids(probs, n) for _, probs in columns]
+    tops = [top_ids(probs, n) if tie_break is None else top_ids_by(probs, tie_break, n) for _, probs in shown]
     for rank in range(max((len(t) for t in tops), default=0)):
         cells: list[Text | str] = [str(rank + 1)]
-        for (_, probs), ids in zip(columns, tops, strict=True):
+        for (_, probs), ids in zip(shown, tops, strict=True):
             if rank >= len(ids):
                 cells.append("")
                 continue
@@ -214,8 +220,13 @@ def after_title(text: str, limit: int = 48) -> Text:
     return Text("next word after “", style="bold").append(styled(tail)).append("”")
 
 
-def shaping(settings: Settings) -> str:
-    """The settings that change the table, in words (for captions)."""
+def shaping(settings: Settings, compact: bool = False) -> str:
+    """The settings that change the table, in words (for captions); `compact`: the footer's short form
+    ("T = 0.2, top-k 5")."""
+    if compact:
+        t = f"T = {settings.temperature:g}" + (" (greedy)" if settings.greedy else "")
+        rest = shaping(settings).split(" · ")[1:]
+        return ", ".join([t, *rest])
     parts = [f"temperature {settings.temperature:g}" + (" (greedy)" if settings.greedy else "")]
     if settings.top_k:
         parts.append(f"top-k {settings.top_k}")
@@ -231,15 +242,29 @@ def shaping(settings: Settings) -> str:
     return " · ".join(parts)
 
 
+def _ppl(x: float) -> str:
+    return f"{x:,.2f}" if x < 1e6 else "∞"
+
+
 def footer(tokens: int, stop_reason: str, seconds: float | None = None, label: str = "",
-           perplexity: float | None = None, hint: str = "") -> Text:
+           perplexity: float | None = None, hint: str = "", model_perplexity: float | None = None,
+           reshaped: str = "") -> Text:
     """The dim line under a sample: tokens generated, words per second, perplexity, why it stopped
-    (and `hint`, what to do about it)."""
+    (and `hint`, what to do about it).
+
+    The perplexity is the model's own ("perplexity 9.20"); when settings reshaped the choices
+    (`reshaped`, e.g. "T = 0.2"), the one of the distribution drawn from follows it ("perplexity 9.20
+    (model) · 1.40 at T = 0.2"). Without the model's (not computed) the drawn one says so.
+    """
     parts = [f"{tokens} token{'s' if tokens != 1 else ''}"]
     if seconds is not None and seconds > 0 and tokens:
         parts.append(f"{tokens / seconds:,.0f} words/s")
-    if perplexity is not None:
-        parts.append(f"perplexity {perplexity:,.2f}" if perplexity < 1e6 else "perplexity ∞")
+    if model_perplexity is not None and reshaped and perplexity is not None:
+        parts.append(f"perplexity {_ppl(model_perplexity)} (model) · {_ppl(perplexity)} at {reshaped}")
+    elif model_perplexity is not None:
+        parts.append(f"perplexity {_ppl(model_perplexity)}")
+    elif perplexity is not None:
+        parts.append(f"perplexity {_ppl(perplexity)}" + (f" at {reshaped}" if reshaped else ""))
     parts.append(stop_reason)
     line = Text(f"{label}{' · '.join(parts)}", style=STYLE_FOOTER)
     if hint:
@@ -289,102 +314,48 @@ def heat_text(words: Sequence[str], probs: Sequence[float | None], raw: bool = F
     return out
 
 
-def heat_legend() -> Text:
-    """The five bands, once, when heat is turned on."""
+def heat_legend(by: str = "model") -> Text:
+    """The five bands, once, when heat is turned on; it says which probability colours the words."""
     legend = Text("heat: ", style="dim")
     for label, style in zip(heat.LABELS, HEAT_STYLES, strict=True):
         legend.append("■ " + label, style=style or "default")
         legend.append("  ")
-    legend.append("(the probability each word had when it was drawn)", style="dim")
+    legend.append(f"({heat.WHICH[by]})", style="dim")
     return legend
 
 
 def least_likely_table(rows: Sequence[tuple[int, str, float]]) -> Group:
-    """`:score`'s least likely words: position, word, probability."""
+    """`:score`'s least likely words (those below the median): word number, word (⏹ the stop token),
+    the model's probability."""
     table = Table(show_edge=False, box=None, pad_edge=False)
     table.add_column("word #", justify="right", style="dim")
     table.add_column("least likely words", no_wrap=True, max_width=28, overflow="ellipsis")
     table.add_column("prob", justify="right")
     for position, word, p in rows:
-        table.add_row(str(position + 1), styled(word, heat_style(p)), percent(p))
+        cell = Text(END_MARKER, style=STYLE_END) if word == heat.STOP_WORD else styled(word, heat_style(p))
+        table.add_row(str(position + 1), cell, percent(p))
     return _framed(table, None, None)
 
 
 def ranking_table(rows: Sequence[tuple[int, Any]]) -> Group:
-    """`:best`: samples (number, sample) ranked by mean log-probability, best first."""
+    """`:best`: samples (number, sample) ranked by the model's mean log-probability, best first; the mean
+    log-probability of the distribution they were drawn from beside it."""
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("rank", justify="right", style="dim")
     table.add_column("#", justify="right", style="cyan")
-    table.add_column("mean log p", justify="right")
-    table.add_column("perplexity", justify="right")
+    table.add_column("mean log p\n(model)", justify="right")
+    table.add_column("perplexity\n(model)", justify="right")
+    table.add_column("mean log p\n(sampling)", justify="right", style="dim")
     table.add_column("ends", style="dim")
     table.add_column("begins", no_wrap=True, max_width=40, overflow="ellipsis")
     for rank, (number, sample) in enumerate(rows, start=1):
         n = len(sample.token_probs)
         mean = sample.logprob_sum / n if n else float("-inf")
-        ppl = sample.perplexity
-        table.add_row(str(rank), str(number), f"{mean:.3f}", "-" if ppl is None else f"{ppl:,.2f}",
-                      sample.stop_reason.value, styled(sample.continuation[:60]))
-    return _framed(table, Text("ranked by mean log-probability (higher is likelier)", style="bold"), None)
-
-
-# --- numbered words: one numbering for :words, :why, :branch, :back, :score, :cells ------------------------
-
-
-class Flow:
-    """Pieces of text laid out left to right, a line broken only between pieces (never inside one)."""
-
-    def __init__(self, pieces: Sequence[Text], gap: int = 2) -> None:
-        self.pieces, self.gap = list(pieces), gap
-
-    def __rich_console__(self, console: Console, options: Any) -> Any:
-        """Lines of pieces, as many as fit the width (a piece wider than the line gets one to itself)."""
-        width = max(1, options.max_width)
-        line = Text()
-        for piece in self.pieces:
-            if line.cell_len and line.cell_len + self.gap + piece.cell_len > width:
-                yield line
-                line = Text()
-            if line.cell_len:
-                line.append(" " * self.gap)
-            line.append_text(piece)
-        if line.cell_len:
-            yield line
-
-
-def numbered_words(tokens: Sequence[str], model: Sequence[float | None], typed: Sequence[bool],
-                   forced: Sequence[bool], title: str) -> Group:
-    """`:words`: each word of a text with its number and the model's probability of it (word 1: none),
-    coloured by heat band; typed words bold, words written by :branch underlined."""
-    pieces = []
-    for k, (token, p) in enumerate(zip(tokens, model, strict=True)):
-        piece = Text(f"{k + 1} ", style="dim")
-        style = STYLE_END if token == heat.STOP_WORD else heat_style(p) if p is not None else ""
-        if typed[k]:
-            style = (style + " bold").strip()
-        if forced[k]:
-            style = (style + " underline").strip()
-        piece.append_text(styled(token, style))
-        piece.append(f" {percent(p)}" if p is not None else " —", style="dim")
-        pieces.append(piece)
-    caption = ("bold: typed · underlined: written by :branch · ⏹ the stop token · "
-               "the same numbers in :why N, :branch N, :back, :score and :cells")
-    return Group(Text(safe(title), style="bold"), Flow(pieces), Text(caption, style="dim"))
-
-
-def branch_text(tokens: Sequence[str], k: int, forced: int, raw: bool = False) -> Text:
-    """`:branch`'s new text, whole, with ▶ before word k + 1 and the written words underlined."""
-    words = [t for t in tokens if t != heat.STOP_WORD]
-    pieces = heat.pieces(words, raw=raw)
-    out = Text()
-    for j, piece in enumerate(pieces):
-        if j == k:
-            space = piece[: len(piece) - len(piece.lstrip(" "))]
-            out.append(space)
-            out.append("▶", style=STYLE_CHOSEN)
-            piece = piece.lstrip(" ")
-        out.append_text(styled(piece, "underline" if k <= j < k + forced else ""))
-    if len(words) < len(tokens):
-        out.append(" " + END_MARKER, style=STYLE_END)
-    out.append(f"   (▶ word {k + 1}: the branch point)", style="dim")
-    return out
+        model = sample.model_logprob_sum / n if n and sample.model_logprob_sum is not None else None
+        ppl = sample.model_perplexity
+        table.add_row(str(rank), str(number), "-" if model is None else f"{model:.3f}",
+                      "-" if ppl is None else _ppl(ppl), f"{mean:.3f}", sample.stop_reason.value,
+                      styled(sample.continuation[:60]))
+    title = Text("ranked by the model's mean log-probability (temperature 1, no processors; higher is likelier)",
+                 style="bold")
+    return _framed(table, title, "sampling: the distribution each word was drawn from, after the settings")
