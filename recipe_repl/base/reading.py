@@ -44,7 +44,7 @@ class Kind:
 # The limits, one per kind (README "Untrusted text" lists them).
 CONFIG = Kind("config", 1 * MiB)
 VOCAB = Kind("vocabulary", 64 * MiB)  # a 5,000-word vocabulary is 40 KB; a million words about 10 MB
-MODEL = Kind("model", 2 * GiB)  # ONNX's own limit (one protobuf)
+MODEL = Kind("model", 2 * GiB - 1)  # ONNX's own limit (one protobuf message)
 SCORE_TEXTS = Kind("texts to score", 1 * GiB)  # streamed: memory holds one line at a time
 CELL_TEXTS = Kind("texts for :cells find", 5 * 1000 * 1000)  # a few thousand recipes
 CORPUS = Kind("corpus", 2 * GiB)  # text:/jsonl: files, streamed line by line

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recipe_repl.base import reading
 from recipe_repl.base.errors import ModelError
 
 FORMAT = 1
@@ -55,7 +56,7 @@ def encode(uvw: np.ndarray, counts: np.ndarray, vocab_size: int, source: str) ->
 def decode(value: str, vocab_size: int, name: str) -> TrigramModel:
     """The 3-gram from a model's metadata value (a ModelError naming `name` when it is malformed)."""
     try:
-        meta = json.loads(value)
+        meta = reading.parse_json(value, f"model {name}: its 3-gram counts", ModelError)  # nesting: one line
         n, id_type = int(meta["trigrams"]), str(meta["ids"])
         if meta.get("format") != FORMAT or int(meta["vocab_size"]) != vocab_size:
             raise ValueError("a format or vocabulary this version does not read")

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from recipe_repl.base import reading
 from recipe_repl.base.errors import ModelError
 
-MAX_FILE_BYTES = 2**31 - 1  # protobuf's own limit for one message
 MAX_DIMS = 8
 MAX_ELEMENTS = 2**28  # one tensor: 1 GiB of float32
 
@@ -89,13 +89,7 @@ class Graph:
 def read_model(path: Path | str, metadata_only: bool = False) -> Graph:
     """Read a model file's graph and metadata (`metadata_only`: skip the graph)."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ModelError(f"cannot read model {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ModelError(f"model {path} is over 2 GiB: a protobuf this reader refuses")
+    data = reading.read_bytes(path, reading.MODEL, ModelError)  # the one bounded reader: regular, ≤ 2 GiB
     try:
         return parse_model(data, metadata_only)
     except _Malformed as exc:
