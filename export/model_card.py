@@ -90,7 +90,8 @@ def card_facts(model_path: Path, run_dir: Path, make_seconds: float | None = Non
     training = json.loads(meta[contract.META_TRAINING])
     run = RunDir(run_dir)
     rows = run.log_rows()
-    report = evaluate(model_path)
+    data = run.config().data  # the corpus of the run named on the command line (eval never follows a model's)
+    report = evaluate(model_path, data=data)
 
     from recipe_repl.export.quantize import quantize_int8
 
@@ -101,7 +102,7 @@ def card_facts(model_path: Path, run_dir: Path, make_seconds: float | None = Non
         for scope, q_bytes in quantized.items():
             q_path = Path(tmp) / f"{scope}.onnx"
             q_path.write_bytes(q_bytes)
-            q_facts[scope] = {"eval": evaluate(q_path, ngram=False, titles=0)["lstm"],
+            q_facts[scope] = {"eval": evaluate(q_path, data=data, ngram=False, titles=0)["lstm"],
                               "agreement": parity.top1_agreement(model_bytes, q_bytes, held)}
     prompt = vocab.encode(SAMPLE_PROMPT)
     speed = {

@@ -14,6 +14,9 @@ from recipe_repl.export.commands import eval_command
 from recipe_repl.export.kneser_ney import BOS, KneserNey3
 
 from recipe_repl.base.errors import UserError
+from tests.tiny import EPICURIOUS_SAMPLE
+
+TINY_DATA = f"epicurious:{EPICURIOUS_SAMPLE}"  # the corpus tiny models are trained on
 
 CORPUS = [[2, 3, 4, 5, 0], [2, 3, 6, 5, 0], [2, 7, 4, 5, 3, 0], [2, 3, 4, 8, 0]]
 
@@ -51,7 +54,7 @@ def test_kneser_ney_score_counts_targets_after_the_first():
 def test_eval_reproduces_the_training_validation_perplexity(tiny_onnx: Path, tiny_run_dir: Path):
     from recipe_repl.export.evaluate import evaluate
 
-    report = evaluate(tiny_onnx)
+    report = evaluate(tiny_onnx, data=TINY_DATA)  # eval reads the corpus it is given (a path: never the model's)
     assert report["held_out_recipes"] == 3 and report["train_recipes"] == 26  # the training split, same seed
     val_loss = json.loads((tiny_run_dir / "training.json").read_text())["final_val_loss"]
     assert report["lstm"]["nll"] == pytest.approx(val_loss, rel=1e-4)
@@ -67,26 +70,26 @@ def test_eval_reports_the_title_figures_seeded(tiny_onnx: Path):
     from recipe_repl.export import figures
     from recipe_repl.export.evaluate import evaluate, format_report
 
-    report = evaluate(tiny_onnx, titles=2, figure_seed=5)
+    report = evaluate(tiny_onnx, data=TINY_DATA, titles=2, figure_seed=5)
     fig = report["title_figures"]
     [(name, use)] = fig["title_use"].items()
     assert use["lstm"]["recipes"] == report["held_out_recipes"] == 3
     assert use["lstm"]["ratio"] > 0 and use["kneser_ney_3gram"]["ratio"] > 0
     assert fig["samples_all"]["titles"] == 2 and [t["temperature"] for t in fig["samples_all"]["per_temperature"]] \
         == list(figures.TEMPERATURES)
-    assert evaluate(tiny_onnx, titles=2, figure_seed=5)["title_figures"] == fig  # seeded: the same figures
+    assert evaluate(tiny_onnx, data=TINY_DATA, titles=2, figure_seed=5)["title_figures"] == fig  # seeded: the same figures
     text = format_report(report)
     assert f"  {name}: LSTM {use['lstm']['ratio']:.3f}x, 3-gram " in text
     assert "samples from 2 held-out titles" in text and "title words T=1 " in text and "loops T=1 " in text
-    assert "title_figures" not in evaluate(tiny_onnx, ngram=False, titles=0)
+    assert "title_figures" not in evaluate(tiny_onnx, data=TINY_DATA, ngram=False, titles=0)
 
 
 @pytest.mark.slow
 def test_eval_of_the_stateless_format_agrees(tiny_onnx: Path, tiny_stateless_onnx: Path):
     from recipe_repl.export.evaluate import evaluate
 
-    a = evaluate(tiny_onnx, ngram=False)["lstm"]
-    b = evaluate(tiny_stateless_onnx, ngram=False)["lstm"]
+    a = evaluate(tiny_onnx, data=TINY_DATA, ngram=False)["lstm"]
+    b = evaluate(tiny_stateless_onnx, data=TINY_DATA, ngram=False)["lstm"]
     assert b["perplexity"] == pytest.approx(a["perplexity"], rel=1e-4)
     assert (a["top1"], a["top5"]) == (b["top1"], b["top5"])
 
@@ -94,6 +97,8 @@ def test_eval_of_the_stateless_format_agrees(tiny_onnx: Path, tiny_stateless_onn
 @pytest.mark.slow
 def test_eval_command_output_and_errors(tiny_onnx: Path, tmp_path: Path):
     r = CliRunner().invoke(eval_command, [str(tiny_onnx), "--batch-size", "2"])
+    assert isinstance(r.exception, UserError) and "pass --data to evaluate on it" in str(r.exception)
+    r = CliRunner().invoke(eval_command, [str(tiny_onnx), "--batch-size", "2", "--data", TINY_DATA])
     assert r.exit_code == 0, r.output
     assert "LSTM (ONNX)" in r.output and "Kneser-Ney 3-gram" in r.output and "perplexity ratio" in r.output
     r = CliRunner().invoke(eval_command, [str(tmp_path / "missing.onnx")])

@@ -158,11 +158,11 @@ def test_a_preset_of_the_wrong_type_is_named_when_loaded(tmp_path: Path, random_
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (["train", "--seed", "-1"], "seed must be between 0"),
-    (["train", "--embedding-dim", "100000000"], "embedding_dim must be between"),
+    (["train", "--seed", "-1"], "--seed must be between 0"),
+    (["train", "--embedding-dim", "100000000"], "--embedding-dim must be between"),
     (["train", "--units", "60000", "--vocab-size", "20000"], "parameters"),
-    (["train", "--learning-rate", "nan"], "learning_rate must be a number"),
-    (["train", "--val-split", "1.5"], "val_split must be between"),
+    (["train", "--learning-rate", "nan"], "--learning-rate must be a number"),
+    (["train", "--val-split", "1.5"], "--val-split must be between"),
 ])
 def test_train_settings_are_checked_before_tensorflow_starts(tmp_path: Path, args: list[str], says: str) -> None:
     probe = ("import sys, atexit\natexit.register(lambda: sys.stderr.write("

@@ -134,6 +134,6 @@ def test_exported_stateless_file_loads_generates_and_evaluates(tmp_path_factory:
     assert engine.info.kind == "stateless"
     code, out, err = run(["generate", "recipe for", "--model", str(path), "--seed", "1", "--max-tokens", "5"])
     assert code == 0, err
-    code, out, err = run(["eval", str(path), "--no-ngram", "--limit", "2"])
+    code, out, err = run(["eval", str(path), "--no-ngram", "--limit", "2", "--data", f"epicurious:{EPICURIOUS_SAMPLE}"])
     assert code == 0, err
     assert b"LSTM (ONNX)" in out

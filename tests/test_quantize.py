@@ -15,7 +15,7 @@ from recipe_repl.export.random_model import build_random_lstm
 from recipe_repl.model import contract
 from recipe_repl.model.engine import OnnxEngine
 from tests.conftest import WORDS
-from tests.tiny import cached_tiny_run, export_tiny_onnx
+from tests.tiny import EPICURIOUS_SAMPLE, cached_tiny_run, export_tiny_onnx
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ def test_measure_reports_speed_and_perplexity_of_both(tiny_onnx: Path, tmp_path:
     meta = {p.key: p.value for p in onnx.load(str(q_path)).metadata_props}
     assert meta[contract.META_VOCAB] == {p.key: p.value for p in onnx.load(str(tiny_onnx)).metadata_props}[
         contract.META_VOCAB]  # eval reads the vocabulary and the corpus from it
-    report = quantize.measure(tiny_onnx, q_path, limit=3)
+    report = quantize.measure(tiny_onnx, q_path, data=f"epicurious:{EPICURIOUS_SAMPLE}", limit=3)
     for key in ("float32", "quantized"):
         assert report[key]["step_ms"] > 0 and report[key]["perplexity"] > 1 and report[key]["tokens"] > 0
     assert report["speedup"] == pytest.approx(report["float32"]["step_ms"] / report["quantized"]["step_ms"])

@@ -122,7 +122,7 @@ def test_train_export_eval_print_only_their_own_lines(tmp_path: Path):
 
     lines = _recipe_repl(["export", "run", "--out", "tiny.onnx"], tmp_path)
     assert _foreign(lines) == [] and lines[-1].startswith("wrote tiny.onnx")
-    lines = _recipe_repl(["eval", "tiny.onnx"], tmp_path)
+    lines = _recipe_repl(["eval", "tiny.onnx", "--data", f"epicurious:{EPICURIOUS_SAMPLE}"], tmp_path)
     assert _foreign(lines) == [] and lines[-1].startswith("perplexity ratio LSTM / 3-gram:")
 
 

@@ -43,7 +43,7 @@ def test_lever_trains_and_exports_with_parity(name: str, tmp_path: Path):
     assert [o.name for o in graph.output] == ["logits", "h", "c"]
     assert "LSTM" in [n.op_type for n in graph.node]
     # validation is the full softmax whatever the training loss: eval of the file gives the same number
-    report = evaluate(tmp_path / "m.onnx", ngram=False, titles=0)
+    report = evaluate(tmp_path / "m.onnx", data=tiny_config().data, ngram=False, titles=0)
     val_loss = json.loads((tmp_path / "run" / "training.json").read_text())["final_val_loss"]
     assert report["lstm"]["nll"] == pytest.approx(val_loss, rel=1e-4)
 

@@ -397,7 +397,7 @@ def test_score_of_a_file_of_recipes_equals_eval(tmp_path):
 
     run = train_tiny_run(tmp_path / "run", seq_len=500)  # longer than every recipe: eval cuts none
     model = export_tiny_onnx(run, tmp_path / "tiny.onnx")
-    report = evaluate(model, ngram=False)
+    report = evaluate(model, data=tiny_config().data, ngram=False)
     cfg = tiny_config()
     _, split = load_split(cfg.data, cfg.val_split, cfg.seed)
     texts = tmp_path / "held_out.txt"

@@ -97,7 +97,7 @@ def train_command(ctx: click.Context, /, out: Path, no_mask: bool, no_bucketing:
     if fresh and resume:
         raise UserError("--fresh and --resume contradict each other; pick one")
 
-    cfg = TrainConfig(mask=not no_mask, bucketing=not no_bucketing, clean=not no_clean, **kw).validate()  # before TF
+    cfg = TrainConfig(mask=not no_mask, bucketing=not no_bucketing, clean=not no_clean, **kw).validate(flags=True)
     if resume:
         _check_resume_flags(ctx, cfg, out)
     tf, _ = import_tensorflow(verbose)  # a UserError naming the extra when TensorFlow is missing

@@ -58,10 +58,12 @@ class TrainConfig:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
-    def validate(self) -> TrainConfig:
-        """Raise UserError (one line naming the setting) for a value of the wrong type or out of range."""
+    def validate(self, flags: bool = False) -> TrainConfig:
+        """Raise UserError (one line naming the setting: its key, or its `--flag` when `flags`) for a value
+        of the wrong type or out of range."""
         for f in fields(self):
             value = getattr(self, f.name)
+            name = f"--{f.name.replace('_', '-')}" if flags else f.name
             default = getattr(_DEFAULTS, f.name)
             if isinstance(default, bool):
                 ok = isinstance(value, bool)
@@ -73,12 +75,12 @@ class TrainConfig:
                 ok = isinstance(value, str)
             if not ok:
                 kind = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[type(default)]
-                raise UserError(f"{f.name} must be {kind}, not {value!r}")
+                raise UserError(f"{name} must be {kind}, not {value!r}")
             low, high = _RANGES.get(f.name, (-math.inf, math.inf))
             if f.name in _RANGES and not low <= value <= high:
-                raise UserError(f"{f.name} must be between {_num(low)} and {_num(high)}, not {value!r}")
+                raise UserError(f"{name} must be between {_num(low)} and {_num(high)}, not {value!r}")
             if f.name in _CHOICES and value not in _CHOICES[f.name]:
-                raise UserError(f"{f.name} must be one of {', '.join(_CHOICES[f.name])}, not {value!r}")
+                raise UserError(f"{name} must be one of {', '.join(_CHOICES[f.name])}, not {value!r}")
         params = self.parameters(self.vocab_size)
         if params > MAX_PARAMETERS:
             raise UserError(f"the model would have {params:,} parameters ({params * 4 / 1e9:,.1f} GB of float32 "
