@@ -6,8 +6,9 @@ and drops the oldest entries beyond that, counting them so `:save` can say what 
 The newest entry is always kept whole.
 
 The bound counts what an entry really holds: a record with `--top-alternatives N` carries N words
-with their ids and probabilities at every step, each about 2.6 times a token's memory (measured:
-~245 bytes against ~94), so each alternative counts `ALTERNATIVE_WEIGHT` tokens.
+with their ids and probabilities at every step, each two to three times a token's memory (measured:
+~268 bytes against ~127 with the model's probabilities beside the sampling ones), so each
+alternative counts `ALTERNATIVE_WEIGHT` tokens.
 """
 
 from __future__ import annotations
