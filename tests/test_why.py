@@ -139,14 +139,16 @@ def test_heat_colours_words_by_band_and_raw_shows_numbers(random_model, plugins)
     hot, sample = generate_in_repl(":heat on")
     plain, same = generate_in_repl()
     assert same.token_ids == sample.token_ids
-    bands = {band(p) for p in sample.probs if HEAT_STYLES[band(p)]}  # the top band has no colour
-    assert len(bands) >= 2, sample.probs
+    model = sample.model_probs  # `:heat on` colours by the model's own probability (`:heat sampling`: as drawn)
+    assert model is not None and len(model) == len(sample.probs)
+    bands = {band(p) for p in model if HEAT_STYLES[band(p)]}  # the top band has no colour
+    assert len(bands) >= 2, model
     for b in bands:  # each band's colour paints the words with heat on, and only then
         assert _ansi(HEAT_STYLES[b]) in hot and _ansi(HEAT_STYLES[b]) not in plain, b
     painted = heat_text(sample.prompt_words + sample.words, [None] * len(sample.prompt_words) + sample.probs)
     assert painted.plain == sample.text
     raw, _ = generate_in_repl(":heat on", ":raw on")
-    assert f"({sample.probs[0]:.2f})" in raw  # each word's probability after it
+    assert f"({model[0]:.2f})" in raw  # each word's model probability after it
     assert heat_text(["salt", "pepper"], [None, 0.4242], raw=True).plain == "salt pepper(0.42)"
 
 

@@ -118,7 +118,7 @@ class Strip:
         pieces = [(" " if k else "") + render.safe(w) for k, w in enumerate(self.words)]
         if not colour:
             pieces = [p + "(+0.00)" for p in pieces]  # room for the numbers
-        for first, last in _blocks([cell_len(p) for p in pieces], max(10, options.max_width - label_width)):
+        for first, last in blocks([cell_len(p) for p in pieces], max(10, options.max_width - label_width)):
             for label, values, scale in self.rows:
                 line = Text(f"{label:>{label_width - 3}} │ ", style="dim")
                 for k in range(first, last):
@@ -133,7 +133,7 @@ class Strip:
             yield Text("")
 
 
-def _blocks(widths: Sequence[int], width: int) -> Iterator[tuple[int, int]]:
+def blocks(widths: Sequence[int], width: int) -> Iterator[tuple[int, int]]:
     """Runs of consecutive items whose widths fit in `width` (at least one item each)."""
     first, used = 0, 0
     for k, w in enumerate(widths):

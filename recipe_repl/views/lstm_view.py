@@ -9,7 +9,7 @@ a cell value around 0). Every word goes through `render.styled` (the one sanitiz
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from rich.cells import cell_len
@@ -103,7 +103,7 @@ class GateStrip:
         label_width = max((cell_len(label) for label, *_ in self.rows), default=0) + 3
         colour = _colour(console, self.raw)
         pieces = [(" " if k else "") + render.safe(w) + ("" if colour else "(+0.00)") for k, w in enumerate(self.words)]
-        for first, last in _blocks([cell_len(p) for p in pieces], max(10, options.max_width - label_width)):
+        for first, last in cell_view.blocks([cell_len(p) for p in pieces], max(10, options.max_width - label_width)):
             for label, values, centre, scale in self.rows:
                 line = Text(f"{label:>{label_width - 3}} │ ", style="dim")
                 for k in range(first, last):
@@ -117,18 +117,6 @@ class GateStrip:
                         line.append_text(render.styled(f"{word}({signed(v)})"))
                 yield line
             yield Text("")
-
-
-def _blocks(widths: Sequence[int], width: int) -> Iterator[tuple[int, int]]:
-    """Runs of consecutive items whose widths fit in `width` (at least one item each)."""
-    first, used = 0, 0
-    for k, w in enumerate(widths):
-        if k > first and used + w > width:
-            yield first, k
-            first, used = k, 0
-        used += w
-    if first < len(widths):
-        yield first, len(widths)
 
 
 def _table(*columns: tuple[str, str]) -> Table:
