@@ -59,7 +59,8 @@ def test_compare_models_opens_one_model_at_a_time(tmp_path: Path) -> None:
                                            timeout=300)
         assert status == 0, err
         assert err.count("big.onnx") >= n, err  # n columns
-    assert peaks[6] - peaks[2] < 50, peaks  # four more models cost nothing: one is open at a time
+    # four more models held at once would add ~360 MiB; one at a time, only what the allocator keeps (20-90)
+    assert peaks[6] - peaks[2] < 150, peaks
     assert peaks[6] < LIMIT_MIB, peaks
 
 
