@@ -55,6 +55,9 @@ VARIANTS: dict[str, dict] = {
                                                   "sampled": 1024},
     "lr 1e-2": {"learning_rate": 1e-2},
     "cosine from 1e-2": {"learning_rate": 1e-2, "lr_schedule": "cosine"},
+    "tied, sampled 512": {"tie": True, "sampled": 512},
+    "tied, sampled 1024, cosine from 1e-2": {"tie": True, "sampled": 1024, "learning_rate": 1e-2,
+                                             "lr_schedule": "cosine"},
 }
 
 LEVERS: dict[str, dict] = {
