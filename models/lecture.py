@@ -55,3 +55,17 @@ def table(prompt: str, temperature: float) -> LectureTable | None:
         if t.prompt == prompt and t.temperature == temperature:
             return t
     return None
+
+
+def at_temperature(prompt: str, temperature: float, greedy: bool = False) -> LectureTable | None:
+    """The lecture's table for `prompt` at any temperature: the one given, else derived from its T = 1.0
+    rows by the lecture's rule (`greedy`: the likeliest word at 100%); None when the source gives none."""
+    given = None if greedy else table(prompt, temperature)
+    if given is not None:
+        return given
+    base = table(prompt, 1.0)
+    if base is None:
+        return None
+    if greedy:
+        return LectureTable(prompt, temperature, ((base.rows[0][0], 1.0),), derived=True)
+    return _derive(base, temperature)

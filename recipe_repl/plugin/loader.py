@@ -36,6 +36,7 @@ DEFAULT_PLUGINS = (
     "recipe_repl.builtins.lstm_views",
     "recipe_repl.builtins.lstm_interventions",
     "recipe_repl.builtins.compare_models",
+    "recipe_repl.builtins.lecture_commands",
     "recipe_repl.builtins.loaders",
     "recipe_repl.frontends.cli_commands",
 )
