@@ -92,16 +92,23 @@ def trace(engine: Engine, texts: Sequence[Sequence[int]]) -> list[Trace]:
     return [t for chunk in trace_chunks(engine, texts) for t in chunk]
 
 
+def padded_chunks(texts: Sequence[Sequence[int]]) -> Iterator[tuple[list[list[int]], np.ndarray]]:
+    """`MAX_ROWS` texts at a time, with their ids as one [rows, longest] array, each row padded at its end
+    with the stop token (padding after a word never changes the state at that word)."""
+    for start in range(0, len(texts), MAX_ROWS):
+        chunk = [list(t) for t in texts[start:start + MAX_ROWS]]
+        tokens = np.full((len(chunk), max((len(t) for t in chunk), default=0)), PAD_ID, dtype=np.int64)
+        for r, ids in enumerate(chunk):
+            tokens[r, :len(ids)] = ids
+        yield chunk, tokens
+
+
 def trace_chunks(engine: Engine, texts: Sequence[Sequence[int]]) -> Iterator[list[Trace]]:
     """`trace`, `MAX_ROWS` texts at a time: memory holds one chunk of states, not every text's."""
     hi, ci = state_indices(engine)
     vocab = engine.vocab
-    for start in range(0, len(texts), MAX_ROWS):
-        chunk = [list(t) for t in texts[start:start + MAX_ROWS]]
-        longest = max((len(t) for t in chunk), default=0)
-        tokens = np.full((len(chunk), longest), PAD_ID, dtype=np.int64)
-        for r, ids in enumerate(chunk):
-            tokens[r, :len(ids)] = ids
+    for chunk, tokens in padded_chunks(texts):
+        longest = tokens.shape[1]
         state = engine.start(len(chunk))
         hs: list[np.ndarray] = []
         cs: list[np.ndarray] = []

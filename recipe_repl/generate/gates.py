@@ -22,11 +22,9 @@ from recipe_repl.base.errors import UserError
 from recipe_repl.generate import cells
 from recipe_repl.generate.lstm_model import LstmModel
 from recipe_repl.model.numpy_lstm import forward
-from recipe_repl.model.vocab import PAD_ID
 
 HIGH, LOW = 0.9, 0.1  # a forget gate above HIGH keeps the cell; below LOW it erases it
 HINT_MIN = 0.5  # |correlation| from which a unit's strongest feature is named as its hint
-MAX_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -74,17 +72,12 @@ def unit_gates(model: LstmModel, ids: Sequence[int], unit: int) -> UnitGates:
 
 
 def trace_texts(model: LstmModel, texts: Sequence[Sequence[int]]) -> tuple[list[cells.Trace], list[np.ndarray]]:
-    """h, c and the forget gate after every word of every text (NumPy, `MAX_ROWS` texts at a time, each
+    """h, c and the forget gate after every word of every text (NumPy, `cells.MAX_ROWS` texts at a time, each
     padded at its end: padding after a word never changes the state at that word)."""
     traces: list[cells.Trace] = []
     forget: list[np.ndarray] = []
     vocab = model.engine.vocab
-    for start in range(0, len(texts), MAX_ROWS):
-        chunk = [list(t) for t in texts[start:start + MAX_ROWS]]
-        longest = max((len(t) for t in chunk), default=0)
-        tokens = np.full((len(chunk), longest), PAD_ID, dtype=np.int64)
-        for r, ids in enumerate(chunk):
-            tokens[r, :len(ids)] = ids
+    for chunk, tokens in cells.padded_chunks(texts):
         run = forward(model.weights, tokens, intervention=model.intervention, logits=False)
         for r, ids in enumerate(chunk):
             n = len(ids)
