@@ -42,18 +42,21 @@ def register_processors(register):
 """
 
 
+def spawn_repl(model, *args: str, term: str = "xterm-256color"):
+    """The REPL in a real 100×30 terminal of kind `term`, on `model` with `args` (Ctrl-C reaches it)."""
+    env = dict(os.environ, TERM=term, COLUMNS="100", LINES="30", PROMPT_TOOLKIT_NO_CPR="1")
+    env.pop("RECIPE_REPL_NO_PLUGINS", None)  # each test says --no-plugins itself where it wants that
+    return pexpect.spawn(
+        sys.executable, ["-c", "from recipe_repl.frontends.cli import main; main()", "--model", str(model), *args],
+        env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100), preexec_fn=_ctrl_c_on,
+    )
+
+
 @pytest.mark.parametrize("term", ["xterm-256color", "dumb"])
 def test_real_terminal_session(random_model, tmp_path, term):
     plugin = tmp_path / "no_stop.py"
     plugin.write_text(NO_STOP_PLUGIN)
-    env = dict(os.environ, TERM=term, COLUMNS="100", LINES="30", PROMPT_TOOLKIT_NO_CPR="1")
-    env.pop("RECIPE_REPL_NO_PLUGINS", None)
-    child = pexpect.spawn(
-        sys.executable,
-        ["-c", "from recipe_repl.frontends.cli import main; main()", "--model", str(random_model), "--seed", "1",
-         "--plugin", str(plugin)],
-        env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100), preexec_fn=_ctrl_c_on,
-    )
+    child = spawn_repl(random_model, "--seed", "1", "--plugin", str(plugin), term=term)
     log = tmp_path / "pty.log"
     with log.open("w") as child.logfile_read:
         try:
@@ -91,12 +94,7 @@ def test_real_terminal_session(random_model, tmp_path, term):
 
 def test_ctrl_r_tab_and_suggestion_in_a_terminal(random_model, tmp_path):
     """Keys a person uses: Ctrl-R finds an old line, Tab completes a command, → takes the grey suggestion."""
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30", PROMPT_TOOLKIT_NO_CPR="1")
-    child = pexpect.spawn(
-        sys.executable,
-        ["-c", "from recipe_repl.frontends.cli import main; main()", "--model", str(random_model), "--no-plugins"],
-        env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100), preexec_fn=_ctrl_c_on,
-    )
+    child = spawn_repl(random_model, "--no-plugins")
 
     def keys(*parts: str) -> None:
         for part in parts:  # one by one, as typed: the prompt redraws in between
@@ -128,13 +126,7 @@ def test_ctrl_r_tab_and_suggestion_in_a_terminal(random_model, tmp_path):
 
 def test_step_and_pace_in_a_terminal(random_model, tmp_path):
     """`:pace` streams a sample in a real terminal; `:step` shows a table per Enter, Ctrl-C keeps the text."""
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30", PROMPT_TOOLKIT_NO_CPR="1")
-    child = pexpect.spawn(
-        sys.executable,
-        ["-c", "from recipe_repl.frontends.cli import main; main()", "--model", str(random_model), "--no-plugins",
-         "--seed", "3", "--temperature", "0.8"],
-        env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(30, 100), preexec_fn=_ctrl_c_on,
-    )
+    child = spawn_repl(random_model, "--no-plugins", "--seed", "3", "--temperature", "0.8")
     log = tmp_path / "pty.log"
     with log.open("w") as child.logfile_read:
         try:
