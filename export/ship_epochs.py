@@ -19,7 +19,7 @@ lecture's prompt across the epochs are rewritten in place (between their `<!-- e
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,19 @@ def pick_epochs(kept: Sequence[int], wanted: Sequence[int] = WANTED) -> list[int
     return sorted({e for e in wanted if e in kept} | {max(kept)})
 
 
+def fit_budget(sizes: dict[int, int], budget: int) -> list[int]:
+    """The epochs of `sizes` (epoch → bytes) to keep within `budget`: the first and the last always, then
+    middle epochs dropped one by one, each time the one closest to its left neighbour in log scale
+    (1, 2, 4, 8, 40 → 1, 4, 8, 40 → 1, 4, 40), so that what is left still spans early to late."""
+    import math
+
+    chosen = sorted(sizes)
+    while len(chosen) > 2 and sum(sizes[e] for e in chosen) > budget:
+        gaps = [(math.log2(chosen[k]) - math.log2(chosen[k - 1]), k) for k in range(1, len(chosen) - 1)]
+        chosen.pop(min(gaps)[1])
+    return chosen
+
+
 def kept_exports(run_dir: Path) -> dict[int, Path]:
     """The run's kept epoch exports by epoch: `RUN/epochs/epoch-NNN.onnx`."""
     folder = Path(run_dir) / "epochs"
@@ -83,29 +96,38 @@ def shippable(float_bytes: bytes) -> bytes:
 
 
 def ship(exports: dict[int, Path], out_dir: Path, held: list[list[int]], budget: int = BUDGET,
-         val_loss: dict[int, float] | None = None) -> list[Shipped]:
-    """Quantize `exports` (epoch → float32 file) into `out_dir` with their manifest; nothing is written
-    when they would pass `budget` bytes. Epoch files of an earlier shipping that are not in this one go."""
+         val_loss: dict[int, float] | None = None, trim: bool = False,
+         report: Callable[[str], None] | None = None) -> list[Shipped]:
+    """Quantize `exports` (epoch → float32 file) into `out_dir` with their manifest. Over `budget` bytes,
+    `trim` drops middle epochs until they fit (`fit_budget`, said through `report`); without it, or when
+    the first and last alone do not fit, nothing is written. Epoch files of an earlier shipping that are
+    not in this one go."""
     from recipe_repl.export.parity import top1_agreement
 
     if not exports:
         raise UserError("no epochs to ship: the run has no kept epoch exports (train --keep-epochs)")
-    made: dict[int, bytes] = {}
-    shipped: list[Shipped] = []
-    for epoch, path in sorted(exports.items()):
-        float_bytes = path.read_bytes()
-        made[epoch] = shippable(float_bytes)
-        agreement: dict[str, Any] = (top1_agreement(float_bytes, made[epoch], held) if held
-                                     else {"top1_agreement": float("nan"), "positions": 0})
-        shipped.append(Shipped(f"epoch-{epoch:03d}.onnx", epoch, len(made[epoch]),
-                               float(agreement["top1_agreement"]), int(agreement["positions"]),
-                               (val_loss or {}).get(epoch)))
+    made = {epoch: shippable(path.read_bytes()) for epoch, path in sorted(exports.items())}
     total = sum(len(b) for b in made.values())
+    if total > budget and trim:
+        keep = fit_budget({e: len(b) for e, b in made.items()}, budget)
+        dropped = [e for e in made if e not in keep]
+        if dropped and sum(len(made[e]) for e in keep) <= budget and report is not None:
+            report(f"{total / 1e6:.2f} MB would pass the {budget / 1e6:g} MB budget: shipping epochs "
+                   f"{', '.join(map(str, keep))} (not {', '.join(map(str, dropped))})")
+        made = {e: made[e] for e in keep}
+        total = sum(len(b) for b in made.values())
     if total > budget:
-        sizes = ", ".join(f"epoch {s.epoch} {s.bytes / 1e6:.2f} MB" for s in shipped)
-        last = max(exports)
+        sizes = ", ".join(f"epoch {e} {len(b) / 1e6:.2f} MB" for e, b in made.items())
+        last = max(made)
         raise UserError(f"the epochs would take {total / 1e6:.2f} MB, over the {budget / 1e6:g} MB budget ({sizes}): "
                         f"ship fewer, e.g. --epochs 1,4,{last}")
+    shipped: list[Shipped] = []
+    for epoch, int8 in made.items():
+        agreement: dict[str, Any] = (top1_agreement(exports[epoch].read_bytes(), int8, held) if held
+                                     else {"top1_agreement": float("nan"), "positions": 0})
+        shipped.append(Shipped(f"epoch-{epoch:03d}.onnx", epoch, len(int8),
+                               float(agreement["top1_agreement"]), int(agreement["positions"]),
+                               (val_loss or {}).get(epoch)))
     out_dir.mkdir(parents=True, exist_ok=True)
     for s in shipped:
         atomic.write_bytes(out_dir / s.file, made[s.epoch])
@@ -138,8 +160,10 @@ def held_out_ids(float_path: Path, limit: int = HELD_OUT) -> list[list[int]]:
     return [target_sequence(engine.vocab, t, seq_len)[:-1] for t in split.val[:limit]]
 
 
-def ship_run(run_dir: Path, out_dir: Path, epochs: Sequence[int] | None = None, budget: int = BUDGET) -> list[Shipped]:
-    """Ship a run's epochs (`epochs`, else 1, 2, 4, 8 and the last it kept) into `out_dir`."""
+def ship_run(run_dir: Path, out_dir: Path, epochs: Sequence[int] | None = None, budget: int = BUDGET,
+             report: Callable[[str], None] | None = None) -> list[Shipped]:
+    """Ship a run's epochs (`epochs`, else 1, 2, 4, 8 and the last it kept, fewer when they pass the
+    budget) into `out_dir`."""
     from recipe_repl.train.rundir import RunDir
 
     exports = kept_exports(run_dir)
@@ -152,7 +176,8 @@ def ship_run(run_dir: Path, out_dir: Path, epochs: Sequence[int] | None = None, 
         raise UserError(f"no kept epoch exports in {Path(run_dir) / 'epochs'} (train --keep-epochs makes them)")
     val_loss = {int(r["epoch"]): float(r["val_loss"]) for r in RunDir(Path(run_dir)).log_rows() if "val_loss" in r}
     held = held_out_ids(exports[chosen[-1]])
-    return ship({e: exports[e] for e in chosen}, Path(out_dir), held, budget, val_loss)
+    return ship({e: exports[e] for e in chosen}, Path(out_dir), held, budget, val_loss, trim=epochs is None,
+                report=report)
 
 
 # --- the tables: the model card's and the README's ------------------------------------------------
@@ -211,7 +236,8 @@ def replace_between(text: str, marks: tuple[str, str], body: str) -> str:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Where the int8 epoch files go (the package's models/epochs).")
 @click.option("--epochs", "epochs", default=None, metavar="E,E,…",
-              help="Which kept epochs (default: 1, 2, 4, 8 and the last one kept).")
+              help="Which kept epochs (default: 1, 2, 4, 8 and the last one kept; middle ones dropped when they "
+                   "pass the budget).")
 @click.option("--budget-mb", type=float, default=BUDGET / 1e6, show_default=True,
               help="The most all the files may take together.")
 @click.option("--card", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -228,7 +254,7 @@ def main(run_dir: Path, out_dir: Path, epochs: str | None, budget_mb: float, car
         except ValueError:
             raise click.BadParameter(f"epochs are numbers, e.g. 1,2,4,8, not {epochs!r}") from None
     try:
-        shipped = ship_run(run_dir, out_dir, chosen, int(budget_mb * 1e6))
+        shipped = ship_run(run_dir, out_dir, chosen, int(budget_mb * 1e6), report=lambda m: click.echo(m, err=True))
         for s in shipped:
             click.echo(f"epoch {s.epoch}: {out_dir / s.file} ({s.bytes / 1e6:.2f} MB, top-1 agreement with float32 "
                        f"{s.top1_agreement:.2%})", err=True)

@@ -427,5 +427,5 @@ def test_the_readme_findings_script_runs_on_the_shipped_model(plugins):
     errors = [line for line in err.splitlines() if ": error: " in line]
     assert all("carries no 3-gram counts" in e for e in errors), errors
     for title in ("which words made word 16 “cup” likely", "units that raise the logit of “cup”",
-                  "unit 232's gates", "forget gates over", "c 255 = 0", "state after “recipe for chocolate cake |”"):
+                  "unit 190's gates", "forget gates over", "c 116 = 0", "state after “recipe for chocolate cake |”"):
         assert title in err

@@ -75,6 +75,24 @@ def test_ship_writes_int8_epochs_with_their_agreement(epoch_run, tmp_path):
     with pytest.raises(UserError, match="over the 0.001 MB budget"):
         ship_epochs.ship(chosen, tmp_path / "small", [], budget=1000)
     assert not (tmp_path / "small").exists()  # nothing written
+    # trimmed: room for three of the four files keeps the first, the last and one between
+    size = max(s.bytes for s in shipped)
+    said: list[str] = []
+    trimmed = ship_epochs.ship(chosen, tmp_path / "three", [], budget=3 * size, trim=True, report=said.append)
+    assert [s.epoch for s in trimmed] == [1, 4, 5]
+    assert sorted(p.name for p in (tmp_path / "three").glob("*.onnx")) == ["epoch-001.onnx", "epoch-004.onnx",
+                                                                          "epoch-005.onnx"]
+    assert said and "shipping epochs 1, 4, 5 (not 2)" in said[0]
+    with pytest.raises(UserError, match="over the"):  # not even the first and the last fit
+        ship_epochs.ship(chosen, tmp_path / "none", [], budget=size, trim=True)
+
+
+def test_fit_budget_keeps_the_ends_and_spreads_the_rest() -> None:
+    sizes = dict.fromkeys([1, 2, 4, 8, 40], 3)
+    assert ship_epochs.fit_budget(sizes, 15) == [1, 2, 4, 8, 40]
+    assert ship_epochs.fit_budget(sizes, 12) == [1, 4, 8, 40]
+    assert ship_epochs.fit_budget(sizes, 9) == [1, 4, 40]
+    assert ship_epochs.fit_budget(sizes, 1) == [1, 40]  # the ends stay: the caller says they do not fit
 
 
 def test_compare_models_epochs_names_the_shipped_files(epoch_run, tmp_path, plugins, monkeypatch):
