@@ -1,6 +1,6 @@
 """Built-in interventions inside the LSTM: :ablate, :clamp, :patch — change a unit, watch the next word.
 
-`:ablate h 17 40` holds units of h (or c) at 0 from a word onward, `:clamp c 232 5.0` at a value:
+`:ablate h 17 40` holds units of h (or c) at 0 from a word onward, `:clamp c 190 5.0` at a value:
 the next-word table after the last prompt before and after, side by side, and the continuation
 drawn twice from the same random numbers, as trained and as changed. The session then runs on the
 changed model (a NumPy copy of the LSTM, `model/numpy_lstm.NumpyEngine`) until `:ablate off`;
@@ -207,7 +207,7 @@ def _complete_ablate(session: Session, text: str) -> Iterable[str]:
 @hookimpl
 def register_commands(register: Any) -> None:
     """:ablate, :clamp, :patch."""
-    register("ablate", _ablate, usage=":ablate [h|c] UNIT… [from N] | off", example=":ablate c 232",
+    register("ablate", _ablate, usage=":ablate [h|c] UNIT… [from N] | off", example=":ablate c 190",
              complete=_complete_ablate,
              help="hold LSTM units at 0 and compare the next word and the continuation; :ablate off restores",
              details="Units of h (default) or c are set to 0 at every word the model reads from word N on "
@@ -217,7 +217,7 @@ def register_commands(register: Any) -> None:
                      "run on the changed model (a NumPy copy of the LSTM; plain generation is untouched) until "
                      ":ablate off, or another model or provider is loaded. Each :ablate or :clamp replaces the "
                      "units held before; :ablate alone says which are.")
-    register("clamp", _clamp, usage=":clamp h|c UNIT VALUE [from N]", example=":clamp c 232 5.0",
+    register("clamp", _clamp, usage=":clamp h|c UNIT VALUE [from N]", example=":clamp c 190 5.0",
              help="hold one unit of h or c at VALUE and compare (as :ablate); :ablate off restores",
              details="VALUE is −1 … 1 for h, −50 … 50 for c.")
     register("patch", _patch, usage=':patch N "OTHER PROMPT"', example=':patch 5 "recipe for chocolate cake |"',

@@ -51,7 +51,7 @@ class Intervention:
         return [u for u, _ in self.values]
 
     def describe(self) -> str:
-        """In words: "c 232 = 5.0, c 17 = 0 from word 3"."""
+        """In words: "c 190 = 5.0, c 17 = 0 from word 3"."""
         held = ", ".join(f"{self.kind} {u} = {v:g}" for u, v in self.values)
         return held + (f" from word {self.start}" if self.start > 1 else "")
 
