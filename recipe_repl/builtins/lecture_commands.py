@@ -30,7 +30,7 @@ def _lecture(session: Session, args: str) -> None:
 
     parts, rows = rows_option(args.split(), default=LECTURE_ROWS)
     if parts:
-        raise UsageError(f"unexpected {' '.join(parts)!r}")
+        raise UsageError(f"{' '.join(parts)!r} is not rows N")
     engine, settings = session.engine, session.settings
     label = render.shaping(settings, compact=True)
     for prompt in lecture.PROMPTS:
