@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +186,18 @@ def test_views_after_the_broken_word_say_so_in_one_line(broken: Path, command: s
     text = err.decode()
     assert "Traceback" not in text and "failed (builtin" not in text and "ValueError" not in text, text
     assert code == 1
+
+
+@pytest.mark.parametrize("command", [":units-for salt", ":gates 3", ":gates", ":saliency", ":vs-ngram", ":ablate c 1",
+                                     ":cells c 1"])
+def test_the_views_inside_the_lstm_never_print_nan(broken: Path, command: str) -> None:
+    code, out, err = run(["--model", str(broken), "--seed", "3", "--max-tokens", "5"],
+                         f"recipe for roast chicken\n{command}\n".encode())
+    text = (out + err).decode()
+    assert "Traceback" not in text and "failed (builtin" not in text, text
+    shown = text.replace("NaN or infinity", "").replace(broken.name, "MODEL")
+    assert not re.search(r"[+−-]?\bnan\b|\binf\b", shown), text
+    assert code == 1 and "not finite" in text
 
 
 def test_bars_and_percentages_of_a_number_that_is_not_one() -> None:

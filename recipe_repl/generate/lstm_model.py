@@ -84,6 +84,9 @@ def check_against(weights: LstmWeights, engine: Engine) -> float:
 
     worst = max(rel(run.h[:, -1], state.arrays[0]), rel(run.c[:, -1], state.arrays[1]))
     out = rel(run.logits, logits)
+    if not np.isfinite([worst, out]).all():  # NaN compares false with any tolerance: say it, not pass it
+        raise ModelError(f"model {engine.info.name}: its state or logits are not finite numbers (NaN or infinity) "
+                         "on a plain text: the views inside the LSTM cannot show them")
     if worst > CHECK_TOLERANCE or out > (INT8_TOLERANCE if weights.int8_output else CHECK_TOLERANCE):
         raise ModelError(f"model {engine.info.name}: the weights read from its file do not reproduce what ONNX "
                          f"Runtime computes (relative difference {max(worst, out):.2g}): the views inside the "
