@@ -25,8 +25,7 @@ from recipe_repl.generate.beam import chain_settings
 from recipe_repl.generate.loop import Sample, StopReason
 from recipe_repl.generate.scoring import next_word_probs
 from recipe_repl.model.engine import Engine
-from recipe_repl.model.vocab import PAD_ID, Vocabulary, detokenize
-from recipe_repl.views.heat import STOP_WORD  # the stop token as a word of a numbered text
+from recipe_repl.model.vocab import PAD_ID, STOP_WORD, Vocabulary, detokenize
 
 __all__ = ["STOP_WORD", "NumberedText", "Origin", "Word", "word_index"]
 

@@ -19,8 +19,7 @@ from recipe_repl.base.errors import UserError
 from recipe_repl.generate.loop import PREFILL_FLOATS
 from recipe_repl.model.engine import Engine
 from recipe_repl.model.finite import first_bad, not_finite
-from recipe_repl.model.vocab import PAD_ID, UNK_ID
-from recipe_repl.views.heat import STOP_WORD
+from recipe_repl.model.vocab import PAD_ID, STOP_WORD, UNK_ID
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 PAD_ID = 0  # padding, and the stop token: a sample ends when the model emits it
 UNK_ID = 1
 UNK_TOKEN = "[UNK]"
+STOP_WORD = "⏹"  # the stop token as a word of a numbered text, a score or a view
 
 # The lecture's own pattern, kept verbatim so that models trained in its notebook tokenize
 # identically. Inside the class `[\]` is an escaped `]`, so a backslash is *not* padded.

@@ -9,9 +9,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
+from recipe_repl.model.vocab import STOP_WORD as STOP_WORD  # re-exported: views take the stop mark from here
 from recipe_repl.model.vocab import detokenize_pieces
-
-STOP_WORD = "⏹"  # the stop token as a word of a numbered text (`generate.numbering` uses the same mark)
 
 # Upper edges of the first four bands; the fifth holds everything from 70% up.
 EDGES = (0.01, 0.10, 0.30, 0.70)
