@@ -64,6 +64,7 @@ def test_compare_models_opens_one_model_at_a_time(tmp_path: Path) -> None:
     assert peaks[6] < LIMIT_MIB, peaks
 
 
+@pytest.mark.slow  # 1,000 prompts with 100 alternatives each: 17-19 s
 def test_batch_json_with_100_alternatives_bounds_what_it_keeps(many_words: Path) -> None:
     prompts = b"recipe for roast\n" * 300  # 3 million alternatives: 677 MiB before, when only tokens counted
     status, peak, out, err = child(["--model", str(many_words), "--json", "--top-alternatives", "100",
@@ -72,6 +73,7 @@ def test_batch_json_with_100_alternatives_bounds_what_it_keeps(many_words: Path)
     assert peak < LIMIT_MIB, f"{peak:.0f} MiB"
 
 
+@pytest.mark.slow  # 1,000 prompts with 100 alternatives each: 17-19 s
 def test_generate_streams_records_with_100_alternatives(many_words: Path) -> None:
     status, peak, out, err = child(["generate", "recipe for", "--model", str(many_words), "--n", "1000", "--json",
                                     "--top-alternatives", "100", "--max-tokens", "50", "--seed", "1"],
