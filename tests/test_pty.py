@@ -6,10 +6,13 @@ the footer says "interrupted"), the prompt comes back, `:quit`, exit status 0.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -52,35 +55,14 @@ def spawn_repl(model, *args: str, term: str = "xterm-256color"):
     )
 
 
-@pytest.mark.parametrize("term", ["xterm-256color", "dumb"])
-def test_real_terminal_session(random_model, tmp_path, term):
-    plugin = tmp_path / "no_stop.py"
-    plugin.write_text(NO_STOP_PLUGIN)
-    child = spawn_repl(random_model, "--seed", "1", "--plugin", str(plugin), term=term)
+@contextlib.contextmanager
+def recorded(child: pexpect.spawn, tmp_path: Path) -> Iterator[Path]:
+    """Log what the terminal shows while the body types into `child`, then leave with :quit: a timeout or
+    an early end fails the test with the last screenful; the REPL must exit 0 without a traceback."""
     log = tmp_path / "pty.log"
     with log.open("w") as child.logfile_read:
         try:
-            child.expect("Ctrl-D to leave")
-            child.expect("› ")
-            child.sendline(":temp 0.2")
-            child.expect("temperature = 0.2")
-            child.sendline(":topk 5")
-            child.expect("top-k = 5")
-            child.sendline(":max 100000")
-            child.expect("max tokens = 100000")
-            child.sendline(":use no-stop")
-            child.expect("using no-stop")
-            child.sendline("recipe for roast")
-            child.expect("Recipe for roast")  # the prompt echo, then words stream in
-            child.expect("salt")
-            time.sleep(0.5)
-            child.sendintr()
-            # the model's perplexity, then the one of the distribution drawn from (the footer may wrap,
-            # its style ending and starting again around the line end)
-            gap = r"(?:\s|\x1b\[[\d;]*m)+"
-            child.expect(rf"\d+ tokens · [\d,]+ words/s · perplexity [\d.,]+ \(model\) · [\d.,]+ at T = 0.2,{gap}top-k"
-                         rf"{gap}5,{gap}no-stop{gap}·{gap}interrupted")
-            child.expect("› ")
+            yield log
             child.sendline(":quit")
             child.expect(pexpect.EOF)
         except (pexpect.TIMEOUT, pexpect.EOF):  # show what the terminal saw
@@ -89,6 +71,35 @@ def test_real_terminal_session(random_model, tmp_path, term):
     child.close()
     assert child.exitstatus == 0, log.read_text()[-2000:]
     assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.parametrize("term", ["xterm-256color", "dumb"])
+def test_real_terminal_session(random_model, tmp_path, term):
+    plugin = tmp_path / "no_stop.py"
+    plugin.write_text(NO_STOP_PLUGIN)
+    child = spawn_repl(random_model, "--seed", "1", "--plugin", str(plugin), term=term)
+    with recorded(child, tmp_path):
+        child.expect("Ctrl-D to leave")
+        child.expect("› ")
+        child.sendline(":temp 0.2")
+        child.expect("temperature = 0.2")
+        child.sendline(":topk 5")
+        child.expect("top-k = 5")
+        child.sendline(":max 100000")
+        child.expect("max tokens = 100000")
+        child.sendline(":use no-stop")
+        child.expect("using no-stop")
+        child.sendline("recipe for roast")
+        child.expect("Recipe for roast")  # the prompt echo, then words stream in
+        child.expect("salt")
+        time.sleep(0.5)
+        child.sendintr()
+        # the model's perplexity, then the one of the distribution drawn from (the footer may wrap,
+        # its style ending and starting again around the line end)
+        gap = r"(?:\s|\x1b\[[\d;]*m)+"
+        child.expect(rf"\d+ tokens · [\d,]+ words/s · perplexity [\d.,]+ \(model\) · [\d.,]+ at T = 0.2,{gap}top-k"
+                     rf"{gap}5,{gap}no-stop{gap}·{gap}interrupted")
+        child.expect("› ")
     assert (tmp_path / "state" / "recipe-repl" / "history").read_text().count(":temp 0.2") == 1
 
 
@@ -101,62 +112,43 @@ def test_ctrl_r_tab_and_suggestion_in_a_terminal(random_model, tmp_path):
             child.send(part)
             time.sleep(0.2)
 
-    log = tmp_path / "pty.log"
-    with log.open("w") as child.logfile_read:
-        try:
-            child.expect("› ")
-            child.sendline(":temp 0.4")
-            child.expect("temperature = 0.4")
-            child.sendline(":max 3")
-            child.expect("max tokens = 3")
-            keys("\x12", "temp", "\r", "\r")  # Ctrl-R temp, Enter ends the search, Enter runs it
-            child.expect("temperature = 0.4")
-            keys(":rese", "\t", "\r")  # Tab completes the only match, :reset
-            child.expect("settings reset")
-            keys(":te", "\x1b[C", "\r")  # → accepts the suggestion from history (:temp 0.4)
-            child.expect("temperature = 0.4")
-            child.sendline(":quit")
-            child.expect(pexpect.EOF)
-        except (pexpect.TIMEOUT, pexpect.EOF):
-            child.logfile_read.flush()
-            pytest.fail(f"terminal session went wrong; it showed:\n{log.read_text()[-3000:]}")
-    child.close()
-    assert child.exitstatus == 0
+    with recorded(child, tmp_path):
+        child.expect("› ")
+        child.sendline(":temp 0.4")
+        child.expect("temperature = 0.4")
+        child.sendline(":max 3")
+        child.expect("max tokens = 3")
+        keys("\x12", "temp", "\r", "\r")  # Ctrl-R temp, Enter ends the search, Enter runs it
+        child.expect("temperature = 0.4")
+        keys(":rese", "\t", "\r")  # Tab completes the only match, :reset
+        child.expect("settings reset")
+        keys(":te", "\x1b[C", "\r")  # → accepts the suggestion from history (:temp 0.4)
+        child.expect("temperature = 0.4")
 
 
 def test_step_and_pace_in_a_terminal(random_model, tmp_path):
     """`:pace` streams a sample in a real terminal; `:step` shows a table per Enter, Ctrl-C keeps the text."""
     child = spawn_repl(random_model, "--no-plugins", "--seed", "3", "--temperature", "0.8")
-    log = tmp_path / "pty.log"
-    with log.open("w") as child.logfile_read:
-        try:
-            child.expect("› ")
-            child.sendline(":pace 20")
-            child.expect("pace = 20 ms")
-            child.sendline(":max 6")
-            child.expect("max tokens = 6")
-            child.sendline("recipe for roast")
-            child.expect(r"6 tokens · [\d,]+ words/s")
-            child.expect("› ")
-            child.sendline(":step")
-            child.expect("one word at a time")
-            child.expect("word 4: Enter, or s to stop: ")
-            child.send("\r")
-            child.expect("◀ drawn")
-            child.expect(r"word 4: \S+ \(drawn at [\d.<]+%; the model gave it")
-            child.expect("word 5: Enter, or s to stop: ")
-            child.send("\r")
-            child.expect("◀ drawn")
-            child.expect("word 6: Enter, or s to stop: ")
-            child.sendintr()
-            child.expect(r"2 tokens · perplexity")
-            child.expect("interrupted")
-            child.expect("› ")
-            child.sendline(":quit")
-            child.expect(pexpect.EOF)
-        except (pexpect.TIMEOUT, pexpect.EOF):
-            child.logfile_read.flush()
-            pytest.fail(f"terminal session went wrong; it showed:\n{log.read_text()[-3000:]}")
-    child.close()
-    assert child.exitstatus == 0
-    assert "Traceback" not in log.read_text()
+    with recorded(child, tmp_path):
+        child.expect("› ")
+        child.sendline(":pace 20")
+        child.expect("pace = 20 ms")
+        child.sendline(":max 6")
+        child.expect("max tokens = 6")
+        child.sendline("recipe for roast")
+        child.expect(r"6 tokens · [\d,]+ words/s")
+        child.expect("› ")
+        child.sendline(":step")
+        child.expect("one word at a time")
+        child.expect("word 4: Enter, or s to stop: ")
+        child.send("\r")
+        child.expect("◀ drawn")
+        child.expect(r"word 4: \S+ \(drawn at [\d.<]+%; the model gave it")
+        child.expect("word 5: Enter, or s to stop: ")
+        child.send("\r")
+        child.expect("◀ drawn")
+        child.expect("word 6: Enter, or s to stop: ")
+        child.sendintr()
+        child.expect(r"2 tokens · perplexity")
+        child.expect("interrupted")
+        child.expect("› ")
