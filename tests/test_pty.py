@@ -152,3 +152,19 @@ def test_step_and_pace_in_a_terminal(random_model, tmp_path):
         child.expect(r"2 tokens · perplexity")
         child.expect("interrupted")
         child.expect("› ")
+
+
+def test_raw_escape_sequences_typed_at_the_prompt_give_the_prompt_back(random_model, tmp_path):
+    """ESC alone, ESC ESC, half a CSI or SS3, an unknown key code, a title escape and an unended paste,
+    each typed and followed by Enter: the REPL stays up and :quit leaves with 0 (no traceback)."""
+    child = spawn_repl(random_model, "--no-plugins", "--max-tokens", "2")
+    with recorded(child, tmp_path):
+        child.expect("› ")
+        for keys in ["\x1b", "\x1b\x1b", "recipe \x1b", "\x1b[", "\x1bO", "\x1b[99~", "\x1b]0;x\x07",
+                     "\x1b[200~abc"]:
+            child.send(keys)
+            time.sleep(0.3)  # longer than prompt-toolkit's wait for the rest of an escape sequence
+            child.send("\r")
+            child.send("\x1b[201~\r")  # ends a paste if one was started, else a stray key code and Enter
+            child.sendline(":max 2")
+            child.expect("max tokens = 2")
