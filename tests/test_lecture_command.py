@@ -69,6 +69,8 @@ def test_lecture_at_temperature_one_prints_the_books_tables_beside_the_models(ra
         assert "no table published" in found[prompt]
         assert [a for a, _ in rows(found[prompt])] == ours(run.session, prompt, 5)
     assert "Generative Deep Learning" in run.out and "make lecture-model" in run.out
+    corpus = run.session.engine.info.training.get("corpus") or run.session.engine.info.training.get("data")
+    assert (f"this one was trained on {corpus}" if corpus else "does not say what it was trained on") in run.out
 
 
 def test_lecture_follows_the_current_temperature_and_derives_the_books_table(random_model, plugins):

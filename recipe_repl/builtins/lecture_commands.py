@@ -18,10 +18,15 @@ from recipe_repl.session.session import Session
 
 LECTURE_ROWS = 5
 
-WHY_THEY_DIFFER = ("The book's model read 20,111 Epicurious recipes; this one reads the corpora it was trained on "
-                   "(see models/MODEL_CARD.md), so its words differ even where both are good models. "
-                   "`make lecture-model` trains the book's exact settings on the Epicurious recipes "
-                   "(`recipe-repl data epicurious` first).")
+TO_GET_THE_BOOKS = ("`make lecture-model` trains the book's exact settings on the Epicurious recipes "
+                    "(`recipe-repl data epicurious` first).")
+
+
+def why_they_differ(corpus: str) -> str:
+    """Why the columns differ: the book's corpus against the one this model names (its metadata: untrusted)."""
+    ours = f"this one was trained on {corpus}" if corpus else "this one does not say what it was trained on"
+    return (f"The book's model read 20,111 Epicurious recipes; {ours}: other recipes give other words, even "
+            f"where both models are good. {TO_GET_THE_BOOKS}")
 
 
 def _lecture(session: Session, args: str) -> None:
@@ -44,7 +49,9 @@ def _lecture(session: Session, args: str) -> None:
     others = render.shaping(settings).partition(" · ")[2]
     if others:
         session.say(f"this model's column also applies {others}; the book's is temperature alone")
-    session.say(WHY_THEY_DIFFER)
+    training = engine.info.training if isinstance(engine.info.training, dict) else {}
+    corpus = training.get("corpus") or training.get("data") or ""
+    session.say(why_they_differ(render.safe(corpus) if isinstance(corpus, str) else ""))
     session.say(f"source: {lecture.SOURCE}")
 
 
