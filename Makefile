@@ -52,7 +52,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_batch.py
 	$(BIN)/python benchmarks/bench_train.py --variants "default;tied, sampled 1024"
 
-## model: retrain the shipped model, re-export it and rewrite its card (40 epochs of 80 s, about 55 minutes, on 2 quiet CPU cores; 108 minutes with other work beside it);
+## model: retrain the shipped model, re-export it and rewrite its card (59 minutes on a fresh clone, 2 quiet CPU cores: 40 epochs of 69-82 s; 108 minutes with other work beside it);
 ## interrupted, `make model` again continues the run after its last epoch (`make model-fresh` starts over)
 SHIPPED := --data builtin+wikibooks --vocab-size 5000 --units 256 --embedding-dim 256 --tie-embeddings \
 	--sampled-softmax 1024 --dropout 0.15 --word-dropout 0.2 --batch-size 32 --learning-rate 0.005 \
