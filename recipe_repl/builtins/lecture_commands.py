@@ -40,12 +40,10 @@ def _lecture(session: Session, args: str) -> None:
     label = render.shaping(settings, compact=True)
     for prompt in lecture.PROMPTS:
         ids = engine.vocab.encode(prompt)
-        unknown = engine.vocab.unknown_words(prompt)
         tables = tables_after(engine, session.plugins.processor_specs(), ids, settings)
         book = lecture.at_temperature(prompt, settings.temperature, greedy=settings.greedy)
         session.frontend.show(lecture_table(engine.vocab, prompt, tables.sampling, book, rows, label, settings.greedy))
-        if unknown:
-            session.say(f"  ({', '.join(render.safe(w) for w in unknown)} not in this model's vocabulary: read as [UNK])")
+        session.warn_unknown(prompt)
     others = render.shaping(settings).partition(" · ")[2]
     if others:
         session.say(f"this model's column also applies {others}; the book's is temperature alone")

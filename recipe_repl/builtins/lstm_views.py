@@ -234,9 +234,6 @@ def _units_for(session: Session, args: str) -> None:
     else:
         ids, where = text.ids(), f"after {text.source}"
     split = contributions(model, ids, word)
-    if not np.isfinite(split.logit):  # an engine whose graph breaks where NumPy's does not: no logit to split
-        raise UserError(f"the model's logits are not finite numbers (NaN or infinity) {where}: there is no logit "
-                        "to split into its units")
     try:
         texts = _texts(session)[0]
     except UserError:  # no bundled recipes and no samples: no hints, the figures stand without them

@@ -34,7 +34,11 @@ def next_logits(engine: Engine, ids: Sequence[int]) -> np.ndarray:
     view built on them (`:probs`, `:why`, `:branch`, …) says so in one line instead of drawing NaN.
     """
     last, _ = prefill(engine, np.array([list(ids)], dtype=np.int64), engine.start(1))
-    row: np.ndarray = last[0]
+    return finite_logits(engine, ids, last[0])
+
+
+def finite_logits(engine: Engine, ids: Sequence[int], row: np.ndarray) -> np.ndarray:
+    """`row`, the logits after `ids`, or `NonFiniteLogits` naming the word they came after."""
     if not np.isfinite(row).all():
         words = engine.vocab.decode_tokens(list(ids))
         raise not_finite("", words, len(words) - 1)

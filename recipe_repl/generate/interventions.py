@@ -21,7 +21,7 @@ import numpy as np
 
 from recipe_repl.base.settings import Settings
 from recipe_repl.generate.cells import state_indices
-from recipe_repl.generate.inspection import model_distribution
+from recipe_repl.generate.inspection import finite_logits, model_distribution
 from recipe_repl.generate.loop import Request, Resume, Sample, generate, prefill
 from recipe_repl.generate.lstm_model import LstmModel
 from recipe_repl.generate.sampling import ProcessorSpec, row_rng
@@ -116,7 +116,8 @@ def contributions(model: LstmModel, ids: Sequence[int], word: int) -> Contributi
     hi, _ = state_indices(engine)
     last, state = prefill(engine, np.array([list(ids)], dtype=np.int64), engine.start(1))
     assert isinstance(state, RecurrentState)
+    logits = finite_logits(engine, ids, last[0])  # a graph that breaks where NumPy's does not: no logit to split
     h = np.asarray(state.arrays[hi][0], np.float64)
     per_unit = h * model.weights.Wout[:, word].astype(np.float64)
-    prob = float(model_distribution(last[0])[word])
-    return Contributions(word, h, per_unit, float(model.weights.bout[word]), float(last[0, word]), prob)
+    prob = float(model_distribution(logits)[word])
+    return Contributions(word, h, per_unit, float(model.weights.bout[word]), float(logits[word]), prob)
